@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# podku's host installer: run once as root on a fresh Debian 12 / Ubuntu 22.04+ host, from
+# a plain copy of the source tree. Non-interactive and idempotent: a second run changes
+# nothing and succeeds.
+#
+#   sudo ./install.sh [--domain podku.localhost] [--ssh-key FILE] [--user podku]
+#                     [--http-port 80] [--base-image-tar FILE] [--example]
+set -euo pipefail
+
+SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DEPLOY_USER=podku
+DOMAIN=podku.localhost
+HTTP_PORT=80
+SSH_KEY=
+BASE_IMAGE_TAR=
+DEPLOY_EXAMPLE=no
+BASE_IMAGE=localhost/podku/python:3.11
+BASE_SUITE=bookworm
+BASE_MIRROR=http://deb.debian.org/debian
+PACKAGES=(podman caddy uidmap slirp4netns runc fuse-overlayfs mmdebstrap libcap2-bin
+          dbus-user-session systemd-container git openssh-server python3 python3-venv
+          python3-pip python3-click python3-jinja2 python3-pystemd python3-setuptools
+          ca-certificates)
+
+say() { printf -- '-----> %s\n' "$*"; }
+detail() { printf -- '       %s\n' "$*"; }
+die() { printf -- ' !     %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --domain) DOMAIN=${2:?--domain needs a value}; shift 2 ;;
+      --ssh-key) SSH_KEY=${2:?--ssh-key needs a file}; shift 2 ;;
+      --user) DEPLOY_USER=${2:?--user needs a name}; shift 2 ;;
+      --http-port) HTTP_PORT=${2:?--http-port needs a number}; shift 2 ;;
+      --base-image-tar) BASE_IMAGE_TAR=${2:?--base-image-tar needs a file}; shift 2 ;;
+      --example) DEPLOY_EXAMPLE=yes; shift ;;
+      -h|--help) usage 0 ;;
+      *) printf ' !     unknown option %s\n' "$1" >&2; usage 2 ;;
+    esac
+  done
+  [[ $DEPLOY_USER =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || die "invalid user name: $DEPLOY_USER"
+  [[ $HTTP_PORT =~ ^[0-9]{1,5}$ ]] && [ "$HTTP_PORT" -ge 1 ] && [ "$HTTP_PORT" -le 65535 ] \
+    || die "invalid port: $HTTP_PORT"
+  [[ $DOMAIN =~ ^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$ ]] || die "invalid domain: $DOMAIN"
+  [ -z "$SSH_KEY" ] || [ -r "$SSH_KEY" ] || die "cannot read the ssh key $SSH_KEY"
+  [ -z "$BASE_IMAGE_TAR" ] || [ -r "$BASE_IMAGE_TAR" ] || die "cannot read $BASE_IMAGE_TAR"
+}
+
+check_host() {
+  [ "$(id -u)" = 0 ] || die "run install.sh as root (sudo ./install.sh)"
+  [ -d /run/systemd/system ] || die "systemd is not running as PID 1 on this host: podku needs it"
+  . /etc/os-release
+  case "$ID" in
+    debian|ubuntu) ;;
+    *) die "unsupported distribution $ID: podku supports Debian 12 and Ubuntu 22.04+" ;;
+  esac
+}
+
+install_packages() {
+  local missing=()
+  for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
+      || missing+=("$package")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    detail "packages already installed"
+    return
+  fi
+  say "Installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Debian's caddy package starts a system-wide Caddy on :80: podku runs its own, as the
+# deploy user, so that one must not hold the port.
+stop_system_caddy() {
+  if systemctl is-enabled --quiet caddy.service 2>/dev/null || systemctl is-active --quiet caddy.service; then
+    say "Stopping the system caddy.service (podku runs Caddy as $DEPLOY_USER)"
+    systemctl disable --now caddy.service >/dev/null 2>&1 || true
+  fi
+}
+
+create_user() {
+  if ! id "$DEPLOY_USER" >/dev/null 2>&1; then
+    say "Creating user $DEPLOY_USER"
+    useradd --create-home --shell /bin/bash --comment "podku deploy user" "$DEPLOY_USER"
+  fi
+  # '*' rather than the locked '!': sshd refuses key logins to locked accounts without PAM.
+  [ "$(getent shadow "$DEPLOY_USER" | cut -d: -f2)" = '*' ] || usermod -p '*' "$DEPLOY_USER"
+  DEPLOY_HOME=$(getent passwd "$DEPLOY_USER" | cut -d: -f6)
+  DEPLOY_UID=$(id -u "$DEPLOY_USER")
+  grep -q "^$DEPLOY_USER:" /etc/subuid 2>/dev/null || usermod --add-subuids "$(free_id_range /etc/subuid)" "$DEPLOY_USER"
+  grep -q "^$DEPLOY_USER:" /etc/subgid 2>/dev/null || usermod --add-subgids "$(free_id_range /etc/subgid)" "$DEPLOY_USER"
+  getent group systemd-journal >/dev/null && usermod -a -G systemd-journal "$DEPLOY_USER"
+  loginctl enable-linger "$DEPLOY_USER"
+  wait_for "the user manager of $DEPLOY_USER" test -S "/run/user/$DEPLOY_UID/bus"
+  wait_for "the user manager of $DEPLOY_USER to start" user_manager_running
+}
+
+user_manager_running() {
+  local state
+  state=$(as_user systemctl --user is-system-running 2>/dev/null || true)
+  [ "$state" = running ] || [ "$state" = degraded ]
+}
+
+free_id_range() {
+  local file=$1 start=100000
+  if [ -s "$file" ]; then
+    start=$(awk -F: '{ end = $2 + $3; if (end > max) max = end } END { print (max > 100000 ? max : 100000) }' "$file")
+  fi
+  echo "$start-$((start + 65535))"
+}
+
+wait_for() {
+  local what=$1; shift
+  for _ in $(seq 1 150); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  die "timed out waiting for $what"
+}
+
+as_user() {
+  (cd / && runuser -u "$DEPLOY_USER" -- env -i HOME="$DEPLOY_HOME" USER="$DEPLOY_USER" \
+      LOGNAME="$DEPLOY_USER" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+      XDG_RUNTIME_DIR="/run/user/$DEPLOY_UID" \
+      DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$DEPLOY_UID/bus" "$@")
+}
+
+write_user_file() {  # write_user_file PATH MODE < content; only when it changed
+  local path=$1 mode=$2 tmp
+  tmp=$(mktemp)
+  cat > "$tmp"
+  if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
+    rm -f "$tmp"
+    return
+  fi
+  install -d -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$(dirname "$path")"
+  install -o "$DEPLOY_USER" -g "$DEPLOY_USER" -m "$mode" "$tmp" "$path"
+  rm -f "$tmp"
+  detail "wrote $path"
+}
+
+# Only the quirks this host has (HOSTS.md in the project's shared notes lists them).
+configure_podman() {
+  local in_container=no runtime="" ulimits="" hard_nofile
+  systemd-detect-virt --container --quiet && in_container=yes
+  if [ "$in_container" = yes ] || [ -d /sys/fs/cgroup/unified ] || ! command -v crun >/dev/null; then
+    runtime=runc   # crun fails on hybrid cgroups and on a read-only /proc/sys
+  fi
+  hard_nofile=$(systemctl show "user@$DEPLOY_UID.service" -p LimitNOFILE --value 2>/dev/null || echo infinity)
+  if [[ $hard_nofile =~ ^[0-9]+$ ]] && [ "$hard_nofile" -lt 1048576 ]; then
+    ulimits="\"nofile=$hard_nofile:$hard_nofile\""
+  fi
+  {
+    echo "# Written by podku's install.sh for this host."
+    echo "[containers]"
+    [ -n "$ulimits" ] && echo "default_ulimits = [$ulimits]"
+    [ "$in_container" = yes ] && echo "keyring = false   # the container's seccomp filter blocks keyctl"
+    echo "[engine]"
+    [ -n "$runtime" ] && echo "runtime = \"$runtime\""
+    echo "events_logger = \"journald\""
+  } | write_user_file "$DEPLOY_HOME/.config/containers/containers.conf" 0644
+  # podman 4.3 picks vfs on first use unless told; native rootless overlay needs 5.13+.
+  if kernel_at_least 5 13; then
+    printf '[storage]\ndriver = "overlay"\n' | write_user_file "$DEPLOY_HOME/.config/containers/storage.conf" 0644
+  fi
+}
+
+kernel_at_least() {
+  local major minor
+  IFS=. read -r major minor _ < <(uname -r)
+  [ "$major" -gt "$1" ] || { [ "$major" -eq "$1" ] && [ "${minor%%[^0-9]*}" -ge "$2" ]; }
+}
+
+install_podku() {
+  local share="$DEPLOY_HOME/.local/share/podku" stamp
+  stamp=$(cd "$SOURCE_DIR" && cat pyproject.toml install.sh $(find src units -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)
+  if [ "$(cat "$share/installed-source" 2>/dev/null)" = "$stamp" ] && [ -x "$share/venv/bin/podku" ]; then
+    detail "podku is up to date"
+  else
+    say "Installing podku for $DEPLOY_USER"
+    install -d -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$DEPLOY_HOME/.local" "$DEPLOY_HOME/.local/share" "$share"
+    rm -rf "$share/source"
+    install -d -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$share/source"
+    (cd "$SOURCE_DIR" && tar -c --exclude=__pycache__ --exclude='*.egg-info' pyproject.toml README.md src units) \
+      | as_user tar -x -C "$share/source"
+    [ -x "$share/venv/bin/python" ] || as_user python3 -m venv --system-site-packages "$share/venv"
+    # Dependencies come from Debian's packages (click, jinja2, pystemd): no index needed.
+    as_user "$share/venv/bin/pip" install --quiet --no-index --no-deps --no-build-isolation \
+      --disable-pip-version-check "$share/source" >/dev/null
+    echo "$stamp" | as_user tee "$share/installed-source" >/dev/null
+  fi
+  PODKU_BIN="$share/venv/bin/podku"
+  install_wrapper
+}
+
+# `podku CMD` on the host, for root or the deploy user: always runs as the deploy user.
+install_wrapper() {
+  local tmp
+  tmp=$(mktemp)
+  cat > "$tmp" <<WRAPPER
+#!/bin/sh
+# Written by podku's install.sh: every podku command runs as $DEPLOY_USER.
+if [ "\$(id -u)" = 0 ]; then
+  cd / && exec runuser -u $DEPLOY_USER -- env HOME=$DEPLOY_HOME USER=$DEPLOY_USER LOGNAME=$DEPLOY_USER \\
+    XDG_RUNTIME_DIR=/run/user/$DEPLOY_UID DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/$DEPLOY_UID/bus \\
+    $PODKU_BIN "\$@"
+elif [ "\$(id -un)" = $DEPLOY_USER ]; then
+  exec $PODKU_BIN "\$@"
+fi
+echo " !     run podku as root or as $DEPLOY_USER" >&2
+exit 1
+WRAPPER
+  if ! cmp -s "$tmp" /usr/local/bin/podku; then
+    install -m 0755 "$tmp" /usr/local/bin/podku
+  fi
+  rm -f "$tmp"
+}
+
+build_base_image() {
+  if as_user podman image exists "$BASE_IMAGE"; then
+    detail "base image $BASE_IMAGE exists"
+    return
+  fi
+  if [ -n "$BASE_IMAGE_TAR" ]; then
+    say "Importing the base image $BASE_IMAGE from $BASE_IMAGE_TAR"
+    as_user podman import --quiet - "$BASE_IMAGE" < "$BASE_IMAGE_TAR" >/dev/null
+  else
+    say "Building the base image $BASE_IMAGE from Debian packages (about a minute)"
+    as_user sh -c 'mmdebstrap --quiet --mode=unshare --variant=apt --format=tar \
+        --include=python3,python3-venv,python3-pip,ca-certificates "$1" - "$2" \
+      | podman import --quiet - "$3"' mmdebstrap "$BASE_SUITE" "$BASE_MIRROR" "$BASE_IMAGE" >/dev/null
+  fi
+}
+
+# Caddy runs as the deploy user: it needs to bind 80 and 443.
+allow_low_ports() {
+  local lowest
+  lowest=$(sysctl -n net.ipv4.ip_unprivileged_port_start 2>/dev/null || echo 1024)
+  [ "$HTTP_PORT" -ge 1024 ] || [ "$lowest" -le "$HTTP_PORT" ] && return 0
+  if sysctl -q -w net.ipv4.ip_unprivileged_port_start=80 2>/dev/null; then
+    echo "net.ipv4.ip_unprivileged_port_start = 80" > /etc/sysctl.d/50-podku.conf
+    detail "allowed unprivileged binding from port 80 (sysctl)"
+    return
+  fi
+  # A container host may refuse the sysctl: give Caddy the one capability instead.
+  if getcap /usr/bin/caddy | grep -q cap_net_bind_service; then
+    return
+  fi
+  if setcap cap_net_bind_service=+ep /usr/bin/caddy 2>/dev/null; then
+    detail "gave /usr/bin/caddy the capability to bind ports below 1024 (the sysctl was refused)"
+    detail "a caddy package upgrade drops it: run install.sh again after one"
+    return
+  fi
+  die "cannot let $DEPLOY_USER bind port $HTTP_PORT: set net.ipv4.ip_unprivileged_port_start=80 on the host (or its container host), or pass --http-port 8080"
+}
+
+setup_podku() {
+  say "Configuring podku (domain $DOMAIN, HTTP port $HTTP_PORT)"
+  as_user "$PODKU_BIN" setup --domain "$DOMAIN" --http-port "$HTTP_PORT"
+  if [ -n "$SSH_KEY" ]; then
+    as_user "$PODKU_BIN" ssh-keys:add --if-new admin < "$SSH_KEY"
+  fi
+  systemctl enable --now --quiet ssh.service 2>/dev/null || systemctl enable --now --quiet sshd.service
+}
+
+deploy_example() {
+  [ "$DEPLOY_EXAMPLE" = yes ] || return 0
+  say "Deploying the example app"
+  local work
+  work=$(as_user mktemp -d)
+  as_user cp -r "$SOURCE_DIR/examples/hello/." "$work/" 2>/dev/null \
+    || { (cd "$SOURCE_DIR/examples/hello" && tar -c .) | as_user tar -x -C "$work"; }
+  as_user git -C "$work" init --quiet --initial-branch=main
+  as_user git -C "$work" -c user.name=podku -c user.email=podku@localhost add -A
+  as_user git -C "$work" -c user.name=podku -c user.email=podku@localhost commit --quiet -m example
+  as_user "$PODKU_BIN" apps:create hello 2>/dev/null || true
+  as_user git -C "$work" push --quiet "$DEPLOY_HOME/.local/share/podku/repos/hello.git" main
+  rm -rf "$work"
+}
+
+main() {
+  parse_args "$@"
+  check_host
+  install_packages
+  stop_system_caddy
+  create_user
+  configure_podman
+  install_podku
+  build_base_image
+  allow_low_ports
+  setup_podku
+  deploy_example
+  say "podku is installed. Push an app with:"
+  detail "git remote add podku $DEPLOY_USER@$(hostname -f 2>/dev/null || hostname):myapp"
+  detail "git push podku main"
+}
+
+main "$@"

@@ -1,0 +1,3 @@
+from podku.cli import main
+
+main()

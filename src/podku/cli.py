@@ -1,0 +1,302 @@
+"""The podku command: Dokku's command names, one handler for every error."""
+
+import sys
+
+import click
+
+from podku import apps, health, names, output, releases, settings, sshkeys
+from podku.errors import PodkuError, UsageError
+
+INTERNAL_COMMANDS = {"ssh-command", "git-hook", "ps:retire"}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="podku")
+def cli() -> None:
+    """podku: git push to deploy rootless Podman apps behind Caddy."""
+
+
+def command(name: str, hidden: bool = False):
+    return cli.command(name, hidden=hidden)
+
+
+def app_argument(function):
+    return click.argument("app", callback=lambda _ctx, _param, value: names.app_name(value))(function)
+
+
+# --- apps ---------------------------------------------------------------------------
+
+@command("apps:create")
+@app_argument
+def apps_create(app: str) -> None:
+    """Create an app (a push to a new name does this too)."""
+    from podku import lifecycle
+    lifecycle.create(app)
+
+
+@command("apps:destroy")
+@app_argument
+@click.option("--force", is_flag=True, help="Do not ask; required when not on a terminal.")
+def apps_destroy(app: str, force: bool) -> None:
+    """Stop an app and delete its releases, images, repository and routes."""
+    from podku import lifecycle
+    apps.load(app)
+    if not force:
+        if not sys.stdin.isatty():
+            raise UsageError(f"destroying {app} deletes everything of it: add --force to confirm")
+        click.confirm(f"Destroy {app} and everything of it?", abort=True)
+    lifecycle.destroy(app)
+
+
+@command("apps:list")
+def apps_list() -> None:
+    """List the apps."""
+    click.echo("=====> My Apps")
+    for name in apps.all_names():
+        click.echo(name)
+
+
+@command("urls")
+@app_argument
+def urls(app: str) -> None:
+    """The app's URL."""
+    apps.load(app)
+    click.echo(settings.load().app_url(app))
+
+
+@command("domains:set-global")
+@click.argument("domain", callback=lambda _c, _p, value: names.domain(value))
+@click.option("--http-port", type=click.IntRange(1, 65535), default=None)
+def domains_set_global(domain: str, http_port: int | None) -> None:
+    """Set the domain app URLs live under (APP.DOMAIN)."""
+    from podku import proxy
+    current = settings.load()
+    settings.save(settings.Settings(domain=domain, http_port=http_port or current.http_port))
+    proxy.apply()
+    output.step(f"Set global domain to {domain}")
+
+
+# --- deploys, releases, config ----------------------------------------------------------
+
+@command("releases")
+@app_argument
+def releases_list(app: str) -> None:
+    """The app's releases, newest first."""
+    import time
+    current = apps.load(app).live_release
+    click.echo(f"=====> {app} releases")
+    for release in releases.all_of(app):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(release.created))
+        marker = "*" if release.id == current else " "
+        click.echo(f"{marker} v{release.id:<4} {when}  {release.outcome:<8} {release.rev[:7]}  {release.description}")
+
+
+@command("rollback")
+@app_argument
+@click.argument("release", required=False)
+def rollback(app: str, release: str | None) -> None:
+    """Swap back to an earlier release's image and config (default: the one before)."""
+    from podku import deploy, history
+    with apps.lock(app):
+        current = apps.load(app)
+        target = history.rollback_target(current, names.release_id(release) if release else None)
+        deploy.redeploy(current, f"Rollback to v{target.id}", source=target)
+
+
+@command("ps:restart")
+@app_argument
+def ps_restart(app: str) -> None:
+    """Restart the app through a zero-downtime swap."""
+    from podku import deploy
+    with apps.lock(app):
+        deploy.redeploy(apps.load(app), "Restart")
+
+
+@command("ps:retire", hidden=True)
+@app_argument
+@click.argument("release", type=int)
+def ps_retire(app: str, release: int) -> None:
+    """Stop a release that no longer serves (run by a timer after a swap)."""
+    from podku import swap
+    with apps.lock(app):
+        swap.retire(apps.load(app), release)
+
+
+@command("config:show")
+@app_argument
+def config_show(app: str) -> None:
+    """The app's config."""
+    apps.load(app)
+    click.echo(f"=====> {app} env vars")
+    for key, value in sorted(apps.config(app).items()):
+        click.echo(f"{key + ':':<20}{value}")
+
+
+@command("config:get")
+@app_argument
+@click.argument("key", callback=lambda _c, _p, value: names.env_key(value))
+def config_get(app: str, key: str) -> None:
+    apps.load(app)
+    values = apps.config(app)
+    if key not in values:
+        raise PodkuError(f"{key} is not set for {app}")
+    click.echo(values[key])
+
+
+@command("config:set")
+@app_argument
+@click.argument("assignments", nargs=-1, required=True)
+@click.option("--no-restart", is_flag=True, help="Store only; the next release picks it up.")
+def config_set(app: str, assignments: tuple[str, ...], no_restart: bool) -> None:
+    """Set config values (KEY=VALUE ...): a new release."""
+    changes = dict(names.env_assignment(text) for text in assignments)
+    _change_config(app, lambda values: {**values, **changes}, "Set " + ", ".join(changes), no_restart)
+
+
+@command("config:unset")
+@app_argument
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--no-restart", is_flag=True)
+def config_unset(app: str, keys: tuple[str, ...], no_restart: bool) -> None:
+    """Remove config values: a new release."""
+    for key in keys:
+        names.env_key(key)
+    _change_config(app, lambda values: {k: v for k, v in values.items() if k not in keys},
+                   "Unset " + ", ".join(keys), no_restart)
+
+
+def _change_config(app: str, change, description: str, no_restart: bool) -> None:
+    from podku import deploy
+    with apps.lock(app):
+        current = apps.load(app)
+        new_config = change(apps.config(app))
+        if current.live_release is not None and not no_restart:
+            deploy.redeploy(current, description, config=new_config)
+        apps.save_config(app, new_config)
+        output.step(description)
+
+
+# --- checks --------------------------------------------------------------------------
+
+@command("checks:report")
+@app_argument
+def checks_report(app: str) -> None:
+    checks = apps.load(app).health_checks
+    click.echo(f"=====> {app} checks information")
+    for key, value in checks.to_dict().items():
+        click.echo(f"       {('Checks ' + key.replace('_', ' ') + ':'):<28}{value}")
+
+
+@command("checks:set")
+@app_argument
+@click.argument("key")
+@click.argument("value")
+def checks_set(app: str, key: str, value: str) -> None:
+    """Set wait-to-retire, timeout, attempts, wait or initial-delay."""
+    _change_checks(app, lambda checks: checks.with_setting(key, value))
+
+
+@command("checks:disable")
+@app_argument
+def checks_disable(app: str) -> None:
+    _change_checks(app, lambda checks: health.Checks.from_dict({**checks.to_dict(), "enabled": False}))
+
+
+@command("checks:enable")
+@app_argument
+def checks_enable(app: str) -> None:
+    _change_checks(app, lambda checks: health.Checks.from_dict({**checks.to_dict(), "enabled": True}))
+
+
+def _change_checks(app: str, change) -> None:
+    with apps.lock(app):
+        current = apps.load(app)
+        apps.save(current.updated(checks=change(current.health_checks).to_dict()))
+
+
+# --- logs, keys, entry points ----------------------------------------------------------------
+
+@command("logs")
+@app_argument
+@click.option("-n", "--num", default=100, type=click.IntRange(1, 100000))
+@click.option("-t", "--tail", "follow", is_flag=True, help="Follow.")
+def logs(app: str, num: int, follow: bool) -> None:
+    """The app's log (all its releases), from the journal."""
+    import os
+    apps.load(app)
+    argv = ["journalctl", "--no-pager", "--output", "short-iso", "--lines", str(num)]
+    for release in releases.all_of(app):
+        argv += ["--user-unit", f"{release.unit}.service"]
+    if follow:
+        argv.append("--follow")
+    os.execvp("journalctl", argv)
+
+
+@command("ssh-keys:add")
+@click.argument("name", callback=lambda _c, _p, value: sshkeys.key_name(value))
+@click.argument("key_file", type=click.File("r"), default="-")
+@click.option("--if-new", is_flag=True, help="Succeed quietly when the key is already authorised.")
+def ssh_keys_add(name: str, key_file, if_new: bool) -> None:
+    """Authorise a public key (from a file, or stdin) to push and run commands."""
+    if sshkeys.add(name, key_file.read(), if_new=if_new):
+        output.step(f"Added key {name}")
+
+
+@command("setup", hidden=True)
+@click.option("--domain", required=True, callback=lambda _c, _p, value: names.domain(value))
+@click.option("--http-port", type=click.IntRange(1, 65535), default=80)
+def setup(domain: str, http_port: int) -> None:
+    """Run by install.sh: settings, Caddy's unit and routes (idempotent)."""
+    from podku import hostsetup
+    hostsetup.setup(domain, http_port)
+
+
+@command("ssh-keys:remove")
+@click.argument("name")
+def ssh_keys_remove(name: str) -> None:
+    sshkeys.remove(name)
+    output.step(f"Removed key {name}")
+
+
+@command("ssh-keys:list")
+def ssh_keys_list() -> None:
+    for name in sshkeys.names():
+        click.echo(name)
+
+
+@command("git-hook", hidden=True)
+@app_argument
+def git_hook(app: str) -> None:
+    """The pre-receive hook: deploy what was pushed to main or master."""
+    from podku import receive
+    receive.run_hook(app, sys.stdin.read().splitlines())
+
+
+@command("ssh-command", hidden=True)
+def ssh_command() -> None:
+    """The forced command of every authorised key."""
+    from podku import receive
+    words = receive.ssh_words()
+    if words[0] in receive.GIT_SERVICES:
+        receive.serve_git(words)
+    if words[0] in INTERNAL_COMMANDS:
+        raise UsageError(f"{words[0]} is not a command")
+    main(words)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run one command; a PodkuError becomes one line on stderr and a non-zero exit."""
+    try:
+        cli.main(args=args, prog_name="podku", standalone_mode=False)
+    except PodkuError as error:
+        output.warn(str(error))
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        output.warn("aborted")
+        sys.exit(1)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code if error.exit_code else 2)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    sys.exit(0)

@@ -1,0 +1,90 @@
+"""One deploy as data walking through the pipeline: build -> release -> swap -> report.
+Callers hold the app's lock."""
+
+import json
+
+from podku import apps, build, output, releases, settings, swap
+from podku.errors import PodkuError
+from podku.releases import Release
+
+
+class DeployFailed(PodkuError):
+    pass
+
+
+def deploy_revision(app: apps.App, rev: str) -> Release:
+    """A pushed revision: build its image, then release it."""
+    release_id = releases.next_id(app.name)
+    tag = releases.image_tag(app.name, release_id)
+    app_json = _app_json(app, rev)
+    release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.config(app.name), app_json)
+    output.step(f"Building {app.name} from {rev[:7]} ...")
+    try:
+        build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id))
+    except PodkuError as error:
+        releases.save(release.with_outcome(releases.FAILED))
+        raise DeployFailed(f"{error}; {_still_serving(app)}") from error
+    return release_to(app, release)
+
+
+def redeploy(app: apps.App, description: str, source: Release | None = None,
+             config: dict[str, str] | None = None) -> Release:
+    """A new release from a kept image: config changes, restarts and rollbacks."""
+    base = source or live_release(app)
+    release = releases.new(app.name, base.rev, base.image, description,
+                           base.config if config is None else config, base.app_json)
+    return release_to(app, release)
+
+
+def live_release(app: apps.App) -> Release:
+    if app.live_release is None:
+        raise PodkuError(f"{app.name} has not been deployed yet: git push to it first")
+    return releases.load(app.name, app.live_release)
+
+
+def release_to(app: apps.App, release: Release) -> Release:
+    """Start `release` beside the live one and swap to it, or leave everything as it was."""
+    output.step(f"Releasing {app.name} (release {release.id}) ...")
+    try:
+        swap.install_units(release)
+        output.step(f"Checking release {release.id} through its own socket")
+        swap.start_and_check(app, release, release.app_json)
+    except BaseException as error:
+        swap.abandon(release)
+        if isinstance(error, PodkuError):
+            raise DeployFailed(f"release {release.id} was not started: {error}; {_still_serving(app)}") from error
+        raise
+    previous = app.live_release
+    output.step(f"Switching {app.name} to release {release.id}")
+    app = swap.go_live(app, release)
+    if previous is not None:
+        swap.schedule_retire(app.name, previous, app.health_checks.wait_to_retire)
+    prune_images(app)
+    output.step("Application deployed:")
+    output.detail(settings.load().app_url(app.name))
+    return release
+
+
+def prune_images(app: apps.App) -> None:
+    """Keep the images of the newest `keep_images` releases that went live, and the live one."""
+    history = [r for r in releases.all_of(app.name) if releases.was_live(r) or r.id == app.live_release]
+    keep = {r.image for r in history[: app.keep_images]}
+    keep |= {r.image for r in history if r.id == app.live_release}
+    unwanted = {r.image for r in releases.all_of(app.name)} - keep
+    build.remove_images(sorted(unwanted))
+
+
+def _still_serving(app: apps.App) -> str:
+    if app.live_release is None:
+        return "the app has no running release"
+    return f"release {app.live_release} is still serving"
+
+
+def _app_json(app: apps.App, rev: str) -> dict:
+    text = build.read_file_at(app.paths.repo, rev, "app.json")
+    if text is None:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DeployFailed(f"app.json is not valid JSON: {error}") from error

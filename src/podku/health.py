@@ -1,0 +1,90 @@
+"""Is a release fit to take traffic? Asked through its own socket, before the swap."""
+
+import http.client
+import time
+from dataclasses import asdict, dataclass, fields, replace
+
+from podku import unixhttp
+from podku.errors import PodkuError, UsageError
+
+
+@dataclass(frozen=True)
+class Checks:
+    """Dokku's names and meanings: per-attempt timeout, attempts, wait between attempts."""
+
+    enabled: bool = True
+    path: str = "/"
+    attempts: int = 5
+    timeout: int = 5
+    wait: int = 2
+    initial_delay: int = 0
+    content: str = ""
+    wait_to_retire: int = 5
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Checks":
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_setting(self, key: str, value: str) -> "Checks":
+        name = key.replace("-", "_")
+        if name not in NUMERIC_SETTINGS:
+            raise UsageError(f"unknown check setting {key!r}: use one of "
+                             + ", ".join(sorted(s.replace("_", "-") for s in NUMERIC_SETTINGS)))
+        if not value.isdigit() or int(value) > 3600:
+            raise UsageError(f"invalid value for {key}: expected whole seconds or a count, 0 to 3600")
+        return replace(self, **{name: int(value)})
+
+
+NUMERIC_SETTINGS = ("attempts", "timeout", "wait", "initial_delay", "wait_to_retire")
+
+
+class HealthCheckFailed(PodkuError):
+    pass
+
+
+def from_app_json(app_json: dict, base: Checks) -> Checks:
+    """Overrides from app.json's Dokku-style `healthchecks.web[0]`, if present."""
+    web = (app_json.get("healthchecks") or {}).get("web") or []
+    if not web:
+        return base
+    check = web[0]
+    renames = {"initialDelay": "initial_delay"}
+    overrides = {renames.get(key, key): value for key, value in check.items()
+                 if renames.get(key, key) in {f.name for f in fields(Checks)} and key != "enabled"}
+    return replace(base, **overrides)
+
+
+def check(socket_path: str, host: str, checks: Checks, log=lambda line: None) -> None:
+    """Raise HealthCheckFailed unless one of the attempts gets a good answer in time."""
+    if not checks.enabled:
+        log("Health checks disabled: skipping")
+        return
+    time.sleep(checks.initial_delay)
+    reason = "no attempt made"
+    for attempt in range(1, max(checks.attempts, 1) + 1):
+        reason = _attempt(socket_path, host, checks)
+        if reason is None:
+            log(f"Health check {checks.path} passed (attempt {attempt}/{checks.attempts})")
+            return
+        log(f"Health check attempt {attempt}/{checks.attempts} failed: {reason}")
+        if attempt < checks.attempts:
+            time.sleep(checks.wait)
+    raise HealthCheckFailed(f"health check {checks.path} failed {checks.attempts} times: {reason}")
+
+
+def _attempt(socket_path: str, host: str, checks: Checks) -> str | None:
+    """None when the answer is good, else why not."""
+    try:
+        status, body = unixhttp.request(socket_path, "GET", checks.path, host=host,
+                                        timeout=checks.timeout)
+    except (OSError, ValueError, http.client.HTTPException) as error:
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if status >= 500:
+        return f"HTTP {status}"
+    if checks.content and checks.content not in body.decode(errors="replace"):
+        return f"response does not contain {checks.content!r}"
+    return None

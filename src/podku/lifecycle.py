@@ -1,0 +1,45 @@
+"""Apps coming and going: create, destroy. Routes in Caddy change only here."""
+
+import contextlib
+
+from podku import apps, build, names, output, paths, proxy, receive, releases, swap, systemd
+from podku.errors import UsageError
+
+
+def create(name: str, quiet: bool = False) -> apps.App:
+    names.app_name(name)
+    if apps.exists(name):
+        raise UsageError(f"app {name} already exists")
+    _refuse_unit_clash(name)
+    app = apps.App(name=name)
+    with apps.lock(name):
+        app.paths.releases.mkdir(parents=True, exist_ok=True)
+        receive.init_repo(app.paths.repo)
+        receive.install_hook(app)
+        apps.save(app)
+        proxy.apply()
+    if not quiet:
+        output.step(f"Creating {name}... done")
+    return app
+
+
+def destroy(name: str) -> None:
+    app = apps.load(name)
+    with apps.lock(name):
+        for release in releases.all_of(name):
+            swap.stop_release(release)
+        with contextlib.suppress(FileNotFoundError):
+            systemd.unit_file(f"{name}.service").unlink()
+        systemd.reload()
+        build.remove_images(sorted({r.image for r in releases.all_of(name)}))
+        apps.remove_state(name)
+        proxy.apply()
+    output.step(f"Destroying {app.name}... done")
+
+
+def _refuse_unit_clash(name: str) -> None:
+    """`systemctl --user status APP` must mean the app: refuse names systemd already knows."""
+    if systemd.load_state(f"{name}.service") not in ("not-found", ""):
+        raise UsageError(f"invalid app name {name!r}: the unit {name}.service already exists")
+    if (paths.SYSTEMD_UNITS / f"{name}.service").exists():
+        raise UsageError(f"invalid app name {name!r}: {name}.service is already a unit file")

@@ -1,0 +1,72 @@
+"""Validation of every name that reaches a path, a unit name, a Caddy route or a command line."""
+
+import re
+
+from podku.errors import UsageError
+
+APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Unit names a user's systemd already has, or podku's own: an app may not shadow them.
+RESERVED_APP_NAMES = frozenset(
+    {"caddy", "podku", "podku-caddy", "dbus", "podman", "default", "basic", "sockets",
+     "timers", "paths", "exit", "shutdown", "init", "systemd", "pipewire", "pulseaudio",
+     "gpg-agent", "ssh-agent", "git", "app", "apps", "root"}
+)
+
+
+def app_name(name: str) -> str:
+    """An app name: lower-case letters, digits and inner dashes, at most 63 characters."""
+    if not APP_NAME.match(name or ""):
+        raise UsageError(
+            f"invalid app name {name!r}: use 1-63 lower-case letters, digits and dashes, "
+            "starting and ending with a letter or digit"
+        )
+    if name in RESERVED_APP_NAMES:
+        raise UsageError(f"invalid app name {name!r}: the name is reserved")
+    if re.search(r"-r[0-9]+$", name):
+        raise UsageError(f"invalid app name {name!r}: it may not end like a release (-rN)")
+    return name
+
+
+def env_key(key: str) -> str:
+    if not ENV_KEY.match(key or ""):
+        raise UsageError(
+            f"invalid config key {key!r}: use letters, digits and underscores, not starting with a digit"
+        )
+    return key
+
+
+def env_value(key: str, value: str) -> str:
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise UsageError(f"invalid value for {key}: it may not contain line breaks or NUL")
+    return value
+
+
+def env_assignment(text: str) -> tuple[str, str]:
+    """KEY=VALUE as given on a command line."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise UsageError(f"invalid config assignment {text!r}: expected KEY=VALUE")
+    return env_key(key), env_value(key, value)
+
+
+def domain(name: str) -> str:
+    """A DNS host name (lower case, no trailing dot), as used in a Caddy host matcher."""
+    labels = (name or "").split(".")
+    if len(name) > 253 or len(labels) < 1 or not all(DOMAIN_LABEL.match(label) for label in labels):
+        raise UsageError(f"invalid domain {name!r}: use dot-separated labels of a-z, 0-9 and dashes")
+    return name
+
+
+def release_id(text: str) -> int:
+    """A release number as typed by a user: 7 or r7 or v7."""
+    digits = text[1:] if text[:1] in ("r", "v") else text
+    if not digits.isdigit() or len(digits) > 9 or int(digits) < 1:
+        raise UsageError(f"invalid release {text!r}: expected a release number like 7")
+    return int(digits)
+
+
+def git_branch_ref(ref: str) -> str | None:
+    """The branch a pushed ref deploys, or None for refs podku ignores."""
+    return ref.removeprefix("refs/heads/") if ref in ("refs/heads/main", "refs/heads/master") else None

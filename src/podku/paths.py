@@ -1,0 +1,75 @@
+"""Where podku keeps things: the deploy user's XDG directories, named once."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME = Path(os.environ.get("HOME") or Path.home())
+
+
+def _xdg(variable: str, default: str) -> Path:
+    value = os.environ.get(variable)
+    return Path(value) if value and os.path.isabs(value) else HOME / default
+
+
+STATE = _xdg("XDG_STATE_HOME", ".local/state") / "podku"
+CONFIG = _xdg("XDG_CONFIG_HOME", ".config") / "podku"
+DATA = _xdg("XDG_DATA_HOME", ".local/share") / "podku"
+CACHE = _xdg("XDG_CACHE_HOME", ".cache") / "podku"
+SYSTEMD_UNITS = _xdg("XDG_CONFIG_HOME", ".config") / "systemd" / "user"
+RUNTIME = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}") / "podku"
+
+APPS = STATE / "apps"
+REPOS = DATA / "repos"
+BUILDS = CACHE / "build"
+# Stable per-app socket paths live in one short directory: a unix socket path has at
+# most 107 bytes, and app names may have 63.
+STABLE_SOCKETS = STATE / "sock"
+SETTINGS = CONFIG / "podku.json"
+CADDY_CONFIG = CONFIG / "caddy.json"
+CADDY_ADMIN_SOCKET = STATE / "caddy-admin.sock"
+SSH_AUTHORIZED_KEYS = HOME / ".ssh" / "authorized_keys"
+UNIX_PATH_MAX = 107
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    name: str
+
+    @property
+    def root(self) -> Path:
+        return APPS / self.name
+
+    @property
+    def record(self) -> Path:
+        return self.root / "app.json"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "lock"
+
+    @property
+    def repo(self) -> Path:
+        return REPOS / f"{self.name}.git"
+
+    @property
+    def stable_socket(self) -> Path:
+        """The path Caddy dials: a symlink to the live release's socket."""
+        return STABLE_SOCKETS / f"{self.name}.sock"
+
+    def release_record(self, release: int) -> Path:
+        return self.releases / f"{release}.json"
+
+    def release_socket(self, release: int) -> Path:
+        return RUNTIME / self.name / f"web-r{release}.sock"
+
+    def build_dir(self, release: int) -> Path:
+        return BUILDS / f"{self.name}-r{release}"

@@ -1,0 +1,35 @@
+"""Caddy: the route table rendered from the apps that exist, loaded through the admin API."""
+
+import json
+
+from podku import apps, paths, settings, state, templates, unixhttp
+from podku.errors import PodkuError
+
+
+def routes(current: settings.Settings) -> list[dict]:
+    return [{"app": name, "hosts": [current.app_host(name)],
+             "socket": str(paths.AppPaths(name).stable_socket)}
+            for name in apps.all_names()]
+
+
+def render(current: settings.Settings) -> str:
+    text = templates.render("caddy.json.j2", admin_socket=str(paths.CADDY_ADMIN_SOCKET),
+                            http_port=current.http_port, routes=routes(current))
+    json.loads(text)  # a template mistake must fail here, not inside Caddy
+    return text
+
+
+def apply() -> None:
+    """Write Caddy's config file (read at boot) and load it into the running Caddy."""
+    config = render(settings.load())
+    state.write_atomic(paths.CADDY_CONFIG, config)
+    try:
+        status, body = unixhttp.request(str(paths.CADDY_ADMIN_SOCKET), "POST", "/load",
+                                        body=config.encode(),
+                                        headers={"Content-Type": "application/json"})
+    except (FileNotFoundError, ConnectionRefusedError):
+        return  # Caddy is not running; it reads the file when it starts
+    except OSError as error:
+        raise PodkuError(f"cannot reach Caddy's admin API at {paths.CADDY_ADMIN_SOCKET}: {error}")
+    if status != 200:
+        raise PodkuError(f"Caddy refused the new routes (HTTP {status}): {body.decode(errors='replace').strip()}")

@@ -1,0 +1,68 @@
+"""receive: the ssh entry (a forced command) and the git pre-receive hook."""
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from podku import apps, names, output, state, templates
+from podku.errors import UsageError
+from podku.run import run
+
+GIT_SERVICES = ("git-receive-pack", "git-upload-pack")
+ZERO_REV = "0" * 40
+
+def ssh_words() -> list[str]:
+    """What the ssh client asked for, split like a shell would but never run by one."""
+    original = os.environ.get("SSH_ORIGINAL_COMMAND", "").strip()
+    try:
+        words = shlex.split(original)
+    except ValueError as error:
+        raise UsageError(f"cannot parse the command {original!r}: {error}") from error
+    return words or ["help"]
+
+def serve_git(words: list[str]) -> None:
+    """Hand the connection to git: a push to a new app name creates the app."""
+    if len(words) != 2:
+        raise UsageError(f"{words[0]} takes one repository")
+    name = names.app_name(words[1].strip("/").removeprefix("~/").removesuffix(".git"))
+    if words[0] == "git-receive-pack" and not apps.exists(name):
+        from podku import lifecycle  # it needs this module too
+        print(f"-----> Creating app {name}", file=sys.stderr, flush=True)
+        lifecycle.create(name, quiet=True)
+    app = apps.load(name)
+    install_hook(app)
+    os.execvp(words[0], [words[0], str(app.paths.repo)])
+
+def init_repo(repo: Path) -> None:
+    if not (repo / "HEAD").exists():
+        run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(repo)])
+
+def install_hook(app: apps.App) -> None:
+    podku = Path(sys.executable).parent / "podku"
+    hook = templates.render("pre-receive.j2", app=app.name, podku=podku)
+    path = app.paths.repo / "hooks" / "pre-receive"
+    if not path.exists() or path.read_text() != hook:
+        state.write_atomic(path, hook, mode=0o755)
+
+def pushed_revision(lines: list[str]) -> str | None:
+    """The revision to deploy from the hook's input (`old new ref` lines), or None."""
+    chosen = None
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        _old, new, ref = parts
+        if names.git_branch_ref(ref) is None:
+            output.warn(f"{ref} is not deployed: push to main or master to deploy")
+        elif new != ZERO_REV:
+            chosen = new
+    return chosen
+
+def run_hook(name: str, stdin_lines: list[str]) -> None:
+    from podku import deploy  # deploy pulls in podman and systemd: only for the hook
+    rev = pushed_revision(stdin_lines)
+    if rev is None:
+        return
+    with apps.lock(name):
+        deploy.deploy_revision(apps.load(name), rev)

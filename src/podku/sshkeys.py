@@ -1,0 +1,84 @@
+"""Who may push: authorized_keys lines that force podku's ssh entry (no shell, no forwarding)."""
+
+import re
+import sys
+from pathlib import Path
+
+from podku import paths, state
+from podku.errors import UsageError
+from podku.run import run
+
+KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MARKER = "podku-key:"
+
+
+def key_name(name: str) -> str:
+    if not KEY_NAME.match(name or ""):
+        raise UsageError(f"invalid key name {name!r}: use letters, digits, . _ @ -")
+    return name
+
+
+def parse_public_key(text: str) -> tuple[str, str]:
+    """(type, base64 blob) of one OpenSSH public key, checked by ssh-keygen."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise UsageError("expected exactly one public key line")
+    fields = lines[0].split()
+    if len(fields) < 2 or not re.match(r"^(ssh-|ecdsa-|sk-)[a-z0-9@.-]+$", fields[0]):
+        raise UsageError("not an OpenSSH public key (expected 'ssh-ed25519 AAAA... comment')")
+    check = run(["ssh-keygen", "-l", "-f", "/dev/stdin"], input=f"{fields[0]} {fields[1]}\n", check=False)
+    if check.returncode != 0:
+        raise UsageError("not a valid public key: ssh-keygen cannot read it")
+    return fields[0], fields[1]
+
+
+def entry_command() -> str:
+    return str(Path(sys.executable).parent / "podku") + " ssh-command"
+
+
+def authorized_line(name: str, key_type: str, blob: str) -> str:
+    return f'command="{entry_command()}",restrict {key_type} {blob} {MARKER}{name}'
+
+
+def _lines() -> list[str]:
+    try:
+        return paths.SSH_AUTHORIZED_KEYS.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _name_of(line: str) -> str | None:
+    last = line.split()[-1] if line.split() else ""
+    return last.removeprefix(MARKER) if last.startswith(MARKER) else None
+
+
+def add(name: str, public_key: str, if_new: bool = False) -> bool:
+    """Authorise a key; False when `if_new` and this very key already is."""
+    key_name(name)
+    key_type, blob = parse_public_key(public_key)
+    lines = _lines()
+    if any(blob in line.split() for line in lines):
+        if if_new:
+            return False
+        raise UsageError("this key is already authorised")
+    if any(_name_of(line) == name for line in lines):
+        raise UsageError(f"a key named {name} already exists")
+    _save(lines + [authorized_line(name, key_type, blob)])
+    return True
+
+
+def remove(name: str) -> None:
+    lines = _lines()
+    kept = [line for line in lines if _name_of(line) != key_name(name)]
+    if len(kept) == len(lines):
+        raise UsageError(f"no key named {name}")
+    _save(kept)
+
+
+def names() -> list[str]:
+    return [name for name in map(_name_of, _lines()) if name]
+
+
+def _save(lines: list[str]) -> None:
+    paths.SSH_AUTHORIZED_KEYS.parent.mkdir(mode=0o700, exist_ok=True)
+    state.write_atomic(paths.SSH_AUTHORIZED_KEYS, "".join(line + "\n" for line in lines), mode=0o600)

@@ -1,0 +1,104 @@
+"""The zero-downtime swap: start a release beside the live one, check it through its own
+socket, move the app's stable socket symlink to it in one rename, retire the old one later.
+
+Caddy dials the stable path for every new connection, so the rename is the whole handoff:
+its config is never touched here."""
+
+import contextlib
+import sys
+
+from podku import apps, health, output, paths, releases, settings, state, systemd, templates
+from podku.releases import Release
+from podku.run import run
+
+STOP_TIMEOUT = 10
+
+
+def socket_unit(release: Release) -> str:
+    return f"{release.unit}.socket"
+
+
+def service_unit(release: Release) -> str:
+    return f"{release.unit}.service"
+
+
+def env_file(release: Release):
+    return paths.AppPaths(release.app).releases / f"{release.id}.env"
+
+
+def install_units(release: Release) -> None:
+    """Render the release's socket and service units; they are inert until started."""
+    app_paths = paths.AppPaths(release.app)
+    env = {**release.config, "PODKU_APP": release.app, "PODKU_RELEASE": str(release.id)}
+    state.write_atomic(env_file(release), "".join(f"{k}={v}\n" for k, v in sorted(env.items())), mode=0o600)
+    values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
+                  container=release.container, env_file=env_file(release),
+                  socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT)
+    systemd.write_unit(socket_unit(release), templates.render("release.socket.j2", **values))
+    systemd.write_unit(service_unit(release), templates.render("release.service.j2", **values))
+    systemd.reload()
+
+
+def start_and_check(app: apps.App, release: Release, app_json: dict) -> None:
+    """Start the new release's socket and prove, through that socket, that it serves."""
+    systemd.start(socket_unit(release))
+    checks = health.from_app_json(app_json, app.health_checks)
+    host = settings.load().app_host(app.name)
+    socket_path = str(app.paths.release_socket(release.id))
+    health.check(socket_path, host, checks, log=output.detail)
+
+
+def go_live(app: apps.App, release: Release) -> apps.App:
+    """The handoff: from here on every new connection reaches `release`."""
+    state.symlink_atomic(app.paths.release_socket(release.id), app.paths.stable_socket)
+    systemd.link(systemd.unit_file(f"{app.name}.service"), service_unit(release))
+    systemd.enable(socket_unit(release), "sockets.target")
+    previous = app.live_release
+    if previous is not None:
+        with contextlib.suppress(FileNotFoundError):
+            (paths.SYSTEMD_UNITS / "sockets.target.wants" / f"{app.name}-r{previous}.socket").unlink()
+    systemd.reload()
+    releases.save(release.with_outcome(releases.LIVE))
+    live = app.updated(live_release=release.id)
+    apps.save(live)
+    return live
+
+
+def stop_release(release: Release) -> None:
+    """Stop and forget a release's units (not its record or image)."""
+    for unit in (socket_unit(release), service_unit(release)):
+        if systemd.load_state(unit) != "not-found":
+            systemd.stop(unit)
+            systemd.reset_failed(unit)
+        systemd.remove_unit(unit)
+    with contextlib.suppress(FileNotFoundError):
+        env_file(release).unlink()
+    systemd.reload()
+
+
+def abandon(release: Release) -> None:
+    """A release that failed before the swap: its last log lines, then gone."""
+    logs = systemd.journal_tail(service_unit(release))
+    if logs:
+        output.detail(f"Last log lines of release {release.id}:")
+        output.detail(logs)
+    stop_release(release)
+    releases.save(release.with_outcome(releases.FAILED))
+
+
+def schedule_retire(app: str, release_id: int, after_seconds: int) -> None:
+    """Retire the old release once its in-flight requests had time to finish, without
+    holding up the push: a transient systemd timer runs `podku ps:retire` later."""
+    run(["systemd-run", "--user", "--collect", "--quiet",
+         f"--unit=podku-retire-{app}-r{release_id}", f"--on-active={max(after_seconds, 1)}s",
+         "--timer-property=AccuracySec=100ms",
+         sys.executable, "-m", "podku", "ps:retire", app, str(release_id)])
+
+
+def retire(app: apps.App, release_id: int) -> None:
+    if app.live_release == release_id:
+        return  # rolled back to meanwhile: never stop what serves
+    release = releases.load(app.name, release_id)
+    stop_release(release)
+    if release.outcome == releases.LIVE:
+        releases.save(release.with_outcome(releases.RETIRED))

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds (or reuses from the cache) what a host test needs and cannot fetch once it runs
+# in its own network namespace:
+#   ROOTFS: a Debian 12 root filesystem with systemd and every package install.sh wants,
+#   BASE:   the tarball install.sh imports as localhost/podku/python:3.11.
+# Both are cached under $PODKU_TEST_CACHE keyed by a hash of their inputs.
+# Prints the two paths, one per line.
+set -euo pipefail
+
+cache=${PODKU_TEST_CACHE:-/var/cache/podku-test}
+mirror=${PODKU_TEST_MIRROR:-http://deb.debian.org/debian}
+suite=bookworm
+host_packages=(
+  systemd systemd-sysv dbus libpam-systemd dbus-user-session ca-certificates
+  podman caddy uidmap slirp4netns runc fuse-overlayfs mmdebstrap libcap2-bin
+  git openssh-server openssh-client python3 python3-venv python3-pip
+  python3-click python3-jinja2 python3-pystemd python3-setuptools
+  procps iproute2 curl less
+)
+base_packages=(python3 python3-venv python3-pip ca-certificates)
+
+key() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
+
+build_rootfs() {
+  local out=$1 tmp=$1.tmp
+  rm -rf "$tmp"
+  mmdebstrap --mode=root --variant=minbase --include="$(IFS=,; echo "${host_packages[*]}")" \
+    "$suite" "$tmp" "$mirror" >&2
+  cp /etc/ssl/certs/ca-certificates.crt "$tmp/usr/local/share/ca-certificates/build-host.crt"
+  chroot "$tmp" update-ca-certificates >&2
+  # The test host has no route out: a booted system must not wait for networking.
+  rm -f "$tmp/etc/resolv.conf"; : > "$tmp/etc/resolv.conf"
+  systemctl --root="$tmp" disable caddy.service ssh.service >&2 || true
+  mv -T "$tmp" "$out"
+}
+
+build_base() {
+  local out=$1 tmp=$1.tmp
+  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${base_packages[*]}")" \
+    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
+    "$suite" "$tmp" "$mirror" >&2
+  mv -T "$tmp" "$out"
+}
+
+mkdir -p "$cache"
+rootfs=$cache/rootfs-$(key "$suite" "$mirror" "${host_packages[@]}" v1)
+base=$cache/base-$(key "$suite" "$mirror" "${base_packages[@]}" v1).tar
+[ -d "$rootfs" ] || build_rootfs "$rootfs"
+[ -f "$base" ] || build_base "$base"
+echo "$rootfs"
+echo "$base"
