@@ -18,7 +18,7 @@ BASE_IMAGE=localhost/podku/python:3.11
 BASE_SUITE=bookworm
 BASE_MIRROR=http://deb.debian.org/debian
 PACKAGES=(podman caddy uidmap slirp4netns runc fuse-overlayfs mmdebstrap libcap2-bin
-          dbus-user-session systemd-container git openssh-server python3 python3-venv
+          dbus-user-session git openssh-server python3 python3-venv
           python3-pip python3-click python3-jinja2 python3-pystemd python3-setuptools
           ca-certificates)
 

@@ -1,0 +1,194 @@
+"""A disposable Debian host with real systemd: systemd-nspawn in a network namespace of its own.
+
+Its root filesystem is a copy of the cached image (tests/host/make-images.sh), podku's source
+tree is copied in without .git, and clients (git over ssh, HTTP load) run on this machine
+inside the host's network namespace, so nothing touches this machine's own ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTS_DIR = Path(os.environ.get("PODKU_TEST_HOSTS", "/var/tmp/podku-test-hosts"))
+SOURCE_ITEMS = ("install.sh", "pyproject.toml", "README.md", "src", "units", "examples")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache")
+BOOT_TIMEOUT = 90
+DEPLOY_USER = "podku"
+
+
+def build_images() -> tuple[Path, Path]:
+    """(rootfs, base image tarball), built once and cached across runs."""
+    out = subprocess.run(["bash", str(REPO / "tests/host/make-images.sh")], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout.split()
+    return Path(out[0]), Path(out[1])
+
+
+class TestHost:
+    def __init__(self, name: str, rootfs: Path, base_tar: Path):
+        self.name = name
+        self.netns = f"podku-{name}"
+        HOSTS_DIR.mkdir(parents=True, exist_ok=True)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=HOSTS_DIR))
+        self.root = self.workdir / "root"
+        self.key = self.workdir / "id_ed25519"
+        self.log = self.workdir / "console.log"
+        self.nspawn: subprocess.Popen | None = None
+        self._prepare(rootfs, base_tar)
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def _prepare(self, rootfs: Path, base_tar: Path) -> None:
+        subprocess.run(["cp", "-a", "--reflink=auto", str(rootfs), str(self.root)], check=True)
+        source = self.root / "opt" / "podku-src"
+        source.mkdir(parents=True)
+        for item in SOURCE_ITEMS:
+            path = REPO / item
+            if path.is_dir():
+                shutil.copytree(path, source / item, ignore=IGNORED)
+            elif path.exists():
+                shutil.copy2(path, source / item)
+        shutil.copy(base_tar, self.root / "var" / "tmp" / "podku-base.tar")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", str(self.key)],
+                       check=True)
+        shutil.copy(f"{self.key}.pub", self.root / "opt" / "test-key.pub")
+        (self.root / "etc" / "hostname").write_text(self.name + "\n")
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        self.in_netns(["ip", "link", "set", "lo", "up"], check=True)
+
+    def boot(self) -> None:
+        with open(self.log, "ab") as log:
+            self.nspawn = subprocess.Popen(
+                ["systemd-nspawn", "--quiet", "-D", str(self.root), "-b", "--register=no",
+                 "--keep-unit", "--console=passive", "-M", self.name,
+                 f"--network-namespace-path=/run/netns/{self.netns}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.nspawn.poll() is not None:
+                raise RuntimeError(f"test host {self.name} exited while booting: {self.console_tail()}")
+            if self._leader() and self.sh("systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'",
+                                          check=False).returncode == 0:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"test host {self.name} did not boot in {BOOT_TIMEOUT}s: {self.console_tail()}")
+
+    def shutdown(self, grace: float = 20.0) -> None:
+        """Halt the host: SIGTERM asks it to power off, a second one ends it at once."""
+        if self.nspawn is None or self.nspawn.poll() is not None:
+            self.nspawn = None
+            return
+        for _ in range(2):
+            os.kill(self.nspawn.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.nspawn.wait(timeout=grace)
+                break
+        if self.nspawn.poll() is None:
+            os.kill(self.nspawn.pid, signal.SIGKILL)
+            self.nspawn.wait(timeout=30)
+        self.nspawn = None
+
+    def reboot(self) -> None:
+        self.shutdown(grace=60.0)
+        self.boot()
+
+    def destroy(self) -> None:
+        try:
+            self.shutdown()
+        finally:
+            subprocess.run(["ip", "netns", "delete", self.netns], check=False,
+                           stderr=subprocess.DEVNULL)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def console_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(FileNotFoundError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def _leader(self) -> int | None:
+        """PID of the host's init (systemd), the nspawn process's child."""
+        if self.nspawn is None:
+            return None
+        children = Path(f"/proc/{self.nspawn.pid}/task/{self.nspawn.pid}/children")
+        with contextlib.suppress(FileNotFoundError):
+            pids = children.read_text().split()
+            return int(pids[0]) if pids else None
+        return None
+
+    # --- running things ----------------------------------------------------------------
+
+    def run(self, argv: list[str], *, check: bool = True, input: str | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+        """A command inside the host, as root."""
+        leader = self._leader()
+        if leader is None:
+            raise RuntimeError(f"test host {self.name} is not running")
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+               "HOME": "/root"}
+        result = subprocess.run(["nsenter", "-t", str(leader), "-a", "--", *argv], input=input, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{argv} failed ({result.returncode}) in {self.name}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.run(["sh", "-c", script], **kwargs)
+
+    def podku(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`podku ARGS` on the host, as root would type it (the wrapper runs it as podku)."""
+        return self.run(["podku", *args], check=check)
+
+    def as_deploy_user(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(["su", "-", DEPLOY_USER, "-c",
+                         f"XDG_RUNTIME_DIR=/run/user/$(id -u) {script}"], check=check)
+
+    def in_netns(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """A command on this machine, inside the host's network namespace (a client)."""
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        kwargs.setdefault("text", True)
+        return subprocess.run(["ip", "netns", "exec", self.netns, *argv], **kwargs)
+
+    def install(self, *extra: str) -> subprocess.CompletedProcess:
+        return self.run(["/opt/podku-src/install.sh", "--base-image-tar", "/var/tmp/podku-base.tar",
+                         "--ssh-key", "/opt/test-key.pub", *extra], timeout=900)
+
+    # --- clients -----------------------------------------------------------------------
+
+    def git_env(self) -> dict[str, str]:
+        ssh = (f"ssh -i {self.key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no "
+               f"-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+        return {**os.environ, "GIT_SSH_COMMAND": ssh}
+
+    def remote(self, app: str) -> str:
+        return f"{DEPLOY_USER}@127.0.0.1:{app}"
+
+    def git(self, repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = self.in_netns(["git", "-C", str(repo), *args], env=self.git_env(), timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def ssh(self, *words: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`ssh podku@HOST WORDS`: a command through the forced-command entry."""
+        argv = ["ssh", "-i", str(self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                f"{DEPLOY_USER}@127.0.0.1", *words]
+        result = self.in_netns(argv, timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"ssh {' '.join(words)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def http_get(self, host: str, path: str = "/", port: int = 80) -> tuple[int, str]:
+        """GET through Caddy on the host's loopback, with the given Host header."""
+        result = self.in_netns(["curl", "-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}",
+                                "-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}"])
+        body, _, status = result.stdout.rpartition("\n")
+        return int(status or 0), body
