@@ -142,7 +142,7 @@ write_user_file() {  # write_user_file PATH MODE < content; only when it changed
     rm -f "$tmp"
     return
   fi
-  install -d -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$(dirname "$path")"
+  as_user mkdir -p "$(dirname "$path")"
   install -o "$DEPLOY_USER" -g "$DEPLOY_USER" -m "$mode" "$tmp" "$path"
   rm -f "$tmp"
   detail "wrote $path"
@@ -150,12 +150,14 @@ write_user_file() {  # write_user_file PATH MODE < content; only when it changed
 
 # Only the quirks this host has (HOSTS.md in the project's shared notes lists them).
 configure_podman() {
-  local in_container=no runtime="" ulimits="" hard_nofile
+  local in_container=no runtime="" ulimits="" hard_nofile manager_pid
   systemd-detect-virt --container --quiet && in_container=yes
   if [ "$in_container" = yes ] || [ -d /sys/fs/cgroup/unified ] || ! command -v crun >/dev/null; then
     runtime=runc   # crun fails on hybrid cgroups and on a read-only /proc/sys
   fi
-  hard_nofile=$(systemctl show "user@$DEPLOY_UID.service" -p LimitNOFILE --value 2>/dev/null || echo infinity)
+  # What the user manager really got: a container host may cap below what the unit asks.
+  manager_pid=$(systemctl show "user@$DEPLOY_UID.service" -p MainPID --value)
+  hard_nofile=$(awk '/^Max open files/ { print $5 }' "/proc/$manager_pid/limits")
   if [[ $hard_nofile =~ ^[0-9]+$ ]] && [ "$hard_nofile" -lt 1048576 ]; then
     ulimits="\"nofile=$hard_nofile:$hard_nofile\""
   fi
@@ -187,9 +189,8 @@ install_podku() {
     detail "podku is up to date"
   else
     say "Installing podku for $DEPLOY_USER"
-    install -d -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$DEPLOY_HOME/.local" "$DEPLOY_HOME/.local/share" "$share"
     rm -rf "$share/source"
-    install -d -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$share/source"
+    as_user mkdir -p "$share/source"
     (cd "$SOURCE_DIR" && tar -c --exclude=__pycache__ --exclude='*.egg-info' pyproject.toml README.md src units) \
       | as_user tar -x -C "$share/source"
     [ -x "$share/venv/bin/python" ] || as_user python3 -m venv --system-site-packages "$share/venv"
