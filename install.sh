@@ -168,7 +168,7 @@ configure_podman() {
     [ "$in_container" = yes ] && echo "keyring = false   # the container's seccomp filter blocks keyctl"
     echo "[engine]"
     [ -n "$runtime" ] && echo "runtime = \"$runtime\""
-    echo "events_logger = \"journald\""
+    echo "events_logger = \"file\"   # keep podman's own events out of the apps' logs"
   } | write_user_file "$DEPLOY_HOME/.config/containers/containers.conf" 0644
   # podman 4.3 picks vfs on first use unless told; native rootless overlay needs 5.13+.
   if kernel_at_least 5 13; then

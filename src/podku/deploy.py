@@ -54,11 +54,9 @@ def release_to(app: apps.App, release: Release) -> Release:
         if isinstance(error, PodkuError):
             raise DeployFailed(f"release {release.id} was not started: {error}; {_still_serving(app)}") from error
         raise
-    previous = app.live_release
     output.step(f"Switching {app.name} to release {release.id}")
     app = swap.go_live(app, release)
-    if previous is not None:
-        swap.schedule_retire(app.name, previous, app.health_checks.wait_to_retire)
+    swap.schedule_retire(app, app.health_checks.wait_to_retire)
     prune_images(app)
     output.step("Application deployed:")
     output.detail(settings.load().app_url(app.name))

@@ -86,13 +86,23 @@ def abandon(release: Release) -> None:
     releases.save(release.with_outcome(releases.FAILED))
 
 
-def schedule_retire(app: str, release_id: int, after_seconds: int) -> None:
-    """Retire the old release once its in-flight requests had time to finish, without
-    holding up the push: a transient systemd timer runs `podku ps:retire` later."""
-    run(["systemd-run", "--user", "--collect", "--quiet",
-         f"--unit=podku-retire-{app}-r{release_id}", f"--on-active={max(after_seconds, 1)}s",
-         "--timer-property=AccuracySec=100ms",
-         sys.executable, "-m", "podku", "ps:retire", app, str(release_id)])
+def schedule_retire(app: apps.App, after_seconds: int) -> None:
+    """Retire every release but the live one once in-flight requests had time to finish,
+    without holding up the push: a transient systemd timer runs `podku ps:retire` later.
+    Releases whose retirement failed before are picked up again here."""
+    for release_id in _releases_with_units(app):
+        scheduled = run(["systemd-run", "--user", "--collect", "--quiet",
+                         f"--unit=podku-retire-{app.name}-r{release_id}",
+                         f"--on-active={max(after_seconds, 1)}s", "--timer-property=AccuracySec=100ms",
+                         sys.executable, "-m", "podku", "ps:retire", app.name, str(release_id)],
+                        check=False)
+        if scheduled.returncode != 0 and "already" not in scheduled.stdout:
+            output.warn(f"could not schedule the retirement of release {release_id}: {scheduled.stdout.strip()}")
+
+
+def _releases_with_units(app: apps.App) -> list[int]:
+    return [release.id for release in releases.all_of(app.name)
+            if release.id != app.live_release and systemd.unit_file(service_unit(release)).exists()]
 
 
 def retire(app: apps.App, release_id: int) -> None:

@@ -13,7 +13,6 @@ from podku import paths, state
 from podku.errors import PodkuError
 
 JOB_TIMEOUT = 120.0
-SETTLED = {"active", "inactive", "failed"}
 
 
 @contextlib.contextmanager
@@ -69,18 +68,22 @@ def reset_failed(unit: str) -> None:
 
 
 def _job(method: str, unit: str, want: str) -> None:
-    """Queue a job and wait until the unit settles; raise if it settled elsewhere."""
+    """Queue a job, wait until systemd has finished it, then check where the unit landed."""
     with _bus() as bus:
-        getattr(_manager(bus).Manager, method)(unit.encode(), b"replace")
+        manager = _manager(bus)
+        job = getattr(manager.Manager, method)(unit.encode(), b"replace")
         deadline = time.monotonic() + JOB_TIMEOUT
-        current = ""
-        while time.monotonic() < deadline:
-            current = _text(Unit(unit.encode(), bus=bus, _autoload=True).Unit.ActiveState)
-            if current in SETTLED:
-                break
+        while _job_pending(manager, job):
+            if time.monotonic() > deadline:
+                raise PodkuError(f"{method} {unit} did not finish in {JOB_TIMEOUT:.0f}s")
             time.sleep(0.05)
+        current = _text(Unit(unit.encode(), bus=bus, _autoload=True).Unit.ActiveState)
     if current != want and not (want == "inactive" and current == "failed"):
         raise PodkuError(f"{unit} is {current or 'unknown'} after {method}, expected {want}")
+
+
+def _job_pending(manager: Manager, job_path) -> bool:
+    return any(entry[4] == job_path for entry in manager.Manager.ListJobs())
 
 
 def unit_file(name: str) -> Path:

@@ -1,0 +1,54 @@
+"""The app host tests deploy: standard library only, its behaviour set by environment.
+
+MESSAGE       the body it answers (with the release number)
+START_DELAY   seconds to wait before serving (a slow start)
+EXIT_AT_START exit at once with this code (a broken release)
+STATUS        the HTTP status it answers (500: fails its health check)
+It serves on fd 3 when systemd passes a socket (LISTEN_FDS=1), else it binds $PORT."""
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 10
+
+    def do_GET(self) -> None:
+        body = f"{os.environ.get('MESSAGE', 'hello')} r{os.environ.get('PODKU_RELEASE', '?')}".encode()
+        if self.path == "/config":
+            body = os.environ.get("GREETING", "-").encode()
+        self.send_response(int(os.environ.get("STATUS", "200")))
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+def main() -> None:
+    if os.environ.get("EXIT_AT_START"):
+        print("testapp: exiting at start as asked", flush=True)
+        sys.exit(int(os.environ["EXIT_AT_START"]))
+    time.sleep(float(os.environ.get("START_DELAY", "0")))
+    server = ThreadingHTTPServer(("", 0), Handler, bind_and_activate=False)
+    if os.environ.get("LISTEN_FDS") == "1":
+        server.socket = socket.socket(fileno=3)
+    else:
+        server.socket = socket.create_server(("127.0.0.1", int(os.environ["PORT"])), backlog=1024)
+    stop = lambda *_: threading.Thread(target=server.shutdown).start()
+    signal.signal(signal.SIGTERM, stop)
+    print(f"testapp: serving {os.environ.get('MESSAGE')}", flush=True)
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()

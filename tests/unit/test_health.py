@@ -1,0 +1,216 @@
+import socket
+import threading
+
+import pytest
+
+from podku import health, unixhttp
+from podku.errors import PodkuError, UsageError
+from podku.health import Checks, HealthCheckFailed
+
+FAST = Checks(attempts=3, timeout=2, wait=0, initial_delay=0)
+
+
+# --- settings ------------------------------------------------------------------------
+
+def test_defaults_follow_dokku():
+    checks = Checks()
+    assert checks.enabled is True
+    assert (checks.path, checks.attempts, checks.timeout, checks.wait) == ("/", 5, 5, 2)
+    assert (checks.initial_delay, checks.content, checks.wait_to_retire) == (0, "", 5)
+
+
+def test_dict_round_trip_ignores_unknown_keys():
+    checks = Checks(attempts=2, content="hi", enabled=False)
+    assert Checks.from_dict(checks.to_dict()) == checks
+    assert Checks.from_dict({"attempts": 9, "no_such_setting": 1}) == Checks(attempts=9)
+
+
+@pytest.mark.parametrize("key, field", [("wait-to-retire", "wait_to_retire"), ("attempts", "attempts"),
+                                        ("timeout", "timeout"), ("wait", "wait"),
+                                        ("initial-delay", "initial_delay"),
+                                        ("initial_delay", "initial_delay")])
+def test_with_setting_changes_one_numeric_setting(key, field):
+    changed = Checks().with_setting(key, "17")
+    assert getattr(changed, field) == 17
+    assert changed == Checks(**{field: 17})
+
+
+def test_with_setting_leaves_the_original_alone():
+    original = Checks()
+    original.with_setting("attempts", "1")
+    assert original.attempts == 5
+
+
+@pytest.mark.parametrize("value", ["0", "3600"])
+def test_with_setting_accepts_the_bounds(value):
+    assert Checks().with_setting("wait", value).wait == int(value)
+
+
+@pytest.mark.parametrize("key", ["path", "content", "enabled", "retries", "", "wait-to-Retire"])
+def test_with_setting_refuses_unknown_keys_and_lists_the_known(key):
+    with pytest.raises(UsageError, match="unknown check setting") as error:
+        Checks().with_setting(key, "3")
+    assert "wait-to-retire" in str(error.value)
+
+
+@pytest.mark.parametrize("value", ["", "x", "-1", "1.5", "3601", " 3", "3s"])
+def test_with_setting_refuses_non_numeric_or_huge_values(value):
+    with pytest.raises(UsageError, match="invalid value for attempts"):
+        Checks().with_setting("attempts", value)
+
+
+def test_app_json_healthchecks_override_the_app_settings():
+    app_json = {"healthchecks": {"web": [{"path": "/health", "attempts": 3, "timeout": 2, "wait": 1,
+                                           "initialDelay": 4, "content": "ok"}]}}
+    base = Checks(wait_to_retire=9)
+    checks = health.from_app_json(app_json, base)
+    assert checks == Checks(path="/health", attempts=3, timeout=2, wait=1, initial_delay=4,
+                            content="ok", wait_to_retire=9)
+
+
+def test_app_json_without_healthchecks_keeps_the_base():
+    base = Checks(attempts=2)
+    for app_json in ({}, {"healthchecks": None}, {"healthchecks": {}}, {"healthchecks": {"web": []}},
+                     {"healthchecks": {"worker": [{"path": "/x"}]}}):
+        assert health.from_app_json(app_json, base) is base
+
+
+def test_app_json_ignores_unknown_keys_and_cannot_disable_checks():
+    app_json = {"healthchecks": {"web": [{"type": "startup", "name": "web check", "enabled": False,
+                                           "path": "/up"}]}}
+    checks = health.from_app_json(app_json, Checks())
+    assert checks == Checks(path="/up")
+
+
+def test_only_the_first_web_check_counts():
+    app_json = {"healthchecks": {"web": [{"path": "/first"}, {"path": "/second"}]}}
+    assert health.from_app_json(app_json, Checks()).path == "/first"
+
+
+# --- check() against a real unix socket ------------------------------------------------------
+
+def test_health_check_failure_is_a_podku_error():
+    assert issubclass(HealthCheckFailed, PodkuError)
+
+
+def test_check_passes_on_200(http_socket):
+    server = http_socket(status=200)
+    lines = []
+    health.check(str(server.path), "app.podku.localhost", FAST, log=lines.append)
+    assert len(server.requests) == 1
+    assert server.requests[0]["path"] == "/"
+    assert server.requests[0]["headers"]["Host"] == "app.podku.localhost"
+    assert lines == ["Health check / passed (attempt 1/3)"]
+
+
+def test_check_asks_for_the_configured_path(http_socket):
+    server = http_socket()
+    health.check(str(server.path), "h", Checks(path="/health?deep=1", attempts=1, wait=0))
+    assert [r["path"] for r in server.requests] == ["/health?deep=1"]
+
+
+def test_check_fails_on_500_after_every_attempt(http_socket):
+    server = http_socket(status=500)
+    lines = []
+    with pytest.raises(HealthCheckFailed, match="failed 3 times: HTTP 500"):
+        health.check(str(server.path), "h", FAST, log=lines.append)
+    assert len(server.requests) == 3
+    assert lines[-1] == "Health check attempt 3/3 failed: HTTP 500"
+
+
+def test_check_passes_once_the_server_recovers(http_socket):
+    server = http_socket(status=503)
+    seen = []
+
+    def log(line):
+        seen.append(line)
+        server.status = 200  # the next attempt finds it healthy
+
+    health.check(str(server.path), "h", FAST, log=log)
+    assert len(server.requests) == 2
+    assert seen[-1] == "Health check / passed (attempt 2/3)"
+
+
+@pytest.mark.parametrize("status", [200, 204, 301, 404, 418])
+def test_any_answer_below_500_is_good(http_socket, status):
+    server = http_socket(status=status, body=b"" if status == 204 else b"whatever")
+    health.check(str(server.path), "h", FAST)
+    assert len(server.requests) == 1
+
+
+def test_check_fails_when_the_content_is_missing(http_socket):
+    server = http_socket(status=200, body=b"starting up")
+    checks = Checks(attempts=2, timeout=2, wait=0, content="ready")
+    with pytest.raises(HealthCheckFailed, match="does not contain 'ready'"):
+        health.check(str(server.path), "h", checks)
+    assert len(server.requests) == 2
+
+
+def test_check_passes_when_the_content_is_present(http_socket):
+    server = http_socket(status=200, body=b"status: ready\n")
+    health.check(str(server.path), "h", Checks(attempts=1, wait=0, content="ready"))
+
+
+def test_check_fails_when_nothing_listens(tmp_path):
+    checks = Checks(attempts=2, timeout=1, wait=0)
+    with pytest.raises(HealthCheckFailed, match="failed 2 times: FileNotFoundError"):
+        health.check(str(tmp_path / "missing.sock"), "h", checks)
+
+
+def test_check_fails_when_the_socket_refuses(socket_dir):
+    path = socket_dir / "dead.sock"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(path))
+    dead.close()  # the file stays, nobody listens
+    with pytest.raises(HealthCheckFailed, match="ConnectionRefusedError"):
+        health.check(str(path), "h", Checks(attempts=1, timeout=1, wait=0))
+
+
+def test_check_fails_when_the_answer_does_not_come_in_time(socket_dir):
+    path = socket_dir / "silent.sock"
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.bind(str(path))
+    silent.listen()
+    try:
+        with pytest.raises(HealthCheckFailed, match="failed 1 times: TimeoutError"):
+            health.check(str(path), "h", Checks(attempts=1, timeout=1, wait=0))
+    finally:
+        silent.close()
+
+
+def test_check_fails_on_a_garbled_answer(socket_dir):
+    path = socket_dir / "garbled.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen()
+
+    def answer_garbage():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(4096)
+            connection.sendall(b"this is not HTTP\r\n\r\n")
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(HealthCheckFailed, match="BadStatusLine"):
+            health.check(str(path), "h", Checks(attempts=1, timeout=2, wait=0))
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+def test_disabled_checks_pass_without_connecting(tmp_path, monkeypatch):
+    def no_connection(*args, **kwargs):
+        raise AssertionError("a disabled check connected")
+
+    monkeypatch.setattr(unixhttp, "request", no_connection)
+    lines = []
+    health.check(str(tmp_path / "missing.sock"), "h", Checks(enabled=False), log=lines.append)
+    assert lines == ["Health checks disabled: skipping"]
+
+
+def test_zero_attempts_still_tries_once(http_socket):
+    server = http_socket(status=200)
+    health.check(str(server.path), "h", Checks(attempts=0, wait=0))
+    assert len(server.requests) == 1

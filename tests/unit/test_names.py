@@ -1,0 +1,124 @@
+import pytest
+
+from podku import names
+from podku.errors import UsageError
+
+
+@pytest.mark.parametrize("name", ["a", "a1", "1a", "my-app", "a--b", "a" * 63])
+def test_valid_app_names_are_returned_unchanged(name):
+    assert names.app_name(name) == name
+
+
+@pytest.mark.parametrize("name", [
+    "", "a" * 64, "Upper", "myApp", "-app", "app-", "-", "my.app", "..", "../x", "a/b", "a;b",
+    "$(x)", "`x`", "my app", " app", "app ", "a_b", "a\\b", "ä",
+])
+def test_malformed_app_names_are_refused(name):
+    with pytest.raises(UsageError, match="invalid app name"):
+        names.app_name(name)
+
+
+def test_app_name_error_says_what_is_allowed():
+    with pytest.raises(UsageError) as error:
+        names.app_name("Bad_Name")
+    assert "'Bad_Name'" in str(error.value)
+    assert "lower-case letters, digits and dashes" in str(error.value)
+
+
+def test_none_is_refused_as_an_app_name():
+    with pytest.raises(UsageError, match="invalid app name"):
+        names.app_name(None)
+
+
+@pytest.mark.parametrize("name", sorted(names.RESERVED_APP_NAMES))
+def test_reserved_app_names_are_refused(name):
+    with pytest.raises(UsageError, match="reserved"):
+        names.app_name(name)
+
+
+@pytest.mark.parametrize("name", ["web-r1", "app-r12", "x-r007"])
+def test_app_names_ending_like_a_release_are_refused(name):
+    with pytest.raises(UsageError, match="may not end like a release"):
+        names.app_name(name)
+
+
+@pytest.mark.parametrize("name", ["r12", "app-r", "app-rx1", "app-r1a", "caddy2", "my-podku"])
+def test_names_merely_resembling_releases_or_reserved_names_are_allowed(name):
+    assert names.app_name(name) == name
+
+
+@pytest.mark.parametrize("key", ["A", "_", "PORT", "database_url", "X1", "_A_B_9", "K" * 128])
+def test_valid_env_keys(key):
+    assert names.env_key(key) == key
+
+
+@pytest.mark.parametrize("key", ["", "1A", "A-B", "A.B", "A B", "A=B", "$A", "K" * 129, "Ä"])
+def test_invalid_env_keys_are_refused(key):
+    with pytest.raises(UsageError, match="invalid config key"):
+        names.env_key(key)
+
+
+@pytest.mark.parametrize("value", ["", "plain", "with spaces", "a=b=c", "'quoted'", "$HOME", "ü"])
+def test_env_values_on_one_line_are_kept(value):
+    assert names.env_value("K", value) == value
+
+
+@pytest.mark.parametrize("value", ["two\nlines", "carriage\rreturn", "nul\0byte", "trailing\n"])
+def test_env_values_with_line_breaks_or_nul_are_refused(value):
+    with pytest.raises(UsageError, match="invalid value for K"):
+        names.env_value("K", value)
+
+
+def test_env_assignment_splits_at_the_first_equals_sign():
+    assert names.env_assignment("URL=postgres://h/db?a=b") == ("URL", "postgres://h/db?a=b")
+    assert names.env_assignment("EMPTY=") == ("EMPTY", "")
+
+
+def test_env_assignment_without_equals_is_refused():
+    with pytest.raises(UsageError, match="expected KEY=VALUE"):
+        names.env_assignment("NOEQUALS")
+
+
+def test_env_assignment_checks_key_and_value():
+    with pytest.raises(UsageError, match="invalid config key"):
+        names.env_assignment("1BAD=x")
+    with pytest.raises(UsageError, match="line breaks"):
+        names.env_assignment("GOOD=x\ny")
+
+
+@pytest.mark.parametrize("domain", ["localhost", "podku.localhost", "example.com", "a-b.c1.example",
+                                    "x" * 63 + ".com"])
+def test_valid_domains(domain):
+    assert names.domain(domain) == domain
+
+
+@pytest.mark.parametrize("domain", ["", ".", "example.com.", ".example.com", "a..b", "Example.com",
+                                    "-a.com", "a-.com", "a_b.com", "a b.com", "x" * 64 + ".com",
+                                    "a/b", "*.example.com", ("a." * 127) + "ab"])
+def test_invalid_domains_are_refused(domain):
+    with pytest.raises(UsageError, match="invalid domain"):
+        names.domain(domain)
+
+
+@pytest.mark.parametrize("text, number", [("7", 7), ("r7", 7), ("v7", 7), ("12", 12), ("v007", 7),
+                                          ("999999999", 999999999)])
+def test_release_ids_as_typed(text, number):
+    assert names.release_id(text) == number
+
+
+@pytest.mark.parametrize("text", ["0", "r0", "x", "-1", "", "r", "v", "rv7", "7r", "1.5", " 7",
+                                  "1000000000"])
+def test_invalid_release_ids_are_refused(text):
+    with pytest.raises(UsageError, match="invalid release"):
+        names.release_id(text)
+
+
+@pytest.mark.parametrize("ref, branch", [("refs/heads/main", "main"), ("refs/heads/master", "master")])
+def test_main_and_master_are_deployed(ref, branch):
+    assert names.git_branch_ref(ref) == branch
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/dev", "refs/tags/main", "main", "refs/heads/main2",
+                                 "refs/heads/feature/main", ""])
+def test_other_refs_are_not_deployed(ref):
+    assert names.git_branch_ref(ref) is None
