@@ -7,7 +7,7 @@ import click
 from podku import apps, health, names, output, releases, settings, sshkeys
 from podku.errors import PodkuError, UsageError
 
-INTERNAL_COMMANDS = {"ssh-command", "git-hook", "ps:retire"}
+INTERNAL_COMMANDS = {"ssh-command", "git-hook", "ps:retire", "setup", "internal:bridge", "internal:wait-port"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -262,6 +262,25 @@ def ssh_keys_remove(name: str) -> None:
 def ssh_keys_list() -> None:
     for name in sshkeys.names():
         click.echo(name)
+
+
+@command("internal:wait-port", hidden=True)
+@click.argument("container")
+@click.argument("port", type=click.IntRange(1, 65535))
+@click.option("--timeout", default=170.0)
+def internal_wait_port(container: str, port: int, timeout: float) -> None:
+    """Run by a $PORT app's unit: active only once the app listens."""
+    from podku import bridge
+    bridge.wait_listening(container, port, timeout)
+
+
+@command("internal:bridge", hidden=True)
+@click.argument("container")
+@click.argument("port", type=click.IntRange(1, 65535))
+def internal_bridge(container: str, port: int) -> None:
+    """Run by a $PORT app's web unit: the release socket, proxied into the container."""
+    from podku import bridge
+    bridge.exec_proxy(container, port)
 
 
 @command("git-hook", hidden=True)

@@ -1,6 +1,7 @@
 """One deploy as data walking through the pipeline: build -> release -> swap -> report.
 Callers hold the app's lock."""
 
+import dataclasses
 import json
 
 from podku import apps, build, output, releases, settings, swap
@@ -24,6 +25,8 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     except PodkuError as error:
         releases.save(release.with_outcome(releases.FAILED))
         raise DeployFailed(f"{error}; {_still_serving(app)}") from error
+    release = dataclasses.replace(release, port=build.exposed_port(tag))
+    releases.save(release)
     return release_to(app, release)
 
 
@@ -32,7 +35,7 @@ def redeploy(app: apps.App, description: str, source: Release | None = None,
     """A new release from a kept image: config changes, restarts and rollbacks."""
     base = source or live_release(app)
     release = releases.new(app.name, base.rev, base.image, description,
-                           base.config if config is None else config, base.app_json)
+                           base.config if config is None else config, base.app_json, base.port)
     return release_to(app, release)
 
 

@@ -24,8 +24,8 @@ def app_name(name: str) -> str:
         )
     if name in RESERVED_APP_NAMES:
         raise UsageError(f"invalid app name {name!r}: the name is reserved")
-    if re.search(r"-r[0-9]+$", name):
-        raise UsageError(f"invalid app name {name!r}: it may not end like a release (-rN)")
+    if re.search(r"-r[0-9]+(-|$)", name):
+        raise UsageError(f"invalid app name {name!r}: '-rN' (N a number) is kept for release units")
     return name
 
 

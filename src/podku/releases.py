@@ -18,6 +18,7 @@ class Release:
     description: str
     config: dict[str, str] = field(default_factory=dict)
     app_json: dict = field(default_factory=dict)
+    port: int | None = None  # an EXPOSEd port: the app binds $PORT, bridged to the socket
     created: float = field(default_factory=time.time)
     outcome: str = PENDING
 
@@ -29,6 +30,17 @@ class Release:
     @property
     def container(self) -> str:
         return f"podku-{self.app}-r{self.id}"
+
+    @property
+    def units(self) -> list[str]:
+        """Every unit of the release, the socket first (stopping it stops what it feeds)."""
+        names = [f"{self.unit}.socket", f"{self.unit}.service"]
+        return names + [f"{self.unit}-app.service"] if self.port else names
+
+    @property
+    def app_unit(self) -> str:
+        """The unit whose processes are the app's (what `systemctl --user status APP` shows)."""
+        return f"{self.unit}-app.service" if self.port else f"{self.unit}.service"
 
     def with_outcome(self, outcome: str) -> "Release":
         return replace(self, outcome=outcome)
@@ -58,9 +70,9 @@ def next_id(app: str) -> int:
 
 
 def new(app: str, rev: str, image: str, description: str, config: dict[str, str],
-        app_json: dict | None = None) -> Release:
+        app_json: dict | None = None, port: int | None = None) -> Release:
     release = Release(app=app, id=next_id(app), rev=rev, image=image, description=description,
-                      config=dict(config), app_json=dict(app_json or {}))
+                      config=dict(config), app_json=dict(app_json or {}), port=port)
     save(release)
     return release
 

@@ -6,6 +6,7 @@ its config is never touched here."""
 
 import contextlib
 import sys
+from pathlib import Path
 
 from podku import apps, health, output, paths, releases, settings, state, systemd, templates
 from podku.releases import Release
@@ -27,15 +28,20 @@ def env_file(release: Release):
 
 
 def install_units(release: Release) -> None:
-    """Render the release's socket and service units; they are inert until started."""
+    """Render the release's units; they are inert until its socket is started."""
     app_paths = paths.AppPaths(release.app)
     env = {**release.config, "PODKU_APP": release.app, "PODKU_RELEASE": str(release.id)}
     state.write_atomic(env_file(release), "".join(f"{k}={v}\n" for k, v in sorted(env.items())), mode=0o600)
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
-                  container=release.container, env_file=env_file(release),
-                  socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT)
+                  container=release.container, env_file=env_file(release), port=release.port,
+                  socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT,
+                  podku=Path(sys.executable).parent / "podku")
     systemd.write_unit(socket_unit(release), templates.render("release.socket.j2", **values))
-    systemd.write_unit(service_unit(release), templates.render("release.service.j2", **values))
+    if release.port:
+        systemd.write_unit(service_unit(release), templates.render("release-bridge.service.j2", **values))
+        systemd.write_unit(release.app_unit, templates.render("release-app.service.j2", **values))
+    else:
+        systemd.write_unit(service_unit(release), templates.render("release.service.j2", **values))
     systemd.reload()
 
 
@@ -51,7 +57,7 @@ def start_and_check(app: apps.App, release: Release, app_json: dict) -> None:
 def go_live(app: apps.App, release: Release) -> apps.App:
     """The handoff: from here on every new connection reaches `release`."""
     state.symlink_atomic(app.paths.release_socket(release.id), app.paths.stable_socket)
-    systemd.link(systemd.unit_file(f"{app.name}.service"), service_unit(release))
+    systemd.link(systemd.unit_file(f"{app.name}.service"), release.app_unit)
     systemd.enable(socket_unit(release), "sockets.target")
     previous = app.live_release
     if previous is not None:
@@ -66,7 +72,7 @@ def go_live(app: apps.App, release: Release) -> apps.App:
 
 def stop_release(release: Release) -> None:
     """Stop and forget a release's units (not its record or image)."""
-    for unit in (socket_unit(release), service_unit(release)):
+    for unit in release.units:
         if systemd.load_state(unit) != "not-found":
             systemd.stop(unit)
             systemd.reset_failed(unit)
@@ -78,7 +84,7 @@ def stop_release(release: Release) -> None:
 
 def abandon(release: Release) -> None:
     """A release that failed before the swap: its last log lines, then gone."""
-    logs = systemd.journal_tail(service_unit(release))
+    logs = systemd.journal_tail(release.app_unit)
     if logs:
         output.detail(f"Last log lines of release {release.id}:")
         output.detail(logs)

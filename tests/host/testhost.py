@@ -59,6 +59,8 @@ class TestHost:
                        check=True)
         shutil.copy(f"{self.key}.pub", self.root / "opt" / "test-key.pub")
         (self.root / "etc" / "hostname").write_text(self.name + "\n")
+        # a namespace of the same name left by a run that was killed
+        subprocess.run(["ip", "netns", "delete", self.netns], check=False, stderr=subprocess.DEVNULL)
         subprocess.run(["ip", "netns", "add", self.netns], check=True)
         self.in_netns(["ip", "link", "set", "lo", "up"], check=True)
 

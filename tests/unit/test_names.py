@@ -36,9 +36,9 @@ def test_reserved_app_names_are_refused(name):
         names.app_name(name)
 
 
-@pytest.mark.parametrize("name", ["web-r1", "app-r12", "x-r007"])
+@pytest.mark.parametrize("name", ["web-r1", "app-r12", "x-r007", "web-r1-app"])
 def test_app_names_ending_like_a_release_are_refused(name):
-    with pytest.raises(UsageError, match="may not end like a release"):
+    with pytest.raises(UsageError, match=r"invalid app name .*-r.*release"):
         names.app_name(name)
 
 

@@ -100,3 +100,21 @@ def test_with_outcome_is_a_copy(home):
 def test_was_live(outcome, served):
     release = Release(app="a", id=1, rev="r", image="i", description="d", outcome=outcome)
     assert releases.was_live(release) is served
+
+
+def test_a_socket_app_release_has_a_socket_and_a_service():
+    release = Release(app="web", id=2, rev="r", image="i", description="d")
+    assert release.port is None
+    assert release.units == ["web-r2.socket", "web-r2.service"]
+    assert release.app_unit == "web-r2.service"
+
+
+def test_a_port_app_release_also_has_an_app_unit():
+    release = Release(app="web", id=2, rev="r", image="i", description="d", port=8080)
+    assert release.units == ["web-r2.socket", "web-r2.service", "web-r2-app.service"]
+    assert release.app_unit == "web-r2-app.service"
+
+
+def test_the_port_is_kept_in_the_record(home):
+    release = make(port=5000)
+    assert releases.load("web", release.id).port == 5000

@@ -1,0 +1,59 @@
+"""Apps that bind $PORT instead of taking fd 3: the release socket is bridged into the
+container's own network namespace (no port is published on the host, none is shared).
+
+`wait_listening` makes the container's unit active only once the app listens, and
+`exec_proxy` becomes systemd-socket-proxyd inside the container's network namespace,
+keeping its PID so systemd's LISTEN_PID still matches."""
+
+import os
+import time
+
+from podku.errors import PodkuError
+from podku.run import run
+
+SOCKET_PROXYD = next((path for path in ("/usr/lib/systemd/systemd-socket-proxyd",
+                                        "/lib/systemd/systemd-socket-proxyd") if os.path.exists(path)),
+                     "/usr/lib/systemd/systemd-socket-proxyd")
+TCP_LISTEN = "0A"
+
+
+def container_pid(container: str) -> int:
+    result = run(["podman", "inspect", "--format", "{{.State.Pid}}", container], check=False)
+    pid = result.stdout.strip()
+    if result.returncode != 0 or not pid.isdigit() or pid == "0":
+        raise PodkuError(f"container {container} is not running")
+    return int(pid)
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports in LISTEN state in the network namespace of process `pid`."""
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = open(f"/proc/{pid}/net/{table}").read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == TCP_LISTEN:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def wait_listening(container: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if port in listening_ports(container_pid(container)):
+                return
+        except PodkuError:
+            pass  # not started yet, or restarting
+        time.sleep(0.1)
+    raise PodkuError(f"the app in {container} did not listen on port {port} within {timeout:.0f}s")
+
+
+def exec_proxy(container: str, port: int) -> None:
+    pid = container_pid(container)
+    argv = ["nsenter", "--target", str(pid), "--user", "--net", "--preserve-credentials",
+            SOCKET_PROXYD, f"127.0.0.1:{port}"]
+    os.execvp(argv[0], argv)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine, as root: installs what it needs, builds
+# (or reuses from /var/cache/podku-test) the test host's root filesystem and base image,
+# then runs the unit tests and the host tests (booted systemd-nspawn hosts).
+#   sudo tests/run.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "tests/run.sh: run as root (it boots test hosts)" >&2; exit 2; }
+
+packages=(systemd-container mmdebstrap iproute2 git openssh-client curl ca-certificates
+          python3 python3-pytest python3-click python3-jinja2 python3-pystemd uidmap)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's own Python, so the tests see the same click/jinja2/pystemd a host gets.
+set +e
+/usr/bin/python3 -m pytest -p no:cacheprovider -v -rfEs "$@" tests
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "tests/run.sh: pytest collected no tests: that is a failure" >&2
+  exit 1
+fi
+exit "$status"

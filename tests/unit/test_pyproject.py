@@ -1,0 +1,28 @@
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def data_files() -> dict[str, list[str]]:
+    with open(REPO / "pyproject.toml", "rb") as handle:
+        return tomllib.load(handle)["tool"]["setuptools"]["data-files"]
+
+
+def test_every_unit_template_is_installed():
+    installed = set(data_files()["share/podku/units"])
+    in_repo = {f"units/{path.name}" for path in (REPO / "units").iterdir() if path.is_file()}
+    assert installed == in_repo
+
+
+def test_every_installed_file_exists():
+    for files in data_files().values():
+        for name in files:
+            assert (REPO / name).is_file(), name
+
+
+def test_templates_are_installed_where_podku_looks_for_them():
+    from podku import templates
+
+    assert "share/podku/units" in data_files()
+    assert templates.CANDIDATE_DIRS[0].parts[-3:] == ("share", "podku", "units")
