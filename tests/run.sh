@@ -8,17 +8,7 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "tests/run.sh: run as root (it boots test hosts)" >&2; exit 2; }
 
-packages=(systemd-container mmdebstrap iproute2 git openssh-client curl ca-certificates
-          python3 python3-pytest python3-click python3-jinja2 python3-pystemd uidmap)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+tests/host/install-test-deps.sh
 
 # Debian's own Python, so the tests see the same click/jinja2/pystemd a host gets.
 set +e

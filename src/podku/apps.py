@@ -63,8 +63,10 @@ def save_config(name: str, values: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def lock(name: str) -> Iterator[None]:
+def lock(name: str, must_exist: bool = True) -> Iterator[None]:
     """Everything that changes an app holds this."""
+    if must_exist:
+        load(name)  # a missing app: a clear error, and no lock file left behind
     with state.locked(paths.AppPaths(name).lock, name):
         yield
 

@@ -29,13 +29,20 @@ def checkout(repo: Path, rev: str, destination: Path) -> None:
     env = child_env(inherit=INHERITED_ENV + GIT_QUARANTINE_ENV)
     argv = ["git", "--git-dir", str(repo), "archive", "--format=tar", rev]
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as git:
-        with tarfile.open(fileobj=git.stdout, mode="r|") as archive:
-            # Debian 12's first Python 3.11 predates extraction filters
-            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            archive.extractall(destination, **extra)
-        error = git.stderr.read().decode(errors="replace").strip()
+        unpack_error = None
+        try:
+            with tarfile.open(fileobj=git.stdout, mode="r|") as archive:
+                # Debian 12's first Python 3.11 predates extraction filters
+                extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                archive.extractall(destination, **extra)
+        except tarfile.TarError as error:
+            unpack_error = error
+            git.stdout.close()
+        git_error = git.stderr.read().decode(errors="replace").strip()
     if git.returncode != 0:
-        raise BuildFailed(f"cannot read revision {rev}: {error}")
+        raise BuildFailed(f"cannot read revision {rev}: {git_error}")
+    if unpack_error is not None:
+        raise BuildFailed(f"cannot unpack revision {rev}: {unpack_error}")
 
 
 def read_file_at(repo: Path, rev: str, name: str) -> str | None:
@@ -74,8 +81,9 @@ def exposed_port(image: str) -> int | None:
 
 
 def remove_images(tags: list[str]) -> None:
-    if tags:
-        run(["podman", "image", "rm", "--ignore", *tags], check=False)
+    """Remove what can be removed: one image in use must not keep the others."""
+    for tag in tags:
+        run(["podman", "image", "rm", "--ignore", tag], check=False)
 
 
 def build_release(repo: Path, rev: str, tag: str, workdir: Path) -> None:

@@ -4,14 +4,14 @@ import sys
 
 import click
 
-from podku import apps, health, names, output, releases, settings, sshkeys
+from podku import __version__, apps, health, names, output, releases, settings, sshkeys
 from podku.errors import PodkuError, UsageError
 
 INTERNAL_COMMANDS = {"ssh-command", "git-hook", "ps:retire", "setup", "internal:bridge", "internal:wait-port"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="podku")
+@click.version_option(version=__version__, prog_name="podku")
 def cli() -> None:
     """podku: git push to deploy rootless Podman apps behind Caddy."""
 
@@ -89,6 +89,20 @@ def releases_list(app: str) -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(release.created))
         marker = "*" if release.id == current else " "
         click.echo(f"{marker} v{release.id:<4} {when}  {release.outcome:<8} {release.rev[:7]}  {release.description}")
+
+
+@command("releases:set")
+@app_argument
+@click.argument("key", type=click.Choice(["keep-images"]))
+@click.argument("value", type=click.IntRange(1, 100))
+def releases_set(app: str, key: str, value: int) -> None:
+    """How many releases' images to keep for rollbacks (default 5)."""
+    from podku import swap
+    with apps.lock(app):
+        current = apps.load(app).updated(keep_images=value)
+        apps.save(current)
+        swap.prune_images(current)
+    output.step(f"{app} keeps the images of its last {value} releases")
 
 
 @command("rollback")
@@ -281,6 +295,13 @@ def internal_bridge(container: str, port: int) -> None:
     """Run by a $PORT app's web unit: the release socket, proxied into the container."""
     from podku import bridge
     bridge.exec_proxy(container, port)
+
+
+@command("help")
+@click.pass_context
+def help_command(ctx: click.Context) -> None:
+    """This list of commands."""
+    click.echo(cli.get_help(ctx.parent or ctx))
 
 
 @command("git-hook", hidden=True)

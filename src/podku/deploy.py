@@ -60,19 +60,10 @@ def release_to(app: apps.App, release: Release) -> Release:
     output.step(f"Switching {app.name} to release {release.id}")
     app = swap.go_live(app, release)
     swap.schedule_retire(app, app.health_checks.wait_to_retire)
-    prune_images(app)
+    swap.prune_images(app)
     output.step("Application deployed:")
     output.detail(settings.load().app_url(app.name))
     return release
-
-
-def prune_images(app: apps.App) -> None:
-    """Keep the images of the newest `keep_images` releases that went live, and the live one."""
-    history = [r for r in releases.all_of(app.name) if releases.was_live(r) or r.id == app.live_release]
-    keep = {r.image for r in history[: app.keep_images]}
-    keep |= {r.image for r in history if r.id == app.live_release}
-    unwanted = {r.image for r in releases.all_of(app.name)} - keep
-    build.remove_images(sorted(unwanted))
 
 
 def _still_serving(app: apps.App) -> str:

@@ -4,7 +4,7 @@ import http.client
 import time
 from dataclasses import asdict, dataclass, fields, replace
 
-from podku import unixhttp
+from podku import names, unixhttp
 from podku.errors import PodkuError, UsageError
 
 
@@ -34,7 +34,7 @@ class Checks:
         if name not in NUMERIC_SETTINGS:
             raise UsageError(f"unknown check setting {key!r}: use one of "
                              + ", ".join(sorted(s.replace("_", "-") for s in NUMERIC_SETTINGS)))
-        if not value.isdigit() or int(value) > 3600:
+        if not names.ASCII_NUMBER.fullmatch(value) or int(value) > 3600:
             raise UsageError(f"invalid value for {key}: expected whole seconds or a count, 0 to 3600")
         return replace(self, **{name: int(value)})
 
@@ -51,10 +51,18 @@ def from_app_json(app_json: dict, base: Checks) -> Checks:
     web = (app_json.get("healthchecks") or {}).get("web") or []
     if not web:
         return base
-    check = web[0]
     renames = {"initialDelay": "initial_delay"}
-    overrides = {renames.get(key, key): value for key, value in check.items()
-                 if renames.get(key, key) in {f.name for f in fields(Checks)} and key != "enabled"}
+    overrides = {}
+    for key, value in web[0].items():
+        name = renames.get(key, key)
+        if name in NUMERIC_SETTINGS:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 3600:
+                raise UsageError(f"app.json healthchecks: {key} must be a whole number from 0 to 3600")
+            overrides[name] = value
+        elif name in ("path", "content"):
+            if not isinstance(value, str) or (name == "path" and not value.startswith("/")):
+                raise UsageError(f"app.json healthchecks: {key} must be a string" + (" starting with /" if name == "path" else ""))
+            overrides[name] = value
     return replace(base, **overrides)
 
 

@@ -12,7 +12,7 @@ def create(name: str, quiet: bool = False) -> apps.App:
         raise UsageError(f"app {name} already exists")
     _refuse_unit_clash(name)
     app = apps.App(name=name)
-    with apps.lock(name):
+    with apps.lock(name, must_exist=False):
         app.paths.releases.mkdir(parents=True, exist_ok=True)
         receive.init_repo(app.paths.repo)
         receive.install_hook(app)

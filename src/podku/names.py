@@ -6,6 +6,7 @@ from podku.errors import UsageError
 
 APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+ASCII_NUMBER = re.compile(r"[0-9]+")
 DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Unit names a user's systemd already has, or podku's own: an app may not shadow them.
 RESERVED_APP_NAMES = frozenset(
@@ -17,7 +18,7 @@ RESERVED_APP_NAMES = frozenset(
 
 def app_name(name: str) -> str:
     """An app name: lower-case letters, digits and inner dashes, at most 63 characters."""
-    if not APP_NAME.match(name or ""):
+    if not APP_NAME.fullmatch(name or ""):
         raise UsageError(
             f"invalid app name {name!r}: use 1-63 lower-case letters, digits and dashes, "
             "starting and ending with a letter or digit"
@@ -30,7 +31,7 @@ def app_name(name: str) -> str:
 
 
 def env_key(key: str) -> str:
-    if not ENV_KEY.match(key or ""):
+    if not ENV_KEY.fullmatch(key or ""):
         raise UsageError(
             f"invalid config key {key!r}: use letters, digits and underscores, not starting with a digit"
         )
@@ -54,7 +55,7 @@ def env_assignment(text: str) -> tuple[str, str]:
 def domain(name: str) -> str:
     """A DNS host name (lower case, no trailing dot), as used in a Caddy host matcher."""
     labels = (name or "").split(".")
-    if len(name) > 253 or len(labels) < 1 or not all(DOMAIN_LABEL.match(label) for label in labels):
+    if len(name) > 253 or len(labels) < 1 or not all(DOMAIN_LABEL.fullmatch(label) for label in labels):
         raise UsageError(f"invalid domain {name!r}: use dot-separated labels of a-z, 0-9 and dashes")
     return name
 
@@ -62,7 +63,7 @@ def domain(name: str) -> str:
 def release_id(text: str) -> int:
     """A release number as typed by a user: 7 or r7 or v7."""
     digits = text[1:] if text[:1] in ("r", "v") else text
-    if not digits.isdigit() or len(digits) > 9 or int(digits) < 1:
+    if not ASCII_NUMBER.fullmatch(digits) or len(digits) > 9 or int(digits) < 1:
         raise UsageError(f"invalid release {text!r}: expected a release number like 7")
     return int(digits)
 

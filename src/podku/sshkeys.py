@@ -13,7 +13,7 @@ MARKER = "podku-key:"
 
 
 def key_name(name: str) -> str:
-    if not KEY_NAME.match(name or ""):
+    if not KEY_NAME.fullmatch(name or ""):
         raise UsageError(f"invalid key name {name!r}: use letters, digits, . _ @ -")
     return name
 
@@ -68,8 +68,9 @@ def add(name: str, public_key: str, if_new: bool = False) -> bool:
 
 
 def remove(name: str) -> None:
+    key_name(name)
     lines = _lines()
-    kept = [line for line in lines if _name_of(line) != key_name(name)]
+    kept = [line for line in lines if _name_of(line) != name]
     if len(kept) == len(lines):
         raise UsageError(f"no key named {name}")
     _save(kept)

@@ -8,7 +8,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from podku import apps, health, output, paths, releases, settings, state, systemd, templates
+from podku import apps, build, health, output, paths, releases, settings, state, systemd, templates
 from podku.releases import Release
 from podku.run import run
 
@@ -118,3 +118,14 @@ def retire(app: apps.App, release_id: int) -> None:
     stop_release(release)
     if release.outcome == releases.LIVE:
         releases.save(release.with_outcome(releases.RETIRED))
+    prune_images(app)  # its image may have been in use at the swap
+
+
+def prune_images(app: apps.App) -> None:
+    """Keep the images of the newest `keep_images` releases that went live, and the live one's.
+    An image still used by a running container stays until that release is retired."""
+    history = [r for r in releases.all_of(app.name) if releases.was_live(r)]
+    keep = {r.image for r in history[: app.keep_images]}
+    keep |= {r.image for r in history if r.id == app.live_release}
+    unwanted = {r.image for r in releases.all_of(app.name)} - keep
+    build.remove_images(sorted(unwanted))

@@ -11,11 +11,17 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import load  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
+APPS_DIR = Path(__file__).resolve().parent / "apps"
+LOAD_TOOL = REPO / "benchmarks" / "load.py"
 HOSTS_DIR = Path(os.environ.get("PODKU_TEST_HOSTS", "/var/tmp/podku-test-hosts"))
 SOURCE_ITEMS = ("install.sh", "pyproject.toml", "README.md", "src", "units", "examples")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache")
@@ -31,6 +37,8 @@ def build_images() -> tuple[Path, Path]:
 
 
 class TestHost:
+    __test__ = False  # a helper, not a pytest test class
+
     def __init__(self, name: str, rootfs: Path, base_tar: Path):
         self.name = name
         self.netns = f"podku-{name}"
@@ -194,3 +202,88 @@ class TestHost:
                                 "-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}"])
         body, _, status = result.stdout.rpartition("\n")
         return int(status or 0), body
+
+
+class AppRepo:
+    """A local git repository of the test app, changed and committed by tests."""
+
+    def __init__(self, path: Path, machine: TestHost, app: str):
+        self.path, self.host, self.app = path, machine, app
+        path.mkdir(parents=True, exist_ok=True)
+        shutil.copy(APPS_DIR / "testapp.py", path / "testapp.py")
+        self._git("init", "-q", "-b", "main")
+
+    def write(self, env: dict[str, str] | None = None, expose: int | None = None,
+              extra: str = "", message: str = "") -> None:
+        lines = ["FROM localhost/podku/python:3.11", "COPY testapp.py /app/testapp.py"]
+        lines += [f"ENV {key}={value}" for key, value in (env or {}).items()]
+        lines += [f"EXPOSE {expose}"] if expose else []
+        lines += [extra] if extra else []
+        lines += ['CMD ["python3", "/app/testapp.py"]']
+        (self.path / "Containerfile").write_text("\n".join(lines) + "\n")
+        self._git("add", "-A")
+        self._git("commit", "-q", "--allow-empty", "-m", message or f"deploy {env}")
+
+    def push(self, check: bool = True, branch: str = "main") -> subprocess.CompletedProcess:
+        return self.host.git(self.path, "push", self.host.remote(self.app), f"HEAD:{branch}", check=check)
+
+    def deploy(self, message: str, **kwargs) -> subprocess.CompletedProcess:
+        self.write(env={"MESSAGE": message, **kwargs.pop("env", {})}, **kwargs)
+        return self.push()
+
+    def _git(self, *args: str) -> None:
+        subprocess.run(["git", "-C", str(self.path), "-c", "user.name=test", "-c", "user.email=test@podku.invalid",
+                        *args], check=True, stdout=subprocess.DEVNULL)
+
+
+class LoadRun:
+    """Constant concurrent load through Caddy (benchmarks/load.py, in the host's network
+    namespace) while a test changes the app; the records come back when it ends."""
+
+    def __init__(self, machine: TestHost, app: str, workdir: Path, clients: int = 8,
+                 keepalive: str = "mix", path: str = "/"):
+        self.load = load
+        self.out, self.stop, self.ready = workdir / "load.json", workdir / "load.stop", workdir / "load.ready"
+        for leftover in (self.out, self.stop, self.ready):  # from an earlier run in workdir
+            leftover.unlink(missing_ok=True)
+        argv = [sys.executable, str(LOAD_TOOL), "--url", "http://127.0.0.1:80/", "--host-header",
+                f"{app}.podku.localhost", "--clients", str(clients), "--keepalive", keepalive,
+                "--duration", "900", "--out", str(self.out), "--stop-file", str(self.stop),
+                "--ready-file", str(self.ready), "--path", path]
+        self.process = subprocess.Popen(["ip", "netns", "exec", machine.netns, *argv],
+                                        stdout=subprocess.PIPE, text=True)
+        self.records: list[dict] = []
+
+    def __enter__(self) -> "LoadRun":
+        deadline = time.monotonic() + 60
+        while not self.ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the load tool did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.touch()
+        try:
+            self.summary_line = self.process.communicate(timeout=120)[0].strip()
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        self.records = self.load.load_results(self.out)["records"]
+        print(f"load: {self.summary_line}")
+
+    @property
+    def summary(self) -> dict:
+        return self.load.summarize(self.records)
+
+    def failures(self) -> list[dict]:
+        return self.load.failures(self.records)
+
+    def body_sequences(self) -> dict[int, list[str]]:
+        return self.load.body_switches(self.records)
+
+    def assert_no_failures(self) -> None:
+        summary = self.summary
+        assert summary["requests"] > 0
+        assert self.failures() == [], f"{len(self.failures())} failed: {self.failures()[:5]}"
+        assert summary["retried"] == 0, summary

@@ -63,8 +63,16 @@ def test_updated_is_a_copy():
 
 
 def test_lock_holds_the_app_lock_file(home):
+    apps.save(apps.App(name="web"))
     with apps.lock("web"):
         assert paths.AppPaths("web").lock.exists()
+
+
+def test_locking_a_missing_app_is_refused_and_leaves_nothing(home):
+    with pytest.raises(UsageError, match="does not exist"):
+        with apps.lock("ghost"):
+            pass
+    assert not paths.AppPaths("ghost").root.exists()
 
 
 def test_remove_state_forgets_record_repo_and_stable_socket(home):

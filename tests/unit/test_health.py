@@ -214,3 +214,10 @@ def test_zero_attempts_still_tries_once(http_socket):
     server = http_socket(status=200)
     health.check(str(server.path), "h", Checks(attempts=0, wait=0))
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("check", [{"attempts": "3"}, {"timeout": -1}, {"wait": True}, {"path": "health"},
+                                   {"content": 5}])
+def test_app_json_checks_of_the_wrong_type_are_refused(check):
+    with pytest.raises(UsageError, match="app.json healthchecks"):
+        health.from_app_json({"healthchecks": {"web": [check]}}, health.Checks())

@@ -122,3 +122,16 @@ def test_main_and_master_are_deployed(ref, branch):
                                  "refs/heads/feature/main", ""])
 def test_other_refs_are_not_deployed(ref):
     assert names.git_branch_ref(ref) is None
+
+
+@pytest.mark.parametrize("check, text", [(names.app_name, "my-app\n"), (names.env_key, "KEY\n"),
+                                         (names.domain, "example.com\n")])
+def test_a_trailing_newline_is_refused(check, text):
+    with pytest.raises(UsageError):
+        check(text)
+
+
+@pytest.mark.parametrize("text", ["²", "٣", "r²"])
+def test_release_ids_are_ascii_digits_only(text):
+    with pytest.raises(UsageError):
+        names.release_id(text)

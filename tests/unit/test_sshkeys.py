@@ -159,3 +159,8 @@ def test_parse_public_key_refuses_a_type_that_does_not_match_the_blob(key):
     blob = key.split()[1]
     with pytest.raises(UsageError, match="ssh-keygen cannot read it"):
         sshkeys.parse_public_key(f"ssh-rsa {blob}")
+
+
+def test_key_names_with_a_trailing_newline_are_refused():
+    with pytest.raises(UsageError):
+        sshkeys.key_name("laptop\n")

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Zero-downtime benchmark: constant concurrent load through Caddy while podku swaps.
+
+Boots a disposable test host (the same systemd-nspawn host as the host tests), installs
+podku with install.sh, pushes an app over ssh, then for each kind of swap and each
+keep-alive mode runs tests/host-style load (benchmarks/load.py) during the swaps and
+prints one line of figures. Run as root:
+
+    sudo python3 benchmarks/zero_downtime.py [--swaps 5] [--clients 8]
+"""
+
+import argparse
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "host"))
+import testhost  # noqa: E402
+
+
+def redeploy(repo: testhost.AppRepo, state: dict) -> None:
+    state["n"] += 1
+    started = time.monotonic()
+    repo.deploy(f"bench-{state['n']}", **state.get("deploy", {}))
+    state.setdefault("push_seconds", []).append(time.monotonic() - started)
+
+
+def config_set(repo: testhost.AppRepo, state: dict) -> None:
+    state["n"] += 1
+    repo.host.ssh("config:set", repo.app, f"GREETING=g{state['n']}")
+
+
+def restart(repo: testhost.AppRepo, state: dict) -> None:
+    repo.host.ssh("ps:restart", repo.app)
+
+
+def rollback(repo: testhost.AppRepo, state: dict) -> None:
+    repo.host.ssh("rollback", repo.app)
+
+
+def kill(repo: testhost.AppRepo, state: dict) -> None:
+    live = repo.host.ssh("releases", repo.app).stdout
+    release = next(line.split()[1].lstrip("v") for line in live.splitlines() if line.startswith("*"))
+    repo.host.as_deploy_user(
+        f"kill -KILL $(podman inspect --format '{{{{.State.Pid}}}}' podku-{repo.app}-r{release})")
+    time.sleep(2)
+
+
+SCENARIOS = {"redeploy": redeploy, "config:set": config_set, "ps:restart": restart,
+             "rollback": rollback, "SIGKILL": kill}
+
+
+def measure(host: testhost.TestHost, repo: testhost.AppRepo, name: str, swaps: int, keepalive: str,
+            clients: int, workdir: Path, state: dict) -> str:
+    with testhost.LoadRun(host, repo.app, workdir, clients=clients, keepalive=keepalive) as run:
+        for _ in range(swaps):
+            SCENARIOS[name](repo, state)
+        time.sleep(1)
+    summary = run.summary
+    figures = " ".join(f"{key}={summary[key]}" for key in
+                       ("requests", "non2xx", "errors", "p50_ms", "p99_ms", "max_ms", "longest_gap_s"))
+    return f"| {name} | {repo.app} | {keepalive} | {swaps} | {figures} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--swaps", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    rootfs, base = testhost.build_images()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still remove the test host
+    host = testhost.TestHost("podku-bench", rootfs, base)
+    workdir = Path(tempfile.mkdtemp(prefix="podku-bench-"))
+    try:
+        host.boot()
+        host.install()
+        print(f"machine: {platform.node()} {platform.machine()}, {len(open('/proc/cpuinfo').read().split('processor')) - 1} cores; "
+              f"kernel {platform.release()}; test host: Debian 12 in systemd-nspawn", flush=True)
+        for app, deploy_options in (("fdapp", {}), ("portapp", {"expose": 8000})):
+            repo = testhost.AppRepo(workdir / app, host, app)
+            state = {"n": 0, "deploy": deploy_options}
+            redeploy(repo, state)
+            state["push_seconds"] = []
+            for name in SCENARIOS:
+                for keepalive in ("on", "off"):
+                    print(measure(host, repo, name, args.swaps, keepalive, args.clients, workdir, state), flush=True)
+            pushes = state["push_seconds"]
+            print(f"{app}: code-only redeploy (git push to app answering from the new release): "
+                  f"median {statistics.median(pushes):.2f}s, max {max(pushes):.2f}s over {len(pushes)} pushes",
+                  flush=True)
+    finally:
+        host.destroy()
+
+
+if __name__ == "__main__":
+    main()

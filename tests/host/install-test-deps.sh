@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# What booting test hosts and running the tests needs on a Debian 12 machine (as root).
+set -euo pipefail
+packages=(systemd-container mmdebstrap iproute2 git openssh-client curl ca-certificates
+          python3 python3-pytest python3-click python3-jinja2 python3-pystemd uidmap)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,87 @@
+"""Releases, rollback limits, image pruning, app.json health checks, checks settings, destroy."""
+
+import json
+import re
+import time
+
+
+def images_of(host, app: str) -> list[str]:
+    listing = host.as_deploy_user(f"podman images --format '{{{{.Tag}}}}' localhost/podku/{app}").stdout
+    return sorted(listing.split())
+
+
+def wait_for_images(host, app: str, expected: list[str], timeout: float = 60) -> None:
+    """Old releases retire (and their images go) a few seconds after a swap."""
+    deadline = time.monotonic() + timeout
+    while images_of(host, app) != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert images_of(host, app) == expected
+
+
+def test_old_images_are_pruned_and_rollback_to_them_is_refused(host, app_repo):
+    app = app_repo.app
+    app_repo.deploy("one")
+    host.ssh("releases:set", app, "keep-images", "2")
+    host.ssh("checks:set", app, "wait-to-retire", "1")
+    for message in ("two", "three", "four"):
+        app_repo.deploy(message)
+    wait_for_images(host, app, ["r3", "r4"])
+    refused = host.ssh("rollback", app, "1", check=False)
+    assert refused.returncode != 0 and "was pruned" in refused.stderr
+    host.ssh("rollback", app)
+    assert host.http_get(f"{app}.podku.localhost") == (200, "three r5")
+    wait_for_images(host, app, ["r3", "r4"])  # r5 reuses r3's image
+
+
+def test_rollback_refuses_what_cannot_be_rolled_back_to(host, app_repo):
+    app = app_repo.app
+    app_repo.deploy("only")
+    for words, message in ((["rollback", app], "no earlier release"),
+                           (["rollback", app, "7"], "does not exist"),
+                           (["rollback", app, "1"], "already live"),
+                           (["rollback", app, "x1"], "invalid release")):
+        refused = host.ssh(*words, check=False)
+        assert refused.returncode != 0 and message in refused.stderr, (words, refused.stderr)
+    assert host.http_get(f"{app}.podku.localhost") == (200, "only r1")
+
+
+def test_app_json_health_checks_are_used(host, app_repo):
+    app = app_repo.app
+    checks = {"healthchecks": {"web": [{"type": "startup", "path": "/config", "content": "expected-greeting",
+                                        "attempts": 2, "timeout": 2, "wait": 1}]}}
+    (app_repo.path / "app.json").write_text(json.dumps(checks))
+    app_repo.write(env={"MESSAGE": "checked", "GREETING": "something-else"})
+    rejected = app_repo.push(check=False)
+    assert rejected.returncode != 0
+    assert "does not contain 'expected-greeting'" in rejected.stderr
+    app_repo.write(env={"MESSAGE": "checked", "GREETING": "expected-greeting"})
+    accepted = app_repo.push()
+    assert "Health check /config passed" in accepted.stderr
+
+
+def test_checks_report_set_disable_enable(host, app_repo):
+    app = app_repo.app
+    app_repo.deploy("checks")
+    host.ssh("checks:set", app, "wait-to-retire", "9")
+    host.ssh("checks:disable", app)
+    report = host.ssh("checks:report", app).stdout
+    assert re.search(r"Checks wait to retire:\s+9", report) and re.search(r"Checks enabled:\s+False", report)
+    unhealthy = app_repo.deploy("unchecked", env={"STATUS": "500"})
+    assert "Health checks disabled" in unhealthy.stderr
+    host.ssh("checks:enable", app)
+    refused = host.ssh("checks:set", app, "bogus", "1", check=False)
+    assert refused.returncode != 0 and "unknown check setting" in refused.stderr
+
+
+def test_destroy_removes_the_app_its_units_and_its_route(host, app_repo):
+    app = app_repo.app
+    app_repo.deploy("doomed")
+    refused = host.ssh("apps:destroy", app, check=False)
+    assert refused.returncode != 0 and "--force" in refused.stderr
+    host.ssh("apps:destroy", app, "--force")
+    assert host.as_deploy_user("podman ps -a --format '{{.Names}}'").stdout.count(app) == 0
+    assert app not in host.ssh("apps:list").stdout.split()
+    assert host.http_get(f"{app}.podku.localhost")[0] == 404
+    units = host.as_deploy_user("ls ~/.config/systemd/user").stdout.split()
+    assert not [unit for unit in units if unit.startswith(f"{app}-r") or unit == f"{app}.service"]
+    assert images_of(host, app) == []
