@@ -240,7 +240,8 @@ def logs(app: str, num: int, follow: bool) -> None:
     apps.load(app)
     argv = ["journalctl", "--no-pager", "--output", "short-iso", "--lines", str(num)]
     for release in releases.all_of(app):
-        argv += ["--user-unit", f"{release.unit}.service"]
+        for unit in release.units:
+            argv += ["--user-unit", unit]
     if follow:
         argv.append("--follow")
     os.execvp("journalctl", argv)
