@@ -54,7 +54,7 @@ BAD_NAMES = ["Upper", "../etc", "-dash", ".hidden", "a" * 64, "semi;colon", "$(i
 
 
 def test_invalid_app_names_are_refused_and_change_nothing(host, tmp_path):
-    state = "ls -A ~/.local/share/podku/repos ~/.local/state/podku/apps ~/.config/systemd/user"
+    state = "ls -A ~/.local/share/podku/repos ~/.local/state/podku/apps ~/.local/state/podku/sock"
     before = host.as_deploy_user(state).stdout
     repo = tmp_path / "repo"
     repo.mkdir()
