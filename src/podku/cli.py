@@ -309,7 +309,9 @@ def help_command(ctx: click.Context) -> None:
 @app_argument
 def git_hook(app: str) -> None:
     """The pre-receive hook: deploy what was pushed to main or master."""
+    import signal
     from podku import receive
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped ssh session must not cut a swap in half
     receive.run_hook(app, sys.stdin.read().splitlines())
 
 

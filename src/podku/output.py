@@ -22,5 +22,8 @@ def warn(message: str) -> None:
 
 def _write(line: str, stream=None) -> None:
     stream = stream or sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (BrokenPipeError, ValueError):
+        pass  # the pusher went away: the deploy must still finish, not stop half-done
