@@ -338,7 +338,7 @@ def main(args: list[str] | None = None) -> None:
         output.warn("aborted")
         sys.exit(1)
     except click.ClickException as error:
-        error.show()
+        output.warn(error.format_message().replace("\n", " "))  # one line, like every podku error
         sys.exit(error.exit_code if error.exit_code else 2)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
