@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=10)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    host = testhost.TestHost("podku-membench", *testhost.build_images())
+    host = testhost.TestHost("membench", *testhost.build_images())
     workdir = Path(tempfile.mkdtemp(prefix="podku-membench-"))
     try:
         host.boot()

@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     rootfs, base = testhost.build_images()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still remove the test host
-    host = testhost.TestHost("podku-bench", rootfs, base)
+    host = testhost.TestHost("bench", rootfs, base)
     workdir = Path(tempfile.mkdtemp(prefix="podku-bench-"))
     try:
         host.boot()

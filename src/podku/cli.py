@@ -16,8 +16,8 @@ def cli() -> None:
     """podku: git push to deploy rootless Podman apps behind Caddy."""
 
 
-def command(name: str, hidden: bool = False):
-    return cli.command(name, hidden=hidden)
+def command(name: str, hidden: bool = False, **settings):
+    return cli.command(name, hidden=hidden, **settings)
 
 
 def app_argument(function):
@@ -115,6 +115,15 @@ def rollback(app: str, release: str | None) -> None:
         current = apps.load(app)
         target = history.rollback_target(current, names.release_id(release) if release else None)
         deploy.redeploy(current, f"Rollback to v{target.id}", source=target)
+
+
+@command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@app_argument
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_command(app: str, command: tuple[str, ...]) -> None:
+    """Run a one-off command in a new container of the live release (image and config)."""
+    from podku import oneoff
+    sys.exit(oneoff.run(apps.load(app), list(command)))
 
 
 @command("ps:restart")

@@ -13,6 +13,8 @@ def setup(domain: str, http_port: int) -> None:
     settings.save(settings.Settings(domain=domain, http_port=http_port))
     for directory in (paths.APPS, paths.REPOS, paths.STABLE_SOCKETS):
         directory.mkdir(parents=True, exist_ok=True)
+    # Caddy's admin socket and the apps' sockets live below: other local users keep out.
+    paths.STATE.chmod(0o700)
     unit = templates.render(CADDY_UNIT + ".j2", config=paths.CADDY_CONFIG,
                             admin_socket=paths.CADDY_ADMIN_SOCKET)
     unit_changed = _write_if_changed(systemd.unit_file(CADDY_UNIT), unit)

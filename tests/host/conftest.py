@@ -39,7 +39,7 @@ def images():
 @pytest.fixture(scope="session")
 def host(images):
     """The shared test host, podku installed, shared by tests that each use their own apps."""
-    machine = testhost.TestHost("podku-shared", *images)
+    machine = testhost.TestHost("shared", *images)
     try:
         machine.boot()
         machine.install()
@@ -51,7 +51,7 @@ def host(images):
 @pytest.fixture
 def fresh_host(images):
     """A booted host of its own, podku not installed yet."""
-    machine = testhost.TestHost(f"podku-fresh{next(_names)}", *images)
+    machine = testhost.TestHost(f"fresh{next(_names)}", *images)
     try:
         machine.boot()
         yield machine

@@ -8,7 +8,7 @@ import testhost
 
 
 def main() -> None:
-    host = testhost.TestHost("podku-demo", *testhost.build_images())
+    host = testhost.TestHost("demo", *testhost.build_images())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         host.boot()

@@ -1,6 +1,7 @@
 """Releases, rollback limits, image pruning, app.json health checks, checks settings, destroy."""
 
 import json
+import shlex
 import re
 import time
 
@@ -85,3 +86,22 @@ def test_destroy_removes_the_app_its_units_and_its_route(host, app_repo):
     units = host.as_deploy_user("ls ~/.config/systemd/user").stdout.split()
     assert not [unit for unit in units if unit.startswith(f"{app}-r") or unit == f"{app}.service"]
     assert images_of(host, app) == []
+
+
+def test_run_starts_a_one_off_container_of_the_live_release(host, app_repo):
+    app = app_repo.app
+    app_repo.deploy("oneoff", env={"GREETING": "from-the-image"})
+    host.ssh("config:set", app, "SECRET=from-config")
+    ran = host.ssh("run", app, "python3", "-c", shlex.quote("import os; print(os.environ['SECRET'], 40 + 2)"))
+    assert ran.stdout.strip() == "from-config 42"
+    failed = host.ssh("run", app, "python3", "-c", shlex.quote("raise SystemExit(7)"), check=False)
+    assert failed.returncode == 7
+
+
+def test_a_dockerfile_app_deploys_too(host, app_repo):
+    app_repo.write(env={"MESSAGE": "docker"})
+    (app_repo.path / "Containerfile").rename(app_repo.path / "Dockerfile")
+    app_repo._git("add", "-A")
+    app_repo._git("commit", "-q", "-m", "Dockerfile")
+    app_repo.push()
+    assert host.http_get(f"{app_repo.app}.podku.localhost") == (200, "docker r1")
