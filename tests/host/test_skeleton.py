@@ -24,7 +24,8 @@ def test_the_app_is_a_systemd_user_unit_of_the_deploy_user(host, app_repo):
     app_repo.deploy("status")
     status = host.as_deploy_user(f"systemctl --user status {app_repo.app} --no-pager", check=False)
     assert "active (running)" in status.stdout
-    assert "podman run" in status.stdout and "python3 /app/testapp.py" in status.stdout
+    assert "conmon" in status.stdout and "python3 /app/testapp.py" in status.stdout
+    assert f"TriggeredBy: ● {app_repo.app}-r1.socket" in status.stdout
 
 
 def test_a_failed_build_rejects_the_push_and_the_previous_release_keeps_serving(host, app_repo):
