@@ -16,8 +16,8 @@ def cli() -> None:
     """podku: git push to deploy rootless Podman apps behind Caddy."""
 
 
-def command(name: str, hidden: bool = False, **settings):
-    return cli.command(name, hidden=hidden, **settings)
+def command(name: str, hidden: bool = False, **options):
+    return cli.command(name, hidden=hidden, **options)
 
 
 def app_argument(function):
