@@ -289,7 +289,7 @@ def ssh_keys_list() -> None:
 
 
 @command("internal:wait-port", hidden=True)
-@click.argument("container")
+@click.argument("container", callback=lambda _c, _p, value: names.container(value))
 @click.argument("port", type=click.IntRange(1, 65535))
 @click.option("--timeout", default=170.0)
 def internal_wait_port(container: str, port: int, timeout: float) -> None:
@@ -299,7 +299,7 @@ def internal_wait_port(container: str, port: int, timeout: float) -> None:
 
 
 @command("internal:bridge", hidden=True)
-@click.argument("container")
+@click.argument("container", callback=lambda _c, _p, value: names.container(value))
 @click.argument("port", type=click.IntRange(1, 65535))
 def internal_bridge(container: str, port: int) -> None:
     """Run by a $PORT app's web unit: the release socket, proxied into the container."""

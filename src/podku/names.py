@@ -68,6 +68,15 @@ def release_id(text: str) -> int:
     return int(digits)
 
 
+def container(name: str) -> str:
+    """A release's container name, as podku's own units pass it (podku-APP-rN)."""
+    app, sep, release = name.removeprefix("podku-").rpartition("-r")
+    if not name.startswith("podku-") or not sep or not ASCII_NUMBER.fullmatch(release):
+        raise UsageError(f"invalid container name {name!r}: expected podku-APP-rN")
+    app_name(app)
+    return name
+
+
 def git_branch_ref(ref: str) -> str | None:
     """The branch a pushed ref deploys, or None for refs podku ignores."""
     return ref.removeprefix("refs/heads/") if ref in ("refs/heads/main", "refs/heads/master") else None

@@ -135,3 +135,14 @@ def test_a_trailing_newline_is_refused(check, text):
 def test_release_ids_are_ascii_digits_only(text):
     with pytest.raises(UsageError):
         names.release_id(text)
+
+
+@pytest.mark.parametrize("name", ["podku-web-r1", "podku-my-app-r12"])
+def test_container_names_of_releases_are_accepted(name):
+    assert names.container(name) == name
+
+
+@pytest.mark.parametrize("name", ["web-r1", "podku-web", "podku-web-rx", "podku-Bad-r1", "podku-../x-r1", "podku--r1"])
+def test_other_container_names_are_refused(name):
+    with pytest.raises(UsageError):
+        names.container(name)
