@@ -15,10 +15,9 @@ def run(app: apps.App, command: list[str]) -> int:
     if app.live_release is None:
         raise PodkuError(f"{app.name} has not been deployed yet: git push to it first")
     release = releases.load(app.name, app.live_release)
-    env = {**release.config, "PODKU_APP": app.name, "PODKU_RELEASE": str(release.id)}
     with tempfile.NamedTemporaryFile("w", prefix="podku-run-", suffix=".env") as env_file:
         os.fchmod(env_file.fileno(), 0o600)
-        env_file.write("".join(f"{key}={value}\n" for key, value in sorted(env.items())))
+        env_file.write(release.environment_file())
         env_file.flush()
         argv = ["podman", "run", "--rm", "--interactive", "--network=host",
                 "--name", f"podku-{app.name}-run-{uuid.uuid4().hex[:8]}", "--label", f"podku.app={app.name}",

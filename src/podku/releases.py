@@ -32,15 +32,29 @@ class Release:
         return f"podku-{self.app}-r{self.id}"
 
     @property
+    def socket_unit(self) -> str:
+        return f"{self.unit}.socket"
+
+    @property
+    def web_unit(self) -> str:
+        """The service the socket starts: the app itself, or the bridge to a $PORT app."""
+        return f"{self.unit}.service"
+
+    @property
     def units(self) -> list[str]:
         """Every unit of the release, the socket first (stopping it stops what it feeds)."""
-        names = [f"{self.unit}.socket", f"{self.unit}.service"]
+        names = [self.socket_unit, self.web_unit]
         return names + [f"{self.unit}-app.service"] if self.port else names
 
     @property
     def app_unit(self) -> str:
         """The unit whose processes are the app's (what `systemctl --user status APP` shows)."""
-        return f"{self.unit}-app.service" if self.port else f"{self.unit}.service"
+        return f"{self.unit}-app.service" if self.port else self.web_unit
+
+    def environment_file(self) -> str:
+        """The app's environment in podman's --env-file format: its config and who it is."""
+        env = {**self.config, "PODKU_APP": self.app, "PODKU_RELEASE": str(self.id)}
+        return "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
 
     def with_outcome(self, outcome: str) -> "Release":
         return replace(self, outcome=outcome)

@@ -15,14 +15,6 @@ from podku.run import run
 STOP_TIMEOUT = 10
 
 
-def socket_unit(release: Release) -> str:
-    return f"{release.unit}.socket"
-
-
-def service_unit(release: Release) -> str:
-    return f"{release.unit}.service"
-
-
 def env_file(release: Release):
     return paths.AppPaths(release.app).releases / f"{release.id}.env"
 
@@ -30,24 +22,23 @@ def env_file(release: Release):
 def install_units(release: Release) -> None:
     """Render the release's units; they are inert until its socket is started."""
     app_paths = paths.AppPaths(release.app)
-    env = {**release.config, "PODKU_APP": release.app, "PODKU_RELEASE": str(release.id)}
-    state.write_atomic(env_file(release), "".join(f"{k}={v}\n" for k, v in sorted(env.items())), mode=0o600)
+    state.write_atomic(env_file(release), release.environment_file(), mode=0o600)
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
                   container=release.container, env_file=env_file(release), port=release.port,
                   socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT,
                   podku=Path(sys.executable).parent / "podku")
-    systemd.write_unit(socket_unit(release), templates.render("release.socket.j2", **values))
+    systemd.write_unit(release.socket_unit, templates.render("release.socket.j2", **values))
     if release.port:
-        systemd.write_unit(service_unit(release), templates.render("release-bridge.service.j2", **values))
+        systemd.write_unit(release.web_unit, templates.render("release-bridge.service.j2", **values))
         systemd.write_unit(release.app_unit, templates.render("release-app.service.j2", **values))
     else:
-        systemd.write_unit(service_unit(release), templates.render("release.service.j2", **values))
+        systemd.write_unit(release.web_unit, templates.render("release.service.j2", **values))
     systemd.reload()
 
 
 def start_and_check(app: apps.App, release: Release, app_json: dict) -> None:
     """Start the new release's socket and prove, through that socket, that it serves."""
-    systemd.start(socket_unit(release))
+    systemd.start(release.socket_unit)
     checks = health.from_app_json(app_json, app.health_checks)
     host = settings.load().app_host(app.name)
     socket_path = str(app.paths.release_socket(release.id))
@@ -58,11 +49,9 @@ def go_live(app: apps.App, release: Release) -> apps.App:
     """The handoff: from here on every new connection reaches `release`."""
     state.symlink_atomic(app.paths.release_socket(release.id), app.paths.stable_socket)
     systemd.link(systemd.unit_file(f"{app.name}.service"), release.app_unit)
-    systemd.enable(socket_unit(release), "sockets.target")
-    previous = app.live_release
-    if previous is not None:
-        with contextlib.suppress(FileNotFoundError):
-            (paths.SYSTEMD_UNITS / "sockets.target.wants" / f"{app.name}-r{previous}.socket").unlink()
+    systemd.enable(release.socket_unit, "sockets.target")
+    if app.live_release is not None:
+        systemd.disable(releases.load(app.name, app.live_release).socket_unit, "sockets.target")
     systemd.reload()
     releases.save(release.with_outcome(releases.LIVE))
     live = app.updated(live_release=release.id)
@@ -108,7 +97,7 @@ def schedule_retire(app: apps.App, after_seconds: int) -> None:
 
 def _releases_with_units(app: apps.App) -> list[int]:
     return [release.id for release in releases.all_of(app.name)
-            if release.id != app.live_release and systemd.unit_file(service_unit(release)).exists()]
+            if release.id != app.live_release and systemd.unit_file(release.web_unit).exists()]
 
 
 def retire(app: apps.App, release_id: int) -> None:

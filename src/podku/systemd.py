@@ -110,6 +110,11 @@ def enable(unit: str, target: str) -> None:
     link(paths.SYSTEMD_UNITS / f"{target}.wants" / unit, f"../{unit}")
 
 
+def disable(unit: str, target: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (paths.SYSTEMD_UNITS / f"{target}.wants" / unit).unlink()
+
+
 def journal_tail(unit: str, lines: int = 20) -> str:
     from podku.run import run
     result = run(["journalctl", "--user-unit", unit, "--lines", str(lines),

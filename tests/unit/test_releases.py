@@ -118,3 +118,12 @@ def test_a_port_app_release_also_has_an_app_unit():
 def test_the_port_is_kept_in_the_record(home):
     release = make(port=5000)
     assert releases.load("web", release.id).port == 5000
+
+
+def test_environment_file_has_the_config_and_who_the_release_is(home):
+    release = releases.Release(app="web", id=3, rev="abc", image="img", description="d",
+                               config={"B": "2", "A": "x y"})
+    assert release.environment_file() == "A=x y\nB=2\nPODKU_APP=web\nPODKU_RELEASE=3\n"
+    assert release.units == ["web-r3.socket", "web-r3.service"]
+    assert releases.Release(app="web", id=3, rev="abc", image="img", description="d", port=8000).units[-1] \
+        == "web-r3-app.service"
