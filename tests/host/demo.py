@@ -16,8 +16,9 @@ def main() -> None:
         status, body = host.http_get("hello.podku.localhost")
         print(f"The example app answers through Caddy ({status}): {body.strip()}")
         print(f"  ip netns exec {host.netns} curl -H 'Host: hello.podku.localhost' http://127.0.0.1/")
-        print(f"  ip netns exec {host.netns} ssh -i {host.key} podku@127.0.0.1 apps:list")
-        print(f"  GIT_SSH_COMMAND='ssh -i {host.key}' ip netns exec {host.netns} git push podku@127.0.0.1:myapp main")
+        ssh = f"ssh -i {host.key} -o StrictHostKeyChecking=accept-new"
+        print(f"  ip netns exec {host.netns} {ssh} podku@127.0.0.1 apps:list")
+        print(f"  GIT_SSH_COMMAND='{ssh}' ip netns exec {host.netns} git push podku@127.0.0.1:myapp main")
         print("Ctrl-C stops and removes the test host.", flush=True)
         while True:
             time.sleep(3600)
