@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field, replace
 from podku import paths, state
 from podku.errors import UsageError
 
-PENDING, LIVE, FAILED, RETIRED = "pending", "live", "failed", "retired"
+# draining: swapped out, still finishing its in-flight requests until it is retired
+PENDING, LIVE, DRAINING, FAILED, RETIRED = "pending", "live", "draining", "failed", "retired"
 
 
 @dataclass(frozen=True)
@@ -96,4 +97,4 @@ def image_tag(app: str, release_id: int) -> str:
 
 
 def was_live(release: Release) -> bool:
-    return release.outcome in (LIVE, RETIRED)
+    return release.outcome in (LIVE, DRAINING, RETIRED)

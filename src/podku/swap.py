@@ -51,7 +51,9 @@ def go_live(app: apps.App, release: Release) -> apps.App:
     systemd.link(systemd.unit_file(f"{app.name}.service"), release.app_unit)
     systemd.enable(release.socket_unit, "sockets.target")
     if app.live_release is not None:
-        systemd.disable(releases.load(app.name, app.live_release).socket_unit, "sockets.target")
+        previous = releases.load(app.name, app.live_release)
+        systemd.disable(previous.socket_unit, "sockets.target")
+        releases.save(previous.with_outcome(releases.DRAINING))
     systemd.reload()
     releases.save(release.with_outcome(releases.LIVE))
     live = app.updated(live_release=release.id)
@@ -105,7 +107,7 @@ def retire(app: apps.App, release_id: int) -> None:
         return  # rolled back to meanwhile: never stop what serves
     release = releases.load(app.name, release_id)
     stop_release(release)
-    if release.outcome == releases.LIVE:
+    if release.outcome in (releases.LIVE, releases.DRAINING):
         releases.save(release.with_outcome(releases.RETIRED))
     prune_images(app)  # its image may have been in use at the swap
 

@@ -1,6 +1,7 @@
 """Releases, rollback limits, image pruning, app.json health checks, checks settings, destroy."""
 
 import json
+import subprocess
 import shlex
 import re
 import time
@@ -105,3 +106,35 @@ def test_a_dockerfile_app_deploys_too(host, app_repo):
     app_repo._git("commit", "-q", "-m", "Dockerfile")
     app_repo.push()
     assert host.http_get(f"{app_repo.app}.podku.localhost") == (200, "docker r1")
+
+
+def test_a_push_whose_client_goes_away_still_finishes_its_deploy(host, app_repo):
+    app = app_repo.app
+    app_repo.deploy("before")
+    app_repo.write(env={"MESSAGE": "after"}, extra="RUN sleep 4")
+    push = subprocess.Popen(["ip", "netns", "exec", host.netns, "git", "-C", str(app_repo.path), "push",
+                             host.remote(app), "HEAD:main"], env=host.git_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2)  # the build is running
+    push.kill()
+    push.wait()
+    deadline = time.monotonic() + 60
+    while host.http_get(f"{app}.podku.localhost") != (200, "after r2") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert host.http_get(f"{app}.podku.localhost") == (200, "after r2")
+    assert re.search(r"\* v2 .* live", host.ssh("releases", app).stdout)
+
+
+def test_concurrent_changes_to_one_app_wait_for_each_other(host, app_repo):
+    app = app_repo.app
+    app_repo.deploy("locked")
+    changes = [subprocess.Popen(["ip", "netns", "exec", host.netns, "ssh", "-i", str(host.key), "-o", "BatchMode=yes",
+                                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                 "-o", "LogLevel=ERROR", "podku@127.0.0.1", "config:set", app, f"N{n}={n}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(3)]
+    outputs = [change.communicate(timeout=300) for change in changes]
+    assert all(change.returncode == 0 for change in changes), outputs
+    config = host.ssh("config:show", app).stdout
+    assert all(f"N{n}:" in config for n in range(3)), config  # no change lost
+    listing = host.ssh("releases", app).stdout
+    assert re.search(r"\* v4 .* live", listing) and listing.count(" live ") == 1, listing

@@ -96,7 +96,8 @@ def test_with_outcome_is_a_copy(home):
 
 
 @pytest.mark.parametrize("outcome, served", [(releases.PENDING, False), (releases.FAILED, False),
-                                             (releases.LIVE, True), (releases.RETIRED, True)])
+                                             (releases.LIVE, True), (releases.DRAINING, True),
+                                             (releases.RETIRED, True)])
 def test_was_live(outcome, served):
     release = Release(app="a", id=1, rev="r", image="i", description="d", outcome=outcome)
     assert releases.was_live(release) is served
