@@ -6,7 +6,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from podku import output
+from podku import output, paths, state
 from podku.errors import PodkuError
 from podku.run import INHERITED_ENV, child_env, run, stream
 
@@ -80,16 +80,27 @@ def exposed_port(image: str) -> int | None:
     return tcp[0] if tcp else None
 
 
+def image_exists(tag: str) -> bool:
+    with state.locked(paths.IMAGES_LOCK, "images", shared=True):
+        return run(["podman", "image", "exists", tag], check=False).returncode == 0
+
+
 def remove_images(tags: list[str]) -> None:
     """Remove what can be removed: one image in use must not keep the others."""
-    for tag in tags:
-        run(["podman", "image", "rm", "--ignore", tag], check=False)
+    if not tags:
+        return
+    with state.locked(paths.IMAGES_LOCK, "images"):
+        for tag in tags:
+            run(["podman", "image", "rm", "--ignore", tag], check=False)
 
 
-def build_release(repo: Path, rev: str, tag: str, workdir: Path) -> None:
+def build_release(repo: Path, rev: str, tag: str, workdir: Path) -> int | None:
+    """Build `rev` as `tag`; returns the image's EXPOSEd port, if any."""
     try:
-        checkout(repo, rev, workdir)
-        build_image(workdir, tag)
+        with state.locked(paths.IMAGES_LOCK, "images", shared=True):
+            checkout(repo, rev, workdir)
+            build_image(workdir, tag)
+            return exposed_port(tag)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -21,11 +21,11 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.config(app.name), app_json)
     output.step(f"Building {app.name} from {rev[:7]} ...")
     try:
-        build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id))
+        port = build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id))
     except PodkuError as error:
         releases.save(release.with_outcome(releases.FAILED))
         raise DeployFailed(f"{error}; {_still_serving(app)}") from error
-    release = dataclasses.replace(release, port=build.exposed_port(tag))
+    release = dataclasses.replace(release, port=port)
     releases.save(release)
     return release_to(app, release)
 
@@ -59,8 +59,7 @@ def release_to(app: apps.App, release: Release) -> Release:
         raise
     output.step(f"Switching {app.name} to release {release.id}")
     app = swap.go_live(app, release)
-    swap.schedule_retire(app, app.health_checks.wait_to_retire)
-    swap.prune_images(app)
+    swap.schedule_retire(app, app.health_checks.wait_to_retire)  # it prunes images too
     output.step("Application deployed:")
     output.detail(settings.load().app_url(app.name))
     return release

@@ -1,8 +1,7 @@
 """Which earlier release a rollback returns to."""
 
-from podku import apps, releases
+from podku import apps, build, releases
 from podku.errors import UsageError
-from podku.run import run
 
 
 def rollback_target(app: apps.App, wanted: int | None) -> releases.Release:
@@ -21,6 +20,6 @@ def rollback_target(app: apps.App, wanted: int | None) -> releases.Release:
             raise UsageError(f"release {wanted} of {app.name} never served ({target.outcome}): not a rollback target")
     if target.id == app.live_release:
         raise UsageError(f"release {target.id} is already live")
-    if run(["podman", "image", "exists", target.image], check=False).returncode != 0:
+    if not build.image_exists(target.image):
         raise UsageError(f"the image of release {target.id} was pruned: it cannot be rolled back to")
     return target

@@ -26,6 +26,9 @@ BUILDS = CACHE / "build"
 # most 107 bytes, and app names may have 63.
 STABLE_SOCKETS = STATE / "sock"
 SETTINGS = CONFIG / "podku.json"
+# Builds hold it shared, image removal exclusively: podman 4.3 fails a lookup by name
+# ("image not known") when another image is removed meanwhile.
+IMAGES_LOCK = STATE / "images.lock"
 CADDY_CONFIG = CONFIG / "caddy.json"
 CADDY_ADMIN_SOCKET = STATE / "caddy-admin.sock"
 SSH_AUTHORIZED_KEYS = HOME / ".ssh" / "authorized_keys"

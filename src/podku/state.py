@@ -62,17 +62,19 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 @contextlib.contextmanager
-def locked(lock_path: Path, what: str) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_path` for the duration; say so when waiting for it."""
+def locked(lock_path: Path, what: str, shared: bool = False) -> Iterator[None]:
+    """Hold a lock on `lock_path` for the duration (exclusive unless `shared`); say so
+    when waiting for it."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     with open(lock_path, "a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
         except OSError as error:
             if error.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             output.step(f"Waiting for another operation on {what} to finish")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(handle, mode)
         try:
             yield
         finally:

@@ -56,10 +56,14 @@ def home(tmp_path, monkeypatch) -> Path:
         SETTINGS=values["CONFIG"] / "podku.json",
         CADDY_CONFIG=values["CONFIG"] / "caddy.json",
         CADDY_ADMIN_SOCKET=values["STATE"] / "caddy-admin.sock",
+        IMAGES_LOCK=values["STATE"] / "images.lock",
         SSH_AUTHORIZED_KEYS=home / ".ssh" / "authorized_keys",
     )
     for name, value in values.items():
         monkeypatch.setattr(paths, name, value)
+    escaped = [name for name, value in vars(paths).items()
+               if isinstance(value, Path) and not value.is_relative_to(tmp_path)]
+    assert not escaped, f"podku.paths constants not redirected by this fixture: {escaped}"
     return home
 
 

@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from podku import apps, history, releases
+from podku import apps, build, history, releases
 from podku.errors import UsageError
 from podku.releases import FAILED, LIVE, PENDING, RETIRED, Release
 
@@ -16,7 +16,7 @@ def images(monkeypatch):
         assert argv[:3] == ["podman", "image", "exists"]
         return subprocess.CompletedProcess(argv, 0 if argv[3] in present else 1, "")
 
-    monkeypatch.setattr(history, "run", fake_run)
+    monkeypatch.setattr(build, "run", fake_run)
     return present
 
 
