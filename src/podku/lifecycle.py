@@ -17,7 +17,11 @@ def create(name: str, quiet: bool = False) -> apps.App:
         receive.init_repo(app.paths.repo)
         receive.install_hook(app)
         apps.save(app)
-        proxy.apply()
+        try:
+            proxy.apply()
+        except BaseException:
+            apps.remove_state(name)  # no app without its route
+            raise
     if not quiet:
         output.step(f"Creating {name}... done")
     return app

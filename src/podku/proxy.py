@@ -20,9 +20,17 @@ def render(current: settings.Settings) -> str:
 
 
 def apply() -> None:
-    """Write Caddy's config file (read at boot) and load it into the running Caddy."""
+    """Load the route table into the running Caddy, then keep it as the file Caddy reads at
+    boot. An unchanged table is not loaded again: every load reloads all of Caddy. A table
+    Caddy refuses is not kept."""
     config = render(settings.load())
+    if paths.CADDY_CONFIG.exists() and paths.CADDY_CONFIG.read_text() == config:
+        return
+    _load(config)
     state.write_atomic(paths.CADDY_CONFIG, config)
+
+
+def _load(config: str) -> None:
     try:
         status, body = unixhttp.request(str(paths.CADDY_ADMIN_SOCKET), "POST", "/load",
                                         body=config.encode(),

@@ -91,3 +91,25 @@ def test_apply_reports_a_refusal_by_caddy(home, http_socket, monkeypatch):
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
     with pytest.raises(PodkuError, match=r"Caddy refused the new routes \(HTTP 400\): bad route"):
         proxy.apply()
+
+
+def test_an_unchanged_route_table_is_not_loaded_again(home, http_socket, monkeypatch):
+    caddy = http_socket(status=200, body=b"")
+    monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
+    apps.save(apps.App(name="web"))
+    proxy.apply()
+    proxy.apply()
+    assert len(caddy.requests) == 1
+
+
+def test_a_refused_route_table_is_not_kept(home, http_socket, monkeypatch):
+    from podku.errors import PodkuError
+
+    proxy.apply()  # Caddy not running: the file is written
+    before = paths.CADDY_CONFIG.read_text()
+    caddy = http_socket(status=400, body=b"no\n")
+    monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
+    apps.save(apps.App(name="web"))
+    with pytest.raises(PodkuError):
+        proxy.apply()
+    assert paths.CADDY_CONFIG.read_text() == before
