@@ -134,16 +134,16 @@ as_user() {
       DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$DEPLOY_UID/bus" "$@")
 }
 
-write_user_file() {  # write_user_file PATH MODE < content; only when it changed
-  local path=$1 mode=$2 tmp
+write_file() {  # write_file PATH MODE OWNER < content; only when it changed
+  local path=$1 mode=$2 owner=$3 tmp
   tmp=$(mktemp)
   cat > "$tmp"
   if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
     rm -f "$tmp"
     return
   fi
-  as_user mkdir -p "$(dirname "$path")"
-  install -o "$DEPLOY_USER" -g "$DEPLOY_USER" -m "$mode" "$tmp" "$path"
+  if [ "$owner" = root ]; then mkdir -p "$(dirname "$path")"; else as_user mkdir -p "$(dirname "$path")"; fi
+  install -o "$owner" -g "$owner" -m "$mode" "$tmp" "$path"
   rm -f "$tmp"
   detail "wrote $path"
 }
@@ -169,10 +169,10 @@ configure_podman() {
     echo "[engine]"
     [ -n "$runtime" ] && echo "runtime = \"$runtime\""
     echo "events_logger = \"file\"   # keep podman's own events out of the apps' logs"
-  } | write_user_file "$DEPLOY_HOME/.config/containers/containers.conf" 0644
+  } | write_file "$DEPLOY_HOME/.config/containers/containers.conf" 0644 "$DEPLOY_USER"
   # podman 4.3 picks vfs on first use unless told; native rootless overlay needs 5.13+.
   if kernel_at_least 5 13; then
-    printf '[storage]\ndriver = "overlay"\n' | write_user_file "$DEPLOY_HOME/.config/containers/storage.conf" 0644
+    printf '[storage]\ndriver = "overlay"\n' | write_file "$DEPLOY_HOME/.config/containers/storage.conf" 0644 "$DEPLOY_USER"
   fi
 }
 
@@ -205,9 +205,7 @@ install_podku() {
 
 # `podku CMD` on the host, for root or the deploy user: always runs as the deploy user.
 install_wrapper() {
-  local tmp
-  tmp=$(mktemp)
-  cat > "$tmp" <<WRAPPER
+  write_file /usr/local/bin/podku 0755 root <<WRAPPER
 #!/bin/sh
 # Written by podku's install.sh: every podku command runs as $DEPLOY_USER.
 if [ "\$(id -u)" = 0 ]; then
@@ -220,10 +218,6 @@ fi
 echo " !     run podku as root or as $DEPLOY_USER" >&2
 exit 1
 WRAPPER
-  if ! cmp -s "$tmp" /usr/local/bin/podku; then
-    install -m 0755 "$tmp" /usr/local/bin/podku
-  fi
-  rm -f "$tmp"
 }
 
 build_base_image() {
