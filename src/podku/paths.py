@@ -1,6 +1,7 @@
 """Where podku keeps things: the deploy user's XDG directories, named once."""
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ CADDY_CONFIG = CONFIG / "caddy.json"
 CADDY_ADMIN_SOCKET = STATE / "caddy-admin.sock"
 SSH_AUTHORIZED_KEYS = HOME / ".ssh" / "authorized_keys"
 UNIX_PATH_MAX = 107
+# The podku command of this installation (the venv's), for units, hooks and ssh keys.
+PODKU_EXECUTABLE = Path(sys.executable).parent / "podku"
 
 
 @dataclass(frozen=True)

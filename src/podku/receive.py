@@ -5,7 +5,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from podku import apps, names, output, state, templates
+from podku import apps, names, output, paths, state, templates
 from podku.errors import UsageError
 from podku.run import run
 
@@ -39,8 +39,7 @@ def init_repo(repo: Path) -> None:
         run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(repo)])
 
 def install_hook(app: apps.App) -> None:
-    podku = Path(sys.executable).parent / "podku"
-    hook = templates.render("pre-receive.j2", app=app.name, podku=podku)
+    hook = templates.render("pre-receive.j2", app=app.name, podku=paths.PODKU_EXECUTABLE)
     path = app.paths.repo / "hooks" / "pre-receive"
     if not path.exists() or path.read_text() != hook:
         state.write_atomic(path, hook, mode=0o755)

@@ -1,8 +1,6 @@
 """Who may push: authorized_keys lines that force podku's ssh entry (no shell, no forwarding)."""
 
 import re
-import sys
-from pathlib import Path
 
 from podku import paths, state
 from podku.errors import UsageError
@@ -33,7 +31,7 @@ def parse_public_key(text: str) -> tuple[str, str]:
 
 
 def entry_command() -> str:
-    return str(Path(sys.executable).parent / "podku") + " ssh-command"
+    return f"{paths.PODKU_EXECUTABLE} ssh-command"
 
 
 def authorized_line(name: str, key_type: str, blob: str) -> str:

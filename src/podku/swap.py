@@ -6,7 +6,6 @@ its config is never touched here."""
 
 import contextlib
 import sys
-from pathlib import Path
 
 from podku import apps, build, health, output, paths, releases, settings, state, systemd, templates
 from podku.releases import Release
@@ -26,7 +25,7 @@ def install_units(release: Release) -> None:
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
                   container=release.container, env_file=env_file(release), port=release.port,
                   socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT,
-                  podku=Path(sys.executable).parent / "podku")
+                  podku=paths.PODKU_EXECUTABLE)
     systemd.write_unit(release.socket_unit, templates.render("release.socket.j2", **values))
     if release.port:
         systemd.write_unit(release.web_unit, templates.render("release-bridge.service.j2", **values))
@@ -115,8 +114,9 @@ def retire(app: apps.App, release_id: int) -> None:
 def prune_images(app: apps.App) -> None:
     """Keep the images of the newest `keep_images` releases that went live, and the live one's.
     An image still used by a running container stays until that release is retired."""
-    history = [r for r in releases.all_of(app.name) if releases.was_live(r)]
+    every_release = releases.all_of(app.name)
+    history = [r for r in every_release if releases.was_live(r)]
     keep = {r.image for r in history[: app.keep_images]}
     keep |= {r.image for r in history if r.id == app.live_release}
-    unwanted = {r.image for r in releases.all_of(app.name)} - keep
+    unwanted = {r.image for r in every_release} - keep
     build.remove_images(sorted(unwanted))

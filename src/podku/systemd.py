@@ -95,10 +95,10 @@ def write_unit(name: str, text: str) -> None:
 
 
 def remove_unit(name: str) -> None:
-    for path in (unit_file(name), paths.SYSTEMD_UNITS / "sockets.target.wants" / name,
-                 paths.SYSTEMD_UNITS / "default.target.wants" / name):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    for target in ("sockets.target", "default.target"):
+        disable(name, target)
+    with contextlib.suppress(FileNotFoundError):
+        unit_file(name).unlink()
 
 
 def link(link_name: Path, target: str) -> None:

@@ -48,7 +48,6 @@ def test_rollback_refuses_what_cannot_be_rolled_back_to(host, app_repo):
 
 
 def test_app_json_health_checks_are_used(host, app_repo):
-    app = app_repo.app
     checks = {"healthchecks": {"web": [{"type": "startup", "path": "/config", "content": "expected-greeting",
                                         "attempts": 2, "timeout": 2, "wait": 1}]}}
     (app_repo.path / "app.json").write_text(json.dumps(checks))

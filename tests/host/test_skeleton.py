@@ -3,7 +3,6 @@
 import shlex
 import subprocess
 
-import pytest
 
 DOMAIN = "podku.localhost"
 
