@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import testhost  # noqa: E402
 
 _names = itertools.count(1)
+# Test hosts of concurrent runs (two checkouts on one machine) must not share names.
+RUN = os.getpid() % 100000
 
 
 def pytest_collection_modifyitems(items):
@@ -38,7 +40,7 @@ def images():
 @pytest.fixture(scope="session")
 def host(images):
     """The shared test host, podku installed, shared by tests that each use their own apps."""
-    machine = testhost.TestHost("shared", *images)
+    machine = testhost.TestHost(f"shared{RUN}", *images)
     try:
         machine.boot()
         machine.install()
@@ -50,7 +52,7 @@ def host(images):
 @pytest.fixture
 def fresh_host(images):
     """A booted host of its own, podku not installed yet."""
-    machine = testhost.TestHost(f"fresh{next(_names)}", *images)
+    machine = testhost.TestHost(f"fresh{next(_names)}x{RUN}", *images)
     try:
         machine.boot()
         yield machine

@@ -43,6 +43,9 @@ build_base() {
 }
 
 mkdir -p "$cache"
+# Concurrent runs (two checkouts on one machine) build one copy, one after the other.
+exec 9>"$cache/.lock"
+flock 9
 rootfs=$cache/rootfs-$(key "$suite" "$mirror" "${host_packages[@]}" v1)
 base=$cache/base-$(key "$suite" "$mirror" "${base_packages[@]}" v1).tar
 [ -d "$rootfs" ] || build_rootfs "$rootfs"
