@@ -1,13 +1,15 @@
 """The podku command: Dokku's command names, one handler for every error."""
 
 import sys
+import traceback
+from typing import NoReturn
 
 import click
 
 from podku import __version__, apps, health, names, output, releases, settings, sshkeys
 from podku.errors import PodkuError, UsageError
+from podku.run import debugging
 
-INTERNAL_COMMANDS = {"ssh-command", "git-hook", "ps:retire", "setup", "internal:bridge", "internal:wait-port"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,8 +73,9 @@ def domains_set_global(domain: str, http_port: int | None) -> None:
     """Set the domain app URLs live under (APP.DOMAIN)."""
     from podku import proxy
     current = settings.load()
-    settings.save(settings.Settings(domain=domain, http_port=http_port or current.http_port))
-    proxy.apply()
+    wanted = settings.Settings(domain=domain, http_port=http_port or current.http_port)
+    proxy.apply(wanted)  # Caddy accepts the routes first: a refused change is not kept
+    settings.save(wanted)
     output.step(f"Set global domain to {domain}")
 
 
@@ -152,18 +155,19 @@ def config_show(app: str) -> None:
     apps.load(app)
     click.echo(f"=====> {app} env vars")
     for key, value in sorted(apps.config(app).items()):
-        click.echo(f"{key + ':':<20}{value}")
+        click.echo(f"{key + ':':<20}{output.printable(value)}")
 
 
 @command("config:get")
 @app_argument
 @click.argument("key", callback=lambda _c, _p, value: names.env_key(value))
 def config_get(app: str, key: str) -> None:
+    """One config value."""
     apps.load(app)
     values = apps.config(app)
     if key not in values:
         raise PodkuError(f"{key} is not set for {app}")
-    click.echo(values[key])
+    click.echo(output.printable(values[key]))
 
 
 @command("config:set")
@@ -204,6 +208,7 @@ def _change_config(app: str, change, description: str, no_restart: bool) -> None
 @command("checks:report")
 @app_argument
 def checks_report(app: str) -> None:
+    """The app's health check settings."""
     checks = apps.load(app).health_checks
     click.echo(f"=====> {app} checks information")
     for key, value in checks.to_dict().items():
@@ -222,12 +227,14 @@ def checks_set(app: str, key: str, value: str) -> None:
 @command("checks:disable")
 @app_argument
 def checks_disable(app: str) -> None:
+    """Deploy without health checks (a release takes traffic once it has started)."""
     _change_checks(app, lambda checks: health.Checks.from_dict({**checks.to_dict(), "enabled": False}))
 
 
 @command("checks:enable")
 @app_argument
 def checks_enable(app: str) -> None:
+    """Health-check every release before it takes traffic (the default)."""
     _change_checks(app, lambda checks: health.Checks.from_dict({**checks.to_dict(), "enabled": True}))
 
 
@@ -245,24 +252,25 @@ def _change_checks(app: str, change) -> None:
 @click.option("-t", "--tail", "follow", is_flag=True, help="Follow.")
 def logs(app: str, num: int, follow: bool) -> None:
     """The app's log (all its releases), from the journal."""
-    import os
+    from podku.run import replace_process
     apps.load(app)
+    units = [unit for release in releases.all_of(app) for unit in release.units]
+    if not units:  # journalctl without a unit filter would print every unit's log
+        raise PodkuError(f"{app} has no logs yet: it has never been deployed")
     argv = ["journalctl", "--no-pager", "--output", "short-iso", "--lines", str(num)]
-    for release in releases.all_of(app):
-        for unit in release.units:
-            argv += ["--user-unit", unit]
+    for unit in units:
+        argv += ["--user-unit", unit]
     if follow:
         argv.append("--follow")
-    os.execvp("journalctl", argv)
+    replace_process(argv)
 
 
 @command("ssh-keys:add")
 @click.argument("name", callback=lambda _c, _p, value: sshkeys.key_name(value))
-@click.argument("key_file", type=click.File("r"), default="-")
 @click.option("--if-new", is_flag=True, help="Succeed quietly when the key is already authorised.")
-def ssh_keys_add(name: str, key_file, if_new: bool) -> None:
-    """Authorise a public key (from a file, or stdin) to push and run commands."""
-    if sshkeys.add(name, key_file.read(), if_new=if_new):
+def ssh_keys_add(name: str, if_new: bool) -> None:
+    """Authorise a public key, read from stdin, to push and run commands."""
+    if sshkeys.add(name, sshkeys.read_public_key(sys.stdin), if_new=if_new):
         output.step(f"Added key {name}")
 
 
@@ -276,14 +284,16 @@ def setup(domain: str, http_port: int) -> None:
 
 
 @command("ssh-keys:remove")
-@click.argument("name")
+@click.argument("name", callback=lambda _c, _p, value: sshkeys.key_name(value))
 def ssh_keys_remove(name: str) -> None:
+    """Withdraw a key's access."""
     sshkeys.remove(name)
     output.step(f"Removed key {name}")
 
 
 @command("ssh-keys:list")
 def ssh_keys_list() -> None:
+    """The names of the authorised keys."""
     for name in sshkeys.names():
         click.echo(name)
 
@@ -326,29 +336,44 @@ def git_hook(app: str) -> None:
 
 @command("ssh-command", hidden=True)
 def ssh_command() -> None:
-    """The forced command of every authorised key."""
+    """The forced command of every authorised key: git, or one of the public commands."""
     from podku import receive
     words = receive.ssh_words()
     if words[0] in receive.GIT_SERVICES:
         receive.serve_git(words)
-    if words[0] in INTERNAL_COMMANDS:
-        raise UsageError(f"{words[0]} is not a command")
+    if words[0] not in public_commands():
+        raise UsageError(f"{words[0]!r} is not a podku command: `help` lists them")
     main(words)
 
 
+def public_commands() -> frozenset[str]:
+    """What a key holder may run: every command but the hidden, internal ones."""
+    return frozenset(name for name, command in cli.commands.items() if not command.hidden)
+
+
 def main(args: list[str] | None = None) -> None:
-    """Run one command; a PodkuError becomes one line on stderr and a non-zero exit."""
+    """Run one command. Every failure becomes one line on stderr and a non-zero exit; the
+    traceback only with PODKU_DEBUG=1."""
     try:
         cli.main(args=args, prog_name="podku", standalone_mode=False)
     except PodkuError as error:
-        output.warn(str(error))
-        sys.exit(error.exit_code)
+        _fail(error, str(error), error.exit_code)
     except click.exceptions.Abort:
-        output.warn("aborted")
-        sys.exit(1)
+        _fail(None, "aborted", 1)
     except click.ClickException as error:
-        output.warn(error.format_message().replace("\n", " "))  # one line, like every podku error
-        sys.exit(error.exit_code if error.exit_code else 2)
+        _fail(None, error.format_message(), error.exit_code if error.exit_code else 2)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
+    except KeyboardInterrupt:
+        _fail(None, "interrupted", 130)
+    except Exception as error:  # a bug or an unforeseen failure: still one line
+        _fail(error, f"internal error: {type(error).__name__}: {error}"
+                     " (run with PODKU_DEBUG=1 for the traceback)", 1)
     sys.exit(0)
+
+
+def _fail(error: BaseException | None, message: str, exit_code: int) -> NoReturn:
+    if error is not None and debugging():
+        traceback.print_exception(error)
+    output.warn(output.one_line(message))
+    sys.exit(exit_code)

@@ -2,9 +2,8 @@
 Callers hold the app's lock."""
 
 import dataclasses
-import json
 
-from podku import apps, build, output, releases, settings, swap
+from podku import appjson, apps, build, output, releases, settings, swap
 from podku.errors import PodkuError
 from podku.releases import Release
 
@@ -75,7 +74,4 @@ def _app_json(app: apps.App, rev: str) -> dict:
     text = build.read_file_at(app.paths.repo, rev, "app.json")
     if text is None:
         return {}
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DeployFailed(f"app.json is not valid JSON: {error}") from error
+    return appjson.parse(text)

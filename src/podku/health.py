@@ -34,12 +34,28 @@ class Checks:
         if name not in NUMERIC_SETTINGS:
             raise UsageError(f"unknown check setting {key!r}: use one of "
                              + ", ".join(sorted(s.replace("_", "-") for s in NUMERIC_SETTINGS)))
-        if not names.ASCII_NUMBER.fullmatch(value) or int(value) > 3600:
-            raise UsageError(f"invalid value for {key}: expected whole seconds or a count, 0 to 3600")
-        return replace(self, **{name: int(value)})
+        if not names.ASCII_NUMBER.fullmatch(value) or len(value) > 5 or int(value) > MAXIMUM[name]:
+            raise UsageError(f"invalid value for {key}: expected whole seconds or a count, 0 to {MAXIMUM[name]}")
+        return replace(self, **{name: int(value)}).bounded()
+
+    @property
+    def longest_seconds(self) -> int:
+        """How long a check may take at most, every attempt failing by its timeout."""
+        attempts = max(self.attempts, 1)
+        return self.initial_delay + attempts * self.timeout + (attempts - 1) * self.wait
+
+    def bounded(self) -> "Checks":
+        if self.longest_seconds > MAX_CHECK_SECONDS:
+            raise UsageError(f"health checks could take {self.longest_seconds}s (initial delay + attempts x "
+                             f"(timeout + wait)); the most is {MAX_CHECK_SECONDS}s")
+        return self
 
 
-NUMERIC_SETTINGS = ("attempts", "timeout", "wait", "initial_delay", "wait_to_retire")
+# Bounds on each setting, and on a whole check: a deploy holds the app's lock meanwhile.
+MAXIMUM = {"attempts": 100, "timeout": 600, "wait": 600, "initial_delay": 600, "wait_to_retire": 3600}
+NUMERIC_SETTINGS = tuple(MAXIMUM)
+MAX_CHECK_SECONDS = 900
+MAX_TEXT = 1024
 
 
 class HealthCheckFailed(PodkuError):
@@ -48,22 +64,31 @@ class HealthCheckFailed(PodkuError):
 
 def from_app_json(app_json: dict, base: Checks) -> Checks:
     """Overrides from app.json's Dokku-style `healthchecks.web[0]`, if present."""
-    web = (app_json.get("healthchecks") or {}).get("web") or []
+    section = app_json.get("healthchecks") or {}
+    web = section.get("web") if isinstance(section, dict) else None
     if not web:
         return base
+    if not isinstance(web, list) or not isinstance(web[0], dict):
+        raise UsageError("app.json healthchecks.web must be a list of objects")
     renames = {"initialDelay": "initial_delay"}
     overrides = {}
     for key, value in web[0].items():
         name = renames.get(key, key)
         if name in NUMERIC_SETTINGS:
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 3600:
-                raise UsageError(f"app.json healthchecks: {key} must be a whole number from 0 to 3600")
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAXIMUM[name]:
+                raise UsageError(f"app.json healthchecks: {key} must be a whole number from 0 to {MAXIMUM[name]}")
             overrides[name] = value
         elif name in ("path", "content"):
-            if not isinstance(value, str) or (name == "path" and not value.startswith("/")):
-                raise UsageError(f"app.json healthchecks: {key} must be a string" + (" starting with /" if name == "path" else ""))
-            overrides[name] = value
-    return replace(base, **overrides)
+            overrides[name] = _text_setting(key, value, must_start="/" if name == "path" else "")
+    return replace(base, **overrides).bounded()
+
+
+def _text_setting(key: str, value: object, must_start: str) -> str:
+    if (not isinstance(value, str) or not value.startswith(must_start) or len(value) > MAX_TEXT
+            or not value.isprintable() or (must_start and " " in value)):
+        raise UsageError(f"app.json healthchecks: {key} must be printable text of at most {MAX_TEXT}"
+                         " characters" + (f" starting with {must_start}, without spaces" if must_start else ""))
+    return value
 
 
 def check(socket_path: str, host: str, checks: Checks, log=lambda line: None) -> None:
@@ -73,7 +98,10 @@ def check(socket_path: str, host: str, checks: Checks, log=lambda line: None) ->
         return
     time.sleep(checks.initial_delay)
     reason = "no attempt made"
+    deadline = time.monotonic() + MAX_CHECK_SECONDS
     for attempt in range(1, max(checks.attempts, 1) + 1):
+        if time.monotonic() > deadline:
+            break
         reason = _attempt(socket_path, host, checks)
         if reason is None:
             log(f"Health check {checks.path} passed (attempt {attempt}/{checks.attempts})")

@@ -38,9 +38,21 @@ def env_key(key: str) -> str:
     return key
 
 
+MAX_ENV_VALUE = 32 * 1024
+# Control characters but tab, and lone surrogates (what Python makes of bytes that are not UTF-8).
+FORBIDDEN_IN_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def env_value(key: str, value: str) -> str:
-    if "\n" in value or "\r" in value or "\0" in value:
-        raise UsageError(f"invalid value for {key}: it may not contain line breaks or NUL")
+    """A config value: UTF-8 text on one line, no control characters, at most 32 KiB."""
+    bad = FORBIDDEN_IN_VALUE.search(value)
+    if bad and "\ud800" <= bad.group() <= "\udfff":
+        raise UsageError(f"invalid value for {key}: it is not valid UTF-8")
+    if bad:
+        raise UsageError(f"invalid value for {key}: it may not contain line breaks or "
+                         f"control characters (found \\x{ord(bad.group()):02x})")
+    if len(value.encode()) > MAX_ENV_VALUE:
+        raise UsageError(f"invalid value for {key}: longer than {MAX_ENV_VALUE // 1024} KiB")
     return value
 
 

@@ -1,10 +1,27 @@
 """Push output in the Heroku/Dokku convention, flushed line by line so a pusher sees it live."""
 
+import re
 import sys
 
 STEP = "-----> "
 DETAIL = "       "
 WARNING = " !     "
+
+
+# C0 and C1 control characters and DEL, but not tab: a terminal must never get them raw.
+# Lone surrogates are bytes that were not UTF-8 (Python's surrogateescape).
+CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters shown as escapes (\\x1b), so an ESC sequence stored by
+    someone cannot drive the terminal of whoever reads it."""
+    return CONTROL.sub(lambda match: f"\\x{ord(match.group()) & 0xff:02x}", text)
+
+
+def one_line(text: str) -> str:
+    """An error message on one line, whatever it carries."""
+    return printable(" ".join(text.split("\n")).strip())
 
 
 def step(message: str) -> None:

@@ -19,11 +19,11 @@ def render(current: settings.Settings) -> str:
     return text
 
 
-def apply() -> None:
+def apply(current: settings.Settings | None = None) -> None:
     """Load the route table into the running Caddy, then keep it as the file Caddy reads at
     boot. An unchanged table is not loaded again: every load reloads all of Caddy. A table
     Caddy refuses is not kept."""
-    config = render(settings.load())
+    config = render(current or settings.load())
     if paths.CADDY_CONFIG.exists() and paths.CADDY_CONFIG.read_text() == config:
         return
     _load(config)

@@ -1,16 +1,19 @@
 """receive: the ssh entry (a forced command) and the git pre-receive hook."""
 
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
 
 from podku import apps, names, output, paths, state, templates
 from podku.errors import UsageError
-from podku.run import run
+from podku.run import replace_process, run
 
 GIT_SERVICES = ("git-receive-pack", "git-upload-pack")
 ZERO_REV = "0" * 40
+# A full object name: SHA-1 (40) or SHA-256 (64) hex. Nothing else reaches git as a revision.
+OBJECT_NAME = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 def ssh_words() -> list[str]:
     """What the ssh client asked for, split like a shell would but never run by one."""
@@ -32,7 +35,7 @@ def serve_git(words: list[str]) -> None:
         lifecycle.create(name, quiet=True)
     app = apps.load(name)
     install_hook(app)
-    os.execvp(words[0], [words[0], str(app.paths.repo)])
+    replace_process([words[0], str(app.paths.repo)])
 
 def init_repo(repo: Path) -> None:
     if not (repo / "HEAD").exists():
@@ -52,6 +55,8 @@ def pushed_revision(lines: list[str]) -> str | None:
         if len(parts) != 3:
             continue
         _old, new, ref = parts
+        if not OBJECT_NAME.fullmatch(new):
+            raise UsageError(f"invalid revision {output.printable(new)!r}: expected a full hex object name")
         if names.git_branch_ref(ref) is None:
             output.warn(f"{ref} is not deployed: push to main or master to deploy")
         elif new != ZERO_REV:

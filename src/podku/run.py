@@ -1,9 +1,12 @@
-"""Every subprocess podku starts goes through here: argument lists only, never a shell."""
+"""Every subprocess podku starts goes through here: argument lists only, never a shell.
+Under PODKU_DEBUG=1 each command is echoed to stderr as `+ argv` before it runs."""
 
 import os
 import shlex
 import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from typing import NoReturn
 
 from podku.errors import PodkuError
 
@@ -11,6 +14,10 @@ from podku.errors import PodkuError
 INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "XDG_RUNTIME_DIR",
                  "DBUS_SESSION_BUS_ADDRESS", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
                  "XDG_STATE_HOME", "XDG_CACHE_HOME")
+
+
+def debugging() -> bool:
+    return os.environ.get("PODKU_DEBUG") == "1"
 
 
 def child_env(extra: Mapping[str, str] | None = None, inherit: Sequence[str] = INHERITED_ENV) -> dict[str, str]:
@@ -28,12 +35,26 @@ class CommandFailed(PodkuError):
         super().__init__(f"{shlex.join(self.argv)} failed with exit code {returncode}{reason}")
 
 
+class CommandMissing(PodkuError):
+    def __init__(self, argv: Sequence[str], error: OSError):
+        super().__init__(f"cannot run {argv[0]}: {error.strerror or error} (is it installed?)")
+
+
+def _echo(argv: Sequence[str]) -> None:
+    if debugging():
+        print(f"+ {shlex.join(argv)}", file=sys.stderr, flush=True)
+
+
 def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, input: str | None = None,
         cwd: str | os.PathLike | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run a command to completion and capture its output (stderr folded into stdout)."""
-    result = subprocess.run(list(argv), env=dict(env) if env is not None else child_env(),
-                            input=input, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    _echo(argv)
+    try:
+        result = subprocess.run(list(argv), env=dict(env) if env is not None else child_env(),
+                                input=input, cwd=cwd, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
+    except OSError as error:
+        raise CommandMissing(argv, error) from error
     if check and result.returncode != 0:
         raise CommandFailed(argv, result.returncode, result.stdout)
     return result
@@ -42,10 +63,16 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, input: str
 def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[str, str] | None = None,
            cwd: str | os.PathLike | None = None, keep: int = 40) -> list[str]:
     """Run a command, passing each output line on as it comes; returns the last `keep` lines."""
+    _echo(argv)
     last: list[str] = []
-    with subprocess.Popen(list(argv), env=dict(env) if env is not None else child_env(), cwd=cwd,
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1) as child:
+    try:
+        child = subprocess.Popen(list(argv), env=dict(env) if env is not None else child_env(), cwd=cwd,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+    except OSError as error:
+        raise CommandMissing(argv, error) from error
+    with child:
+        assert child.stdout is not None
         for line in child.stdout:
             line = line.rstrip("\n")
             on_line(line)
@@ -53,3 +80,34 @@ def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[
     if child.returncode != 0:
         raise CommandFailed(argv, child.returncode, "\n".join(last))
     return last
+
+
+def interactive(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+                on_hangup: Callable[[], None] | None = None) -> int:
+    """Run a command on podku's own stdin/stdout/stderr; returns its exit code. `on_hangup`
+    runs if podku gets SIGHUP or SIGTERM meanwhile (the ssh session went away)."""
+    import signal
+    _echo(argv)
+    try:
+        child = subprocess.Popen(list(argv), env=dict(env) if env is not None else child_env())
+    except OSError as error:
+        raise CommandMissing(argv, error) from error
+
+    def hang_up(_signum, _frame) -> None:
+        if on_hangup is not None:
+            on_hangup()
+        child.terminate()
+
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, hang_up)
+    return child.wait()
+
+
+def replace_process(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> NoReturn:
+    """Become the command (exec). Unlike the others it keeps podku's whole environment
+    unless told otherwise: systemd's LISTEN_FDS and git's variables must reach it."""
+    _echo(argv)
+    try:
+        os.execvpe(argv[0], list(argv), dict(env) if env is not None else dict(os.environ))
+    except OSError as error:
+        raise CommandMissing(argv, error) from error

@@ -1,11 +1,13 @@
 """Who may push: authorized_keys lines that force podku's ssh entry (no shell, no forwarding)."""
 
 import re
+from typing import IO
 
 from podku import paths, state
 from podku.errors import UsageError
 from podku.run import run
 
+MAX_KEY_BYTES = 16 * 1024  # an RSA-16384 public key line is about 2.8 KiB
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MARKER = "podku-key:"
 
@@ -14,6 +16,16 @@ def key_name(name: str) -> str:
     if not KEY_NAME.fullmatch(name or ""):
         raise UsageError(f"invalid key name {name!r}: use letters, digits, . _ @ -")
     return name
+
+
+def read_public_key(stream: IO[str]) -> str:
+    """One public key from stdin, read no further than a key can be long."""
+    if stream.isatty():
+        raise UsageError("pipe the public key on stdin: podku ssh-keys:add NAME < key.pub")
+    text = stream.read(MAX_KEY_BYTES + 1)
+    if len(text) > MAX_KEY_BYTES:
+        raise UsageError(f"a public key is at most {MAX_KEY_BYTES // 1024} KiB")
+    return text
 
 
 def parse_public_key(text: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from podku import output
+from podku.errors import PodkuError
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -54,11 +55,18 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+class StateCorrupt(PodkuError):
+    pass
+
+
 def read_json(path: Path, default: Any = None) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return default
+    except (ValueError, UnicodeDecodeError) as error:
+        raise StateCorrupt(f"the state file {path} is corrupt ({error}): "
+                           "restore it from a backup or remove it") from error
 
 
 @contextlib.contextmanager

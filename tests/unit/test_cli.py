@@ -173,6 +173,15 @@ def test_ssh_keys_add_list_remove(home, tmp_path, capsys):
     assert sshkeys.names() == []
 
 
+def test_ssh_keys_add_reads_stdin_only_and_no_more_than_a_key(home, tmp_path):
+    result = CliRunner().invoke(cli.cli, ["ssh-keys:add", "laptop", "/etc/passwd"], input=make_key(tmp_path))
+    assert result.exit_code == 2
+    result = CliRunner().invoke(cli.cli, ["ssh-keys:add", "laptop"], input="ssh-ed25519 " + "A" * 100_000)
+    assert result.exit_code != 0
+    assert "at most 16 KiB" in str(result.exception) + result.output
+    assert not paths.SSH_AUTHORIZED_KEYS.exists()
+
+
 def test_ssh_keys_add_refuses_garbage(home, capsys):
     result = CliRunner().invoke(cli.cli, ["ssh-keys:add", "laptop"], input="garbage\n")
     assert result.exit_code != 0
@@ -195,13 +204,25 @@ def test_ssh_command_runs_the_requested_command(home, capsys, monkeypatch):
     assert out == "=====> My Apps\nweb\n"
 
 
-@pytest.mark.parametrize("command", ["ps:retire web 1", "git-hook web", "ssh-command",
-                                     "setup --domain example.com"])
-def test_ssh_command_refuses_internal_commands(home, capsys, monkeypatch, command):
+@pytest.mark.parametrize("command", [
+    "ps:retire web 1", "git-hook web", "ssh-command", "setup --domain example.com",
+    "-- git-hook web", "--help", "-h", "--version", "/bin/sh", "sh -c id", "internal:bridge podku-web-r1 80",
+    "internal:wait-port podku-web-r1 80", "-- setup --domain x.com", "'' apps:list", "$(id)",
+])
+def test_ssh_command_runs_only_public_commands(home, capsys, monkeypatch, command):
     monkeypatch.setenv("SSH_ORIGINAL_COMMAND", command)
-    code, _out, err = podku(capsys, "ssh-command")
-    assert code == 2
-    assert err == f" !     {command.split()[0]} is not a command\n"
+    before = everything_under(home)
+    code, out, err = podku(capsys, "ssh-command")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "is not a podku command" in err
+    assert everything_under(home) == before
+
+
+def test_every_visible_command_and_only_those_are_public():
+    public = cli.public_commands()
+    assert {"apps:create", "config:set", "logs", "help", "ssh-keys:add"} <= public
+    assert not public & {"ssh-command", "git-hook", "ps:retire", "setup", "internal:bridge",
+                         "internal:wait-port"}
 
 
 def test_ssh_command_refuses_unbalanced_quotes(home, capsys, monkeypatch):
@@ -225,3 +246,62 @@ def test_ssh_git_fetch_of_a_bad_repository_name_is_refused(home, capsys, monkeyp
     code, _out, err = podku(capsys, "ssh-command")
     assert code == 2
     assert "invalid app name" in err
+
+
+# --- one error boundary ------------------------------------------------------------------------
+
+def test_an_unforeseen_exception_is_one_line_without_a_traceback(home, capsys, monkeypatch):
+    monkeypatch.delenv("PODKU_DEBUG", raising=False)
+    monkeypatch.setattr(apps, "all_names", lambda: {}["boom"])
+    code, out, err = podku(capsys, "apps:list")
+    assert code == 1
+    assert err.count("\n") == 1
+    assert err.startswith(" !     internal error: KeyError: 'boom'")
+    assert "Traceback" not in err
+
+
+def test_podku_debug_shows_the_traceback(home, capsys, monkeypatch):
+    monkeypatch.setenv("PODKU_DEBUG", "1")
+    monkeypatch.setattr(apps, "all_names", lambda: {}["boom"])
+    code, _out, err = podku(capsys, "apps:list")
+    assert code == 1
+    assert "Traceback" in err and err.endswith("(run with PODKU_DEBUG=1 for the traceback)\n")
+
+
+def test_a_corrupt_state_file_is_one_line(home, capsys):
+    apps.save(apps.App(name="web"))
+    paths.AppPaths("web").record.write_text("{not json")
+    code, _out, err = podku(capsys, "urls", "web")
+    assert code == 1
+    assert err.count("\n") == 1 and "is corrupt" in err and "app.json" in err
+
+
+@pytest.mark.parametrize("value, message", [
+    ("\x1b[2Jred", "control characters (found \\x1b)"),
+    ("a\udcffb", "not valid UTF-8"),
+    ("x" * 40_000, "longer than 32 KiB"),
+])
+def test_config_values_that_would_break_a_terminal_or_a_deploy_are_refused(home, capsys, value, message):
+    apps.save(apps.App(name="web"))
+    code, _out, err = podku(capsys, "config:set", "web", "--no-restart", f"A={value}")
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert apps.config("web") == {}
+
+
+def test_stored_control_characters_are_shown_escaped(home, capsys):
+    apps.save(apps.App(name="web"))
+    apps.save_config("web", {"A": "\x1b[31mred"})
+    assert podku(capsys, "config:get", "web", "A") == (0, "\\x1b[31mred\n", "")
+
+
+def test_logs_of_an_app_never_deployed_print_no_journal(home, capsys):
+    apps.save(apps.App(name="web"))
+    code, out, err = podku(capsys, "logs", "web")
+    assert (code, out) == (1, "")
+    assert "has no logs yet" in err
+
+
+@pytest.mark.parametrize("name", ["checks:report", "checks:enable", "checks:disable", "config:get",
+                                  "ssh-keys:list", "ssh-keys:remove"])
+def test_every_public_command_has_help_text(name):
+    assert cli.cli.commands[name].help

@@ -41,9 +41,32 @@ def test_with_setting_leaves_the_original_alone():
     assert original.attempts == 5
 
 
-@pytest.mark.parametrize("value", ["0", "3600"])
-def test_with_setting_accepts_the_bounds(value):
-    assert Checks().with_setting("wait", value).wait == int(value)
+@pytest.mark.parametrize("key, value", [("wait", "0"), ("wait", "200"), ("attempts", "100"),
+                                        ("wait-to-retire", "3600")])
+def test_with_setting_accepts_the_bounds(key, value):
+    assert getattr(Checks(attempts=1).with_setting(key, value), key.replace("-", "_")) == int(value)
+
+
+@pytest.mark.parametrize("key, value", [("wait", "601"), ("attempts", "101"), ("timeout", "99999999"),
+                                        ("wait-to-retire", "3601")])
+def test_with_setting_refuses_values_above_each_bound(key, value):
+    with pytest.raises(UsageError, match=f"invalid value for {key}"):
+        Checks().with_setting(key, value)
+
+
+def test_a_whole_check_is_bounded_in_time():
+    with pytest.raises(UsageError, match="health checks could take 1215s"):
+        Checks(attempts=3, timeout=5).with_setting("wait", "600")
+    app_json = {"healthchecks": {"web": [{"attempts": 100, "timeout": 60}]}}
+    with pytest.raises(UsageError, match="the most is 900s"):
+        health.from_app_json(app_json, Checks())
+
+
+@pytest.mark.parametrize("web", [[1], "x", [{"path": "no-slash"}], [{"path": "/a b"}],
+                                 [{"content": "x" * 2000}], [{"path": "/\x1b[2J"}]])
+def test_app_json_healthchecks_of_the_wrong_shape_are_refused(web):
+    with pytest.raises(UsageError, match="app.json healthchecks"):
+        health.from_app_json({"healthchecks": {"web": web}}, Checks())
 
 
 @pytest.mark.parametrize("key", ["path", "content", "enabled", "retries", "", "wait-to-Retire"])
@@ -53,7 +76,7 @@ def test_with_setting_refuses_unknown_keys_and_lists_the_known(key):
     assert "wait-to-retire" in str(error.value)
 
 
-@pytest.mark.parametrize("value", ["", "x", "-1", "1.5", "3601", " 3", "3s"])
+@pytest.mark.parametrize("value", ["", "x", "-1", "1.5", "101", " 3", "3s", "1" * 40])
 def test_with_setting_refuses_non_numeric_or_huge_values(value):
     with pytest.raises(UsageError, match="invalid value for attempts"):
         Checks().with_setting("attempts", value)

@@ -100,7 +100,7 @@ def test_read_json_of_a_missing_file_gives_the_default(tmp_path):
 def test_read_json_does_not_hide_corrupt_files(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text("{not json")
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(state.StateCorrupt, match="bad.json is corrupt"):
         state.read_json(path, {})
 
 
