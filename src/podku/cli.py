@@ -126,7 +126,7 @@ def rollback(app: str, release: str | None) -> None:
 def run_command(app: str, command: tuple[str, ...]) -> None:
     """Run a one-off command in a new container of the live release (image and config)."""
     from podku import oneoff
-    sys.exit(oneoff.run(apps.load(app), list(command)))
+    sys.exit(oneoff.run_command(apps.load(app), list(command)))
 
 
 @command("ps:restart")

@@ -1,27 +1,43 @@
-"""`podku run APP CMD`: a one-off container of the live release (its image and config)."""
+"""`podku run APP CMD`: a one-off container of the live release (its image and config).
+
+It has no network, like the app's own containers, and it ends with the ssh session that
+started it: a dropped connection removes the container."""
 
 import os
-import subprocess
 import sys
 import tempfile
 import uuid
 
 from podku import apps, releases
 from podku.errors import PodkuError
-from podku.run import child_env
+from podku.run import interactive, run
+
+LABEL = "podku.oneoff"
 
 
-def run(app: apps.App, command: list[str]) -> int:
+def run_command(app: apps.App, command: list[str]) -> int:
     if app.live_release is None:
         raise PodkuError(f"{app.name} has not been deployed yet: git push to it first")
     release = releases.load(app.name, app.live_release)
+    name = f"podku-{app.name}-run-{uuid.uuid4().hex[:8]}"
     with tempfile.NamedTemporaryFile("w", prefix="podku-run-", suffix=".env") as env_file:
         os.fchmod(env_file.fileno(), 0o600)
         env_file.write(release.environment_file())
         env_file.flush()
-        argv = ["podman", "run", "--rm", "--interactive", "--network=host",
-                "--name", f"podku-{app.name}-run-{uuid.uuid4().hex[:8]}", "--label", f"podku.app={app.name}",
+        argv = ["podman", "run", "--rm", "--interactive", "--network=none", "--name", name,
+                "--label", f"podku.app={app.name}", "--label", f"{LABEL}={app.name}",
                 "--env-file", env_file.name]
         if sys.stdin.isatty() and sys.stdout.isatty():
             argv.append("--tty")
-        return subprocess.call([*argv, release.image, *command], env=child_env())
+        return interactive([*argv, release.image, *command], on_hangup=lambda: _remove([name]))
+
+
+def remove_all(app_name: str) -> None:
+    """Every one-off container of an app, gone (when the app is destroyed)."""
+    found = run(["podman", "ps", "--all", "--quiet", "--filter", f"label={LABEL}={app_name}"], check=False)
+    _remove(found.stdout.split() if found.returncode == 0 else [])
+
+
+def _remove(containers: list[str]) -> None:
+    if containers:
+        run(["podman", "rm", "--force", "--time", "0", *containers], check=False)

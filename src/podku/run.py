@@ -84,22 +84,34 @@ def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[
 
 def interactive(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                 on_hangup: Callable[[], None] | None = None) -> int:
-    """Run a command on podku's own stdin/stdout/stderr; returns its exit code. `on_hangup`
-    runs if podku gets SIGHUP or SIGTERM meanwhile (the ssh session went away)."""
+    """Run a command on podku's own stdin/stdout/stderr; returns its exit code. If the
+    session that started podku goes away meanwhile (SIGHUP, SIGTERM, or podku's parent, the
+    ssh server, gone), `on_hangup` runs and the command is ended."""
     import signal
+    import threading
     _echo(argv)
+    parent = os.getppid()
     try:
         child = subprocess.Popen(list(argv), env=dict(env) if env is not None else child_env())
     except OSError as error:
         raise CommandMissing(argv, error) from error
+    ended = threading.Event()
 
-    def hang_up(_signum, _frame) -> None:
-        if on_hangup is not None:
-            on_hangup()
-        child.terminate()
+    def hang_up(*_ignored: object) -> None:
+        if not ended.is_set():
+            ended.set()
+            if on_hangup is not None:
+                on_hangup()
+            child.terminate()
+
+    def watch_parent() -> None:
+        while child.poll() is None and not ended.wait(0.5):
+            if os.getppid() != parent:  # sshd without a pty just exits when its client is gone
+                hang_up()
 
     for signum in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, hang_up)
+    threading.Thread(target=watch_parent, daemon=True).start()
     return child.wait()
 
 
