@@ -16,7 +16,7 @@ def fingerprint(host, app: str) -> str:
     files = WATCHED + [f"~/.local/share/podku/repos/{app}.git/hooks/pre-receive"]
     # every file of the home but those that deploys and retirements of other tests' apps change
     listing = ("find ~ -xdev -path ~/.local/share/containers -prune -o -path ~/.cache -prune -o -print"
-               " | grep -Ev -e '-r[0-9]+' -e '/releases/' -e '/\\.' | sort")
+               " | grep -Ev -e '-r[0-9]+' -e '/releases/' | sort")
     return host.as_deploy_user(f"sha256sum {' '.join(files)}; {listing}").stdout
 
 
