@@ -24,7 +24,7 @@ def ssh_raw(host, command, **kwargs) -> subprocess.CompletedProcess:
     """ssh with one command string as given (str or bytes), not re-joined from words."""
     argv = ["ssh", "-i", str(host.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "podku@127.0.0.1", command]
+            "--", "podku@127.0.0.1", command]  # without --, ssh parses a leading - itself
     return subprocess.run(["ip", "netns", "exec", host.netns, *argv], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=120, **kwargs)
 
@@ -73,7 +73,7 @@ def test_the_git_hook_cannot_be_made_to_truncate_a_file(host, deployed):
     ('{"healthchecks": {"web": {}}}', "healthchecks.web must be a list of objects"),
     ('{"healthchecks": {"web": [{"attempts": 100, "timeout": 600}]}}', "the most is 900s"),
     ("[" * 5000 + "]" * 5000, "nested deeper than"),
-])
+], ids=["list", "string", "web-not-a-list", "checks-too-long", "deep"])
 def test_a_malformed_app_json_rejects_the_push_and_the_live_release_serves(host, deployed, app_json, reason):
     (deployed.path / "app.json").write_text(app_json)
     deployed.write(env={"MESSAGE": "never"})
@@ -88,7 +88,7 @@ def test_a_malformed_app_json_rejects_the_push_and_the_live_release_serves(host,
     (b"A=\x1b]0;owned\x07\x1b[2J", b"control characters"),
     (b"A=\xff\xfe", b"not valid UTF-8"),
     (b"A=" + b"x" * 40000, b"longer than 32 KiB"),
-])
+], ids=["escape-sequences", "not-utf8", "huge"])
 def test_config_values_that_break_terminals_or_deploys_are_refused(host, deployed, assignment, reason):
     app = deployed.app
     for flags in (b"", b"--no-restart "):
