@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "tests/run.sh: run as root (it boots test hosts)" >&2; exit 2; }
 
 tests/host/install-test-deps.sh
+PODKU_LINT_VENV=$(tests/lint-venv.sh)
+export PODKU_LINT_VENV
 
 # Debian's own Python, so the tests see the same click/jinja2/pystemd a host gets.
 set +e

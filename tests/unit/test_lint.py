@@ -1,0 +1,34 @@
+"""ruff and mypy, as configured in pyproject.toml, pass on the whole tree. Their versions are
+pinned in tests/lint-requirements.txt and installed by tests/host/install-test-deps.sh into
+a venv of their own (PODKU_LINT_VENV, default /var/cache/podku-test/lint-venv-<hash>)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def lint_tool(name: str) -> str:
+    venv = os.environ.get("PODKU_LINT_VENV") or subprocess.run(
+        ["bash", str(REPO / "tests" / "lint-venv.sh"), "--path"], capture_output=True, text=True).stdout.strip()
+    tool = Path(venv) / "bin" / name
+    if not tool.is_file():
+        pytest.fail(f"{name} is not installed at {tool}: run tests/lint-venv.sh (tests/run.sh does)")
+    return str(tool)
+
+
+def test_ruff_passes():
+    result = subprocess.run([lint_tool("ruff"), "check", "--no-cache", "."], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_passes():
+    # Debian's Python: mypy must see the same click and jinja2 as podku does on a host
+    cache = Path(lint_tool("mypy")).parents[1] / "mypy-cache"
+    result = subprocess.run([lint_tool("mypy"), "--python-executable", "/usr/bin/python3", "--cache-dir", str(cache)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
