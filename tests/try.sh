@@ -4,7 +4,7 @@
 #  - on a machine without systemd as PID 1 (a container, a build box): boots a disposable
 #    Debian test host (systemd-nspawn), installs podku and the example in it, and keeps it
 #    running until Ctrl-C, then removes it.
-#   sudo tests/try.sh
+#   tests/try.sh          (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "tests/try.sh: run as root" >&2; exit 2; }
