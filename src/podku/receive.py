@@ -3,7 +3,6 @@
 import os
 import shlex
 import sys
-from pathlib import Path
 
 from podku import apps, gitrepo, names, output
 from podku.errors import UsageError
