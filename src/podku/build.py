@@ -1,75 +1,254 @@
-"""Build: a pushed revision becomes a tagged image, built by rootless podman."""
+"""Build: a pushed revision becomes a tagged image, built by rootless podman.
 
+The pushed tree is untrusted: it is checked out by git (gitrepo), its Containerfile is
+checked for what Debian 12's podman cannot confine (`RUN --mount`, other apps' images),
+and `podman build` runs in a transient systemd scope with a time, memory and task limit."""
+
+import contextlib
+import errno
+import fcntl
 import json
+import os
+import re
 import shutil
-import subprocess
-import tarfile
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-from podku import output, paths, state
+from podku import gitrepo, limits, output, paths, state
 from podku.errors import PodkuError
-from podku.run import INHERITED_ENV, child_env, run, stream
+from podku.run import run, stream
 
 BUILD_FILES = ("Containerfile", "Dockerfile")
+IGNORE_FILES = (".containerignore", ".dockerignore")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-# Inside a pre-receive hook the pushed objects sit in a quarantine directory that only
-# these variables point at: git must see them to read the new revision.
-GIT_QUARANTINE_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-                      "GIT_QUARANTINE_PATH")
+MAX_BUILD_FILE_BYTES = 1024 * 1024
+MAX_READ_BYTES = 1024 * 1024  # app.json and any other file read from a revision
+# Local images a build may start from: podku's base images. Every other localhost/ image
+# is an app's release (localhost/podku/APP:rN): its code is not another app's to read.
+BASE_IMAGE_PREFIXES = ("localhost/podku/python:", "localhost/podku/base-")
+RELEASE_TAG = re.compile(r"r[0-9]+")
+IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{1,64}")
+# After the time limit podku kills the build's RUN processes, so podman fails the step and
+# removes its containers itself; systemd stops the whole scope this much later regardless.
+SCOPE_GRACE_SECONDS = 60
+KILL_REPEAT_SECONDS = 2
 
 
 class BuildFailed(PodkuError):
     pass
 
 
-def checkout(repo: Path, rev: str, destination: Path) -> None:
-    """Export `rev` of a bare repository into an empty directory (no .git)."""
-    shutil.rmtree(destination, ignore_errors=True)
-    destination.mkdir(parents=True)
-    env = child_env(inherit=INHERITED_ENV + GIT_QUARANTINE_ENV)
-    argv = ["git", "--git-dir", str(repo), "archive", "--format=tar", rev]
-    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as git:
-        unpack_error = None
-        try:
-            with tarfile.open(fileobj=git.stdout, mode="r|") as archive:
-                # Debian 12's first Python 3.11 predates extraction filters
-                extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                archive.extractall(destination, **extra)
-        except tarfile.TarError as error:
-            unpack_error = error
-            git.stdout.close()
-        git_error = git.stderr.read().decode(errors="replace").strip()
-    if git.returncode != 0:
-        raise BuildFailed(f"cannot read revision {rev}: {git_error}")
-    if unpack_error is not None:
-        raise BuildFailed(f"cannot unpack revision {rev}: {unpack_error}")
-
-
-def read_file_at(repo: Path, rev: str, name: str) -> str | None:
-    """A file's content at `rev`, or None where the revision has no such file."""
-    env = child_env(inherit=INHERITED_ENV + GIT_QUARANTINE_ENV)
-    result = run(["git", "--git-dir", str(repo), "show", f"{rev}:{name}"], env=env, check=False)
-    return result.stdout if result.returncode == 0 else None
-
+# --- what a build may use -----------------------------------------------------------------
 
 def build_file(source: Path) -> Path:
+    for name in IGNORE_FILES:
+        if (source / name).is_symlink():
+            raise BuildFailed(f"{name} is a symbolic link: podku builds only from regular files")
     for name in BUILD_FILES:
-        if (source / name).is_file():
-            return source / name
+        path = source / name
+        if path.is_symlink():
+            raise BuildFailed(f"{name} is a symbolic link: podku builds only from a regular file")
+        if path.is_file():
+            return path
     raise BuildFailed("no Containerfile or Dockerfile at the repository root: podku builds those")
 
 
-def build_image(source: Path, tag: str) -> None:
-    """podman build, its output streamed indented; raises with the last lines on failure."""
-    argv = ["podman", "build", "--network=host", "--tag", tag, "--file", str(build_file(source))]
+def check_build_file(path: Path) -> None:
+    """Refuse what podman 4.3 cannot confine; raises BuildFailed with the reason."""
+    if path.stat().st_size > MAX_BUILD_FILE_BYTES:
+        raise BuildFailed(f"{path.name} is larger than {MAX_BUILD_FILE_BYTES} bytes")
+    reason = build_file_refusal(path.read_text(errors="replace"))
+    if reason:
+        raise BuildFailed(f"{path.name}: {reason}")
+
+
+def build_file_refusal(text: str) -> str | None:
+    """Why a Containerfile must not be built, or None. Deliberately rough and strict, so
+    that nothing hides from it: comment lines aside, any `--mount` that line continuations
+    could assemble is refused, and image names are checked in every reading of the lines
+    (each alone, joined by either escape character; heredoc bodies count as instructions)."""
+    # split on "\n" only, as podman does (str.splitlines knows more line ends)
+    lines = [line for line in text.split("\n") if line.strip() and not line.lstrip(" \t").startswith("#")]
+    squashed = re.sub(r"[\s\\`]", "", "".join(lines)).lower()
+    if "--mount" in squashed:
+        return ("RUN --mount is not supported: Debian 12's podman lets it read the host's files "
+                "(CVE-2024-1753, CVE-2024-9675)")
+    for escape in (None, "\\", "`"):
+        reason = image_refusal_in(instructions(lines, escape))
+        if reason:
+            return reason
+    return None
+
+
+def image_refusal_in(instruction_words: Iterator[list[str]]) -> str | None:
+    stages: set[str] = set()
+    for words in instruction_words:
+        keyword = words[0].lower()
+        references = []
+        if keyword == "from":
+            image, stage = from_image_and_stage(words[1:])
+            references = [image] if image else []
+            stages |= {stage.lower()} if stage else set()
+        elif keyword in ("copy", "add"):
+            sources = (word.split("=", 1)[1] for word in words[1:] if word.lower().startswith("--from="))
+            references = [source for source in sources if not (source.isascii() and source.isdigit())]  # a stage's index
+        for reference in references:
+            reason = image_refusal(reference, stages)
+            if reason:
+                return reason
+    return None
+
+
+def instructions(lines: list[str], escape: str | None) -> Iterator[list[str]]:
+    """Instructions as word lists; a line ending with `escape` continues on the next one."""
+    pending = ""
+    for line in lines:
+        stripped = line.rstrip()
+        if escape and stripped.endswith(escape):
+            pending += stripped[:-1]
+            continue
+        words = (pending + stripped).split()
+        pending = ""
+        if words:
+            yield words
+    if pending.split():
+        yield pending.split()
+
+
+def from_image_and_stage(words: list[str]) -> tuple[str | None, str | None]:
+    rest = [word for word in words if not word.startswith("--")]
+    image = rest[0] if rest else None
+    stage = rest[2] if len(rest) >= 3 and rest[1].lower() == "as" else None
+    return image, stage
+
+
+def image_refusal(reference: str, stages: set[str]) -> str | None:
+    """Why a build must not use this image, or None. podman resolves short names against
+    local images by suffix (`other:r1` finds localhost/podku/other:r1) and takes image IDs."""
+    ref = reference.lower()
+    if ref in stages or ref == "scratch":
+        return None
+    if "$" in ref:
+        return f"image {reference}: variables in image names are not supported"
+    if IMAGE_ID.fullmatch(ref):
+        return f"image {reference}: image IDs are not supported, name the image"
+    name = ref.split("@", 1)[0]
+    path, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+    first = path.split("/", 1)[0]
+    registry = first if "/" in path and ("." in first or ":" in first or first == "localhost") else None
+    if registry not in (None, "localhost"):
+        return None  # a registry's image: never one of this host's
+    if RELEASE_TAG.fullmatch(tag) or path.startswith("podku/") or (
+            registry == "localhost" and not name.startswith(BASE_IMAGE_PREFIXES)):
+        return (f"image {reference} is not allowed: a build may use no other local image than "
+                f"podku's base images ({', '.join(p + '*' for p in BASE_IMAGE_PREFIXES)})")
+    return None
+
+
+# --- building -----------------------------------------------------------------------------
+
+def build_image(source: Path, tag: str, unit: str) -> None:
+    """podman build in a scope with limits, output streamed indented; raises BuildFailed."""
+    build_limits = limits.load()
+    path = build_file(source)
+    check_build_file(path)
+    podman = ["podman", "build", "--network=host", "--tag", tag, "--file", str(path)]
     if HOST_CA_BUNDLE.is_file():
-        argv += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
-    argv.append(str(source))
+        podman += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
+    podman.append(str(source))
+    watchdog = Watchdog(build_limits.build_timeout, unit)
     try:
-        stream(argv, output.detail, cwd=source)
+        stream(scope_argv(unit, build_limits) + podman, output.detail, cwd=source, started=watchdog.start)
     except PodkuError as error:
+        if watchdog.fired:
+            raise BuildFailed(time_limit_message(build_limits)) from error
         tail = getattr(error, "output", "").strip().splitlines()[-3:]
         raise BuildFailed("image build failed" + (": " + " | ".join(tail) if tail else "")) from error
+    finally:
+        watchdog.stop()
+    if watchdog.fired or not image_built(tag):  # podman exits 0 when systemd stops it
+        raise BuildFailed(time_limit_message(build_limits) if watchdog.fired else "image build failed: no image")
+
+
+def scope_argv(unit: str, build_limits: limits.Limits) -> list[str]:
+    return ["systemd-run", "--user", "--scope", "--quiet", "--collect", f"--unit={unit}",
+            f"--property=RuntimeMaxSec={build_limits.build_timeout + SCOPE_GRACE_SECONDS}",
+            f"--property=MemoryMax={build_limits.build_memory}",
+            f"--property=TasksMax={build_limits.build_tasks}", "--"]
+
+
+def time_limit_message(build_limits: limits.Limits) -> str:
+    return (f"image build stopped: it ran longer than its limit of {build_limits.build_timeout} s "
+            f"(build_timeout in ~/.config/podku/{limits.LIMITS_FILE_NAME})")
+
+
+class Watchdog:
+    """At the time limit, kill every process in the build's scope but podman itself, until
+    podman exits: the RUN step fails and podman cleans up as after any failed step."""
+
+    def __init__(self, seconds: float, unit: str):
+        self.seconds, self.unit = seconds, unit
+        self.fired = False
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, leader: int) -> None:
+        self._thread = threading.Thread(target=self._watch, args=(leader,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self, leader: int) -> None:
+        if self._stopped.wait(self.seconds):
+            return
+        self.fired = True
+        while not self._stopped.is_set():
+            kill_scope_except(leader, self.unit)
+            self._stopped.wait(KILL_REPEAT_SECONDS)
+
+
+def kill_scope_except(leader: int, unit: str) -> None:
+    group = cgroup_of(leader)
+    if group is None or group.name != f"{unit}.scope":
+        return  # not (or no longer) in its scope: systemd's RuntimeMaxSec still ends it
+    for pid in pids_in(group):
+        if pid != leader:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def cgroup_of(pid: int) -> Path | None:
+    """The directory of `pid`'s systemd cgroup: cgroup v2, or the hybrid/legacy layouts."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    entries = dict(line.split(":", 2)[1:] for line in lines if line.count(":") >= 2)
+    candidates = []
+    if "" in entries:
+        candidates += [Path("/sys/fs/cgroup" + entries[""]), Path("/sys/fs/cgroup/unified" + entries[""])]
+    if "name=systemd" in entries:
+        candidates.append(Path("/sys/fs/cgroup/systemd" + entries["name=systemd"]))
+    return next((path for path in candidates if (path / "cgroup.procs").is_file()), None)
+
+
+def pids_in(group: Path) -> list[int]:
+    """Every process in `group` and the groups below it (runc may make child groups)."""
+    pids = []
+    for directory, _dirs, _files in os.walk(group):
+        with contextlib.suppress(OSError):
+            pids += [int(pid) for pid in (Path(directory) / "cgroup.procs").read_text().split()]
+    return pids
+
+
+def image_built(tag: str) -> bool:
+    """Whether `tag` exists; the caller holds the images lock."""
+    return run(["podman", "image", "exists", tag], check=False).returncode == 0
 
 
 def exposed_port(image: str) -> int | None:
@@ -80,27 +259,61 @@ def exposed_port(image: str) -> int | None:
     return tcp[0] if tcp else None
 
 
+# --- images and the lock that guards them ----------------------------------------------------
+
 def image_exists(tag: str) -> bool:
     with state.locked(paths.IMAGES_LOCK, "images", shared=True):
         return run(["podman", "image", "exists", tag], check=False).returncode == 0
 
 
-def remove_images(tags: list[str]) -> None:
-    """Remove what can be removed: one image in use must not keep the others."""
+def remove_images(tags: list[str], wait: bool = False) -> bool:
+    """Remove what can be removed: one image in use must not keep the others. Unless
+    `wait`, never waits for builds (an endless one would hold up its caller's app): then
+    nothing is removed, False is returned, and the next prune tries again."""
     if not tags:
-        return
-    with state.locked(paths.IMAGES_LOCK, "images"):
+        return True
+    with exclusive_images_lock(wait) as held:
+        if not held:
+            return False
         for tag in tags:
             run(["podman", "image", "rm", "--ignore", tag], check=False)
+    return True
+
+
+@contextlib.contextmanager
+def exclusive_images_lock(wait: bool) -> Iterator[bool]:
+    if wait:
+        with state.locked(paths.IMAGES_LOCK, "images"):
+            yield True
+        return
+    paths.IMAGES_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(paths.IMAGES_LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- the whole build ------------------------------------------------------------------------
+
+def read_file_at(repo: Path, rev: str, name: str) -> str | None:
+    """A file's content at `rev` (at most MAX_READ_BYTES), or None where it has none."""
+    return gitrepo.read_file(repo, rev, name, MAX_READ_BYTES)
 
 
 def build_release(repo: Path, rev: str, tag: str, workdir: Path) -> int | None:
     """Build `rev` as `tag`; returns the image's EXPOSEd port, if any."""
     try:
         with state.locked(paths.IMAGES_LOCK, "images", shared=True):
-            checkout(repo, rev, workdir)
-            build_image(workdir, tag)
+            gitrepo.checkout(repo, rev, workdir)
+            build_image(workdir, tag, unit=f"podku-build-{workdir.name}")
             return exposed_port(tag)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-

@@ -2,7 +2,7 @@
 
 import contextlib
 
-from podku import apps, build, names, output, paths, proxy, receive, releases, swap, systemd
+from podku import apps, build, gitrepo, names, output, paths, proxy, releases, swap, systemd
 from podku.errors import UsageError
 
 
@@ -14,8 +14,7 @@ def create(name: str, quiet: bool = False) -> apps.App:
     app = apps.App(name=name)
     with apps.lock(name, must_exist=False):
         app.paths.releases.mkdir(parents=True, exist_ok=True)
-        receive.init_repo(app.paths.repo)
-        receive.install_hook(app)
+        gitrepo.prepare(app.paths.repo, name)
         apps.save(app)
         try:
             proxy.apply()
@@ -35,7 +34,7 @@ def destroy(name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             systemd.unit_file(f"{name}.service").unlink()
         systemd.reload()
-        build.remove_images(sorted({r.image for r in releases.all_of(name)}))
+        build.remove_images(sorted({r.image for r in releases.all_of(name)}), wait=True)
         apps.remove_state(name)
         proxy.apply()
     output.step(f"Destroying {app.name}... done")

@@ -4,11 +4,10 @@ import os
 import re
 import shlex
 import sys
-from pathlib import Path
 
-from podku import apps, names, output, paths, state, templates
+from podku import apps, gitrepo, names, output
 from podku.errors import UsageError
-from podku.run import replace_process, run
+from podku.run import replace_process
 
 GIT_SERVICES = ("git-receive-pack", "git-upload-pack")
 ZERO_REV = "0" * 40
@@ -34,18 +33,8 @@ def serve_git(words: list[str]) -> None:
         print(f"-----> Creating app {name}", file=sys.stderr, flush=True)
         lifecycle.create(name, quiet=True)
     app = apps.load(name)
-    install_hook(app)
+    gitrepo.prepare(app.paths.repo, app.name)  # heals repositories of older installs too
     replace_process([words[0], str(app.paths.repo)])
-
-def init_repo(repo: Path) -> None:
-    if not (repo / "HEAD").exists():
-        run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(repo)])
-
-def install_hook(app: apps.App) -> None:
-    hook = templates.render("pre-receive.j2", app=app.name, podku=paths.PODKU_EXECUTABLE)
-    path = app.paths.repo / "hooks" / "pre-receive"
-    if not path.exists() or path.read_text() != hook:
-        state.write_atomic(path, hook, mode=0o755)
 
 def pushed_revision(lines: list[str]) -> str | None:
     """The revision to deploy from the hook's input (`old new ref` lines), or None."""

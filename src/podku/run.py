@@ -5,8 +5,8 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO, NoReturn
 
 from podku.errors import PodkuError
 
@@ -25,6 +25,9 @@ def child_env(extra: Mapping[str, str] | None = None, inherit: Sequence[str] = I
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(extra or {})
     return env
+
+
+MAX_LINE_BYTES = 8 * 1024  # one line of a streamed command's output
 
 
 class CommandFailed(PodkuError):
@@ -61,20 +64,22 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, input: str
 
 
 def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[str, str] | None = None,
-           cwd: str | os.PathLike | None = None, keep: int = 40) -> list[str]:
-    """Run a command, passing each output line on as it comes; returns the last `keep` lines."""
+           cwd: str | os.PathLike | None = None, keep: int = 40,
+           started: Callable[[int], None] | None = None) -> list[str]:
+    """Run a command, passing each output line on as it comes (cut at MAX_LINE_BYTES);
+    returns the last `keep` lines. `started` gets the child's PID once it runs."""
     _echo(argv)
     last: list[str] = []
     try:
         child = subprocess.Popen(list(argv), env=dict(env) if env is not None else child_env(), cwd=cwd,
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as error:
         raise CommandMissing(argv, error) from error
     with child:
         assert child.stdout is not None
-        for line in child.stdout:
-            line = line.rstrip("\n")
+        if started is not None:
+            started(child.pid)
+        for line in bounded_lines(child.stdout):
             on_line(line)
             last = (last + [line])[-keep:]
     if child.returncode != 0:
@@ -123,3 +128,17 @@ def replace_process(argv: Sequence[str], *, env: Mapping[str, str] | None = None
         os.execvpe(argv[0], list(argv), dict(env) if env is not None else dict(os.environ))
     except OSError as error:
         raise CommandMissing(argv, error) from error
+
+
+def bounded_lines(pipe: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """Lines of a byte stream, each cut at `limit` bytes: the rest of a longer line is
+    read and dropped, never held in memory."""
+    while True:
+        line = pipe.readline(limit)
+        if not line:
+            return
+        if len(line) == limit and not line.endswith(b"\n"):
+            while (rest := pipe.readline(limit)) and not rest.endswith(b"\n"):
+                pass
+            line += b" [line cut]"
+        yield line.rstrip(b"\n").decode(errors="replace")

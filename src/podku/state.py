@@ -5,6 +5,7 @@ import errno
 import fcntl
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,7 +82,8 @@ def locked(lock_path: Path, what: str, shared: bool = False) -> Iterator[None]:
         except OSError as error:
             if error.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            output.step(f"Waiting for another operation on {what} to finish")
+            # stderr: during a push stdout may be the git protocol stream
+            print(f"{output.STEP}Waiting for another operation on {what} to finish", file=sys.stderr, flush=True)
             fcntl.flock(handle, mode)
         try:
             yield

@@ -1,4 +1,7 @@
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -51,16 +54,147 @@ def test_read_file_at_a_revision(repo):
     assert build.read_file_at(bare, rev, "app.json") is None
 
 
-def test_checkout_exports_the_tree_without_git_metadata(repo, tmp_path):
-    bare, rev = repo
-    destination = tmp_path / "out"
-    destination.mkdir()
-    (destination / "stale").write_text("from an earlier build")
-    build.checkout(bare, rev, destination)
-    assert sorted(p.relative_to(destination).as_posix() for p in destination.rglob("*")) == [
-        "Containerfile", "sub", "sub/file.txt"]
-
-
 def test_remove_images_of_nothing_runs_nothing(monkeypatch):
     monkeypatch.setattr(build, "run", lambda *a, **k: pytest.fail("ran a command"))
     build.remove_images([])
+
+
+def test_a_symlinked_build_file_is_refused(tmp_path):
+    (tmp_path / "Containerfile").symlink_to("/home/podku/.ssh/authorized_keys")
+    with pytest.raises(build.BuildFailed, match="Containerfile is a symbolic link"):
+        build.build_file(tmp_path)
+
+
+def test_a_symlinked_ignore_file_is_refused(tmp_path):
+    (tmp_path / "Containerfile").write_text("FROM scratch\n")
+    (tmp_path / ".dockerignore").symlink_to("/etc/shadow")
+    with pytest.raises(build.BuildFailed, match=".dockerignore is a symbolic link"):
+        build.build_file(tmp_path)
+
+
+MOUNTS = [
+    "FROM localhost/podku/python:3.11\nRUN --mount=type=bind,source=/,target=/h ls /h\n",
+    "FROM localhost/podku/python:3.11\nrun --MOUNT=type=cache,id=../../../../home/podku/.ssh,target=/t ls\n",
+    "FROM localhost/podku/python:3.11 AS base\nRUN ln -s / /rootdir\nFROM localhost/podku/python:3.11\n"
+    "RUN --mount=type=bind,from=base,source=/rootdir,destination=/exploit,rw ls /exploit\n",
+    "FROM localhost/podku/python:3.11\nRUN \\\n  --mount=type=secret,id=x cat /run/secrets/x\n",
+    "FROM localhost/podku/python:3.11\nRUN --mo\\\n# a comment inside\n\nunt=type=bind,target=/x true\n",
+    "# escape=`\nFROM localhost/podku/python:3.11\nRUN `\n--mount=type=bind,target=/x true\n",
+    "FROM localhost/podku/python:3.11\nRUN <<EOF\n--mount in a heredoc is refused too\nEOF\n",
+]
+
+
+@pytest.mark.parametrize("containerfile", MOUNTS)
+def test_run_mount_is_refused_in_every_spelling(containerfile):
+    reason = build.build_file_refusal(containerfile)
+    assert reason and "RUN --mount is not supported" in reason and "CVE-2024-1753" in reason
+
+
+def test_mount_in_a_comment_is_fine():
+    assert build.build_file_refusal("# RUN --mount=type=cache is not used here\nFROM scratch\n") is None
+
+
+OTHER_APPS_IMAGES = [
+    "FROM localhost/podku/other:r1",
+    "FROM other:r1",
+    "FROM podku/other:r3",
+    "FROM localhost/podku/other@sha256:" + "a" * 64,
+    "FROM localhost/podku/python:r2",  # an app named python
+    "FROM localhost/something:1",
+    "FROM be1fb85e1e6c",
+    "FROM sha256:" + "b" * 64,
+    "ARG BASE=other:r1\nFROM $BASE",
+    "FROM --platform=linux/amd64 other:r1 AS x",
+    "FROM localhost/podku/python:3.11 AS base\nCOPY --from=other:r1 /app /app",
+    "FROM localhost/podku/python:3.11\nCOPY --from=localhost/podku/other:r1 /app /app",
+    "FROM localhost/podku/python:3.11\nRUN echo `\nFROM other:r1",  # no escape directive: a real FROM
+    "FROM localhost/podku/python:3.11\nFROM other\\\n:r1",
+]
+
+
+@pytest.mark.parametrize("containerfile", OTHER_APPS_IMAGES)
+def test_other_apps_and_local_images_are_refused(containerfile):
+    reason = build.build_file_refusal(containerfile + "\n")
+    assert reason and reason.startswith("image "), reason
+
+
+ALLOWED = [
+    "FROM localhost/podku/python:3.11\nCOPY . /app\n",
+    "FROM python:3.12-slim\n",
+    "FROM docker.io/library/python:3.12\n",
+    "FROM quay.io/org/thing:r1\n",  # a registry's image, whatever its tag
+    "FROM localhost/podku/python:3.11 AS build\nRUN true\nFROM localhost/podku/base-node:20\n"
+    "COPY --from=build /app /app\nCOPY --from=0 /x /x\n",
+    "FROM scratch\n",
+    "FROM localhost/podku/python:3.11\nRUN python3 - <<EOF\nfrom os import path\nEOF\n",
+]
+
+
+@pytest.mark.parametrize("containerfile", ALLOWED)
+def test_ordinary_containerfiles_are_allowed(containerfile):
+    assert build.build_file_refusal(containerfile) is None
+
+
+def test_check_build_file_names_the_file_in_one_line(tmp_path):
+    (tmp_path / "Dockerfile").write_text(MOUNTS[0])
+    with pytest.raises(build.BuildFailed, match=r"^Dockerfile: RUN --mount is not supported") as refused:
+        build.check_build_file(tmp_path / "Dockerfile")
+    assert "\n" not in str(refused.value)
+
+
+def test_image_removal_never_waits_for_a_build(home, monkeypatch):
+    removed = []
+    monkeypatch.setattr(build, "run", lambda argv, **kwargs: removed.append(argv))
+    with build.state.locked(build.paths.IMAGES_LOCK, "images", shared=True):  # a build runs
+        held = subprocess.run([sys.executable, "-c", REMOVE_IN_ANOTHER_PROCESS, str(build.paths.IMAGES_LOCK)],
+                              capture_output=True, text=True, timeout=10)
+    assert held.stdout.strip() == "False", held.stderr
+    assert build.remove_images(["localhost/podku/a:r1"]) is True
+    assert removed == [["podman", "image", "rm", "--ignore", "localhost/podku/a:r1"]]
+
+
+REMOVE_IN_ANOTHER_PROCESS = """
+import sys
+from pathlib import Path
+sys.path.insert(0, %r)
+from podku import build, paths
+paths.IMAGES_LOCK = Path(sys.argv[1])
+build.run = lambda *a, **k: None
+print(build.remove_images(["localhost/podku/a:r1"]))
+""" % str(Path(__file__).resolve().parents[2] / "src")
+
+
+def test_the_watchdog_kills_the_scope_but_podman(monkeypatch):
+    killed = []
+    monkeypatch.setattr(build, "cgroup_of", lambda pid: Path("/sys/fs/cgroup/x/podku-build-a-r1.scope"))
+    monkeypatch.setattr(build, "pids_in", lambda group: [10, 11, 12])
+    monkeypatch.setattr(build.os, "kill", lambda pid, sig: killed.append(pid))
+    build.kill_scope_except(10, "podku-build-a-r1")
+    assert killed == [11, 12]
+
+
+def test_the_watchdog_kills_nothing_outside_its_scope(monkeypatch):
+    monkeypatch.setattr(build, "cgroup_of", lambda pid: Path("/sys/fs/cgroup/user.slice/session-1.scope"))
+    monkeypatch.setattr(build, "pids_in", lambda group: pytest.fail("looked for processes to kill"))
+    build.kill_scope_except(10, "podku-build-a-r1")
+
+
+def test_the_watchdog_fires_only_after_its_time(monkeypatch):
+    calls = []
+    monkeypatch.setattr(build, "kill_scope_except", lambda leader, unit: calls.append((leader, unit)))
+    quick = build.Watchdog(0.05, "u")
+    quick.start(42)
+    time.sleep(0.3)
+    quick.stop()
+    assert quick.fired and calls[0] == (42, "u")
+    slow = build.Watchdog(60, "u")
+    slow.start(43)
+    slow.stop()
+    assert not slow.fired
+
+
+def test_the_scope_carries_the_limits():
+    argv = build.scope_argv("podku-build-a-r1", build.limits.Limits(build_timeout=10, build_memory="1G", build_tasks=7))
+    assert argv[:4] == ["systemd-run", "--user", "--scope", "--quiet"]
+    assert "--property=RuntimeMaxSec=70" in argv and "--property=MemoryMax=1G" in argv
+    assert "--property=TasksMax=7" in argv and argv[-1] == "--"

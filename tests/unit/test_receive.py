@@ -1,10 +1,6 @@
-import stat
-import sys
-from pathlib import Path
-
 import pytest
 
-from podku import apps, receive
+from podku import receive
 from podku.errors import UsageError
 
 OLD = "1" * 40
@@ -91,13 +87,3 @@ def test_serve_git_refuses_bad_app_names(home, repo):
 def test_serve_git_fetch_of_a_missing_app_is_refused(home):
     with pytest.raises(UsageError, match="app nope does not exist"):
         receive.serve_git(["git-upload-pack", "~/nope.git"])
-
-
-def test_install_hook_writes_an_executable_pre_receive_hook(home):
-    app = apps.App(name="my-app")
-    receive.install_hook(app)
-    hook = app.paths.repo / "hooks" / "pre-receive"
-    text = hook.read_text()
-    assert text.startswith("#!/bin/sh\n")
-    assert f"exec {Path(sys.executable).parent / 'podku'} git-hook my-app\n" in text
-    assert stat.S_IMODE(hook.stat().st_mode) == 0o755

@@ -67,3 +67,17 @@ def test_stream_failure_carries_the_last_lines():
 def test_the_module_exposes_the_inherited_names():
     assert "XDG_RUNTIME_DIR" in run_module.INHERITED_ENV
     assert "SSH_ORIGINAL_COMMAND" not in run_module.INHERITED_ENV
+
+
+def test_stream_cuts_a_long_line_and_never_holds_it(monkeypatch):
+    seen: list[str] = []
+    script = "head -c 100000 /dev/zero | tr '\\0' x; echo; echo after"
+    stream(["sh", "-c", script], seen.append)
+    assert seen[0] == "x" * run_module.MAX_LINE_BYTES + " [line cut]"
+    assert seen[1:] == ["after"]
+
+
+def test_stream_tells_the_child_pid():
+    pids: list[int] = []
+    stream(["true"], lambda line: None, started=pids.append)
+    assert len(pids) == 1 and pids[0] > 0

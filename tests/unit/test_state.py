@@ -5,10 +5,11 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
-from podku import output, state
+from podku import state
 
 
 def test_write_atomic_writes_the_text_and_creates_parents(tmp_path):
@@ -134,30 +135,29 @@ def test_locked_excludes_another_process(tmp_path):
     assert free.returncode == 0
 
 
-def test_a_second_locker_waits_and_says_so(tmp_path, monkeypatch):
+def test_a_second_locker_waits_and_says_so_on_stderr(tmp_path, capsys):
+    """stderr: during a push, stdout may carry the git protocol."""
     lock = tmp_path / "lock"
-    waiting = threading.Event()
     entered = threading.Event()
-    messages = []
-
-    def step(message):
-        messages.append(message)
-        waiting.set()
-
-    monkeypatch.setattr(output, "step", step)
 
     def second():
         with state.locked(lock, "my-app"):
             entered.set()
 
+    said = ""
     with state.locked(lock, "my-app"):
         thread = threading.Thread(target=second, daemon=True)
         thread.start()
-        assert waiting.wait(10), "the second locker never found the lock taken"
+        deadline = time.monotonic() + 10
+        while "Waiting" not in said and time.monotonic() < deadline:
+            time.sleep(0.02)
+            captured = capsys.readouterr()
+            said += captured.err
+            assert captured.out == ""
         assert not entered.is_set()
     assert entered.wait(10), "the second locker never got the lock"
     thread.join(10)
-    assert messages == ["Waiting for another operation on my-app to finish"]
+    assert said == "-----> Waiting for another operation on my-app to finish\n"
 
 
 def test_an_uncontended_lock_says_nothing(tmp_path, capsys):

@@ -51,3 +51,9 @@ def test_each_request_uses_a_new_connection(http_socket):
     for _ in range(3):
         assert unixhttp.request(str(server.path), "GET", "/")[0] == 200
     assert len(server.requests) == 3
+
+
+def test_a_huge_body_is_read_only_up_to_the_limit(http_socket):
+    server = http_socket(status=200, body=b"x" * (unixhttp.MAX_BODY_BYTES * 4))
+    status, body = unixhttp.request(str(server.path), "GET", "/")
+    assert status == 200 and len(body) == unixhttp.MAX_BODY_BYTES
