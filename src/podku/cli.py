@@ -307,6 +307,15 @@ def internal_bridge(container: str, port: int) -> None:
     bridge.exec_proxy(container, port)
 
 
+@command("doctor")
+@click.argument("app", required=False, callback=lambda _c, _p, value: value and names.app_name(value))
+@click.option("--quiet", is_flag=True, help="Print only what was fixed (the boot unit runs this).")
+def doctor(app: str | None, quiet: bool) -> None:
+    """Make each app's socket link, unit links and release outcomes agree with its record."""
+    from podku import reconcile
+    reconcile.doctor([app] if app else apps.all_names(), quiet=quiet)
+
+
 @command("help")
 @click.pass_context
 def help_command(ctx: click.Context) -> None:
