@@ -116,7 +116,12 @@ def test_release_ids_are_allocated_once_per_deploy(host, monkeypatch):
     fakes.new_app()
     calls = []
     real = releases.next_id
-    monkeypatch.setattr(releases, "next_id", lambda app: calls.append(app) or real(app))
+
+    def counted(app: str) -> int:
+        calls.append(app)
+        return real(app)
+
+    monkeypatch.setattr(releases, "next_id", counted)
     push()
     restart()
     assert calls == ["web", "web"]
