@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import fakes
-from podku import apps, deploy, reconcile, releases, state, systemd
+from podku import apps, deploy, hostsetup, paths, reconcile, releases, state, systemd
 from podku.releases import Outcome
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -170,3 +170,16 @@ def test_without_pystemd_the_real_manager_says_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "pystemd.dbusexc", None)
     with pytest.raises(systemd.SystemdError, match="pystemd is not installed"):
         systemd.UserManager().active_state("x.socket")
+
+
+def test_setup_installs_and_enables_the_boot_time_reconcile(home, monkeypatch):
+    manager = fakes.install(monkeypatch).manager
+    monkeypatch.setattr(hostsetup, "_wait_for_admin_api", lambda: None)
+    hostsetup.setup("podku.localhost", 8080)
+    unit = systemd.unit_file(hostsetup.RECONCILE_UNIT).read_text()
+    assert f"ExecStart={paths.PODKU_EXECUTABLE} doctor --quiet" in unit and "WantedBy=default.target" in unit
+    assert hostsetup.RECONCILE_UNIT in systemd.enabled("default.target")
+    assert manager.ops("reload", "start") == [("reload", ""), ("start", hostsetup.CADDY_UNIT)]
+    manager.calls.clear()
+    hostsetup.setup("podku.localhost", 8080)  # a rerun: nothing changed, nothing reloaded
+    assert manager.ops("reload", "start") == []
