@@ -8,7 +8,7 @@ fake manager reads them as systemd would (a unit it has no file for is not found
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -201,10 +201,6 @@ def new_app(name: str = "web") -> apps.App:
     app.paths.releases.mkdir(parents=True, exist_ok=True)
     apps.save(app)
     return app
-
-
-def released(host: FakeHost, name: str, ids: Iterable[int]) -> list[Release]:
-    return [releases.load(name, release_id) for release_id in ids]
 
 
 def stable_target(name: str) -> str | None:
