@@ -34,6 +34,7 @@ reconcile changes nothing and says so: the symlink keeps pointing where it did."
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -117,14 +118,33 @@ def abandon(release: Release) -> None:
 
 
 def retire(app: apps.App, release_id: int) -> None:
-    """Stop a release that no longer serves (run by a timer after a swap), then reconcile."""
+    """Stop a release that no longer serves (run by a timer after a swap). Reconcile first:
+    after a swap cut off before its `symlink` step, new connections still reach the old
+    release until reconcile moves the symlink."""
+    for line in reconcile.reconcile(app):
+        output.warn(f"{app.name}: {line}")
     if app.live_release != release_id:  # else rolled back to meanwhile: never stop what serves
+        drain(app)
         release = releases.load(app.name, release_id)
         stop_release(release)
         releases.save(release.with_outcome(reconcile.wanted_outcome(release, app.live_release, with_units=False)))
-    for line in reconcile.reconcile(app):
-        output.warn(f"{app.name}: {line}")
     prune_images(app)  # its image may have been in use at the swap
+
+
+def drain(app: apps.App) -> None:
+    """Stop nothing sooner than wait-to-retire after the stable symlink last moved: requests
+    accepted before the handoff may still be in flight."""
+    try:
+        handoff = os.lstat(app.paths.stable_socket).st_mtime
+    except FileNotFoundError:
+        return
+    wait = handoff + app.health_checks.wait_to_retire - time.time()
+    if wait > 0:
+        sleep(wait)
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def prune_images(app: apps.App) -> None:

@@ -128,6 +128,7 @@ class FakeHost:
     manager: FakeManager
     podman: FakePodman
     health: FakeHealth
+    drained: list[float] = field(default_factory=list)  # how long each retirement waited
 
     def fire_retirements(self) -> None:
         """Every waiting retire timer fires, as `podku ps:retire APP N` would."""
@@ -153,7 +154,9 @@ def install(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     monkeypatch.setattr(build, "remove_images", podman.remove_images)
     monkeypatch.setattr(build, "read_file_at", lambda repo, rev, name: None)
     monkeypatch.setattr(health, "check", checker.check)
-    return FakeHost(manager, podman, checker)
+    host = FakeHost(manager, podman, checker)
+    monkeypatch.setattr(swap, "sleep", host.drained.append)
+    return host
 
 
 # --- what must hold after any heal --------------------------------------------------------

@@ -230,3 +230,27 @@ def test_a_crash_before_each_request_to_the_manager_is_healed(home, monkeypatch)
         fakes.assert_only_live_has_units(host, name)
         restart(name)
         fakes.assert_consistent(host, name)
+
+
+def test_retiring_the_release_a_cut_off_swap_left_serving_moves_the_symlink_then_drains(host, monkeypatch):
+    fakes.new_app()
+    push()
+    monkeypatch.setenv(swap.CRASH_AFTER_ENV, "record")
+
+    def die() -> None:
+        host.manager.crash_at = 0
+        raise fakes.SimulatedCrash("record")
+
+    monkeypatch.setattr(swap, "_die", die)
+    with pytest.raises(fakes.SimulatedCrash):
+        restart()
+    host.restart_after_crash()
+    assert fakes.stable_target("web").endswith("web-r1.sock")  # the old one still takes connections
+    stopped_at = []
+    monkeypatch.setattr(swap, "sleep", lambda seconds: stopped_at.append((seconds, fakes.stable_target("web"))))
+    with apps.lock("web"):
+        swap.retire(apps.load("web"), 1)
+    [(waited, target)] = stopped_at
+    assert 4 < waited <= 5 and target.endswith("web-r2.sock")  # moved first, then a full drain
+    assert releases.load("web", 1).outcome == Outcome.RETIRED
+    fakes.assert_consistent(host, "web")
