@@ -9,7 +9,7 @@ import os
 import time
 
 from podku.errors import PodkuError
-from podku.run import run
+from podku.run import replace_process, run
 
 SOCKET_PROXYD = next((path for path in ("/usr/lib/systemd/systemd-socket-proxyd",
                                         "/lib/systemd/systemd-socket-proxyd") if os.path.exists(path)),
@@ -56,4 +56,4 @@ def exec_proxy(container: str, port: int) -> None:
     pid = container_pid(container)
     argv = ["nsenter", "--target", str(pid), "--user", "--net", "--preserve-credentials",
             SOCKET_PROXYD, f"127.0.0.1:{port}"]
-    os.execvp(argv[0], argv)
+    replace_process(argv)  # keeps LISTEN_FDS and the PID systemd gave it

@@ -1,14 +1,17 @@
 """The podku command: Dokku's command names, one handler for every error."""
 
+import signal
 import sys
+import time
 import traceback
 from typing import NoReturn
 
 import click
 
-from podku import __version__, apps, health, names, output, releases, settings, sshkeys
+from podku import (__version__, apps, bridge, deploy, health, history, hostsetup, lifecycle, names, oneoff,
+                   output, proxy, receive, reconcile, releases, settings, sshkeys, swap)
 from podku.errors import PodkuError, UsageError
-from podku.run import debugging
+from podku.run import debugging, replace_process
 
 
 
@@ -32,7 +35,6 @@ def app_argument(function):
 @app_argument
 def apps_create(app: str) -> None:
     """Create an app (a push to a new name does this too)."""
-    from podku import lifecycle
     lifecycle.create(app)
 
 
@@ -41,7 +43,6 @@ def apps_create(app: str) -> None:
 @click.option("--force", is_flag=True, help="Do not ask; required when not on a terminal.")
 def apps_destroy(app: str, force: bool) -> None:
     """Stop an app and delete its releases, images, repository and routes."""
-    from podku import lifecycle
     apps.load(app)
     if not force:
         if not sys.stdin.isatty():
@@ -71,7 +72,6 @@ def urls(app: str) -> None:
 @click.option("--http-port", type=click.IntRange(1, 65535), default=None)
 def domains_set_global(domain: str, http_port: int | None) -> None:
     """Set the domain app URLs live under (APP.DOMAIN)."""
-    from podku import proxy
     current = settings.load()
     wanted = settings.Settings(domain=domain, http_port=http_port or current.http_port)
     proxy.apply(wanted)  # Caddy accepts the routes first: a refused change is not kept
@@ -85,7 +85,6 @@ def domains_set_global(domain: str, http_port: int | None) -> None:
 @app_argument
 def releases_list(app: str) -> None:
     """The app's releases, newest first."""
-    import time
     current = apps.load(app).live_release
     click.echo(f"=====> {app} releases")
     for release in releases.all_of(app):
@@ -100,7 +99,6 @@ def releases_list(app: str) -> None:
 @click.argument("value", type=click.IntRange(1, 100))
 def releases_set(app: str, key: str, value: int) -> None:
     """How many releases' images to keep for rollbacks (default 5)."""
-    from podku import swap
     with apps.lock(app):
         current = apps.load(app).updated(keep_images=value)
         apps.save(current)
@@ -113,7 +111,6 @@ def releases_set(app: str, key: str, value: int) -> None:
 @click.argument("release", required=False)
 def rollback(app: str, release: str | None) -> None:
     """Swap back to an earlier release's image and config (default: the one before)."""
-    from podku import deploy, history
     with apps.lock(app):
         current = apps.load(app)
         target = history.rollback_target(current, names.release_id(release) if release else None)
@@ -125,7 +122,6 @@ def rollback(app: str, release: str | None) -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_command(app: str, command: tuple[str, ...]) -> None:
     """Run a one-off command in a new container of the live release (image and config)."""
-    from podku import oneoff
     sys.exit(oneoff.run_command(apps.load(app), list(command)))
 
 
@@ -133,7 +129,6 @@ def run_command(app: str, command: tuple[str, ...]) -> None:
 @app_argument
 def ps_restart(app: str) -> None:
     """Restart the app through a zero-downtime swap."""
-    from podku import deploy
     with apps.lock(app):
         deploy.redeploy(apps.load(app), "Restart")
 
@@ -143,7 +138,6 @@ def ps_restart(app: str) -> None:
 @click.argument("release", type=int)
 def ps_retire(app: str, release: int) -> None:
     """Stop a release that no longer serves (run by a timer after a swap)."""
-    from podku import swap
     with apps.lock(app):
         swap.retire(apps.load(app), release)
 
@@ -193,7 +187,6 @@ def config_unset(app: str, keys: tuple[str, ...], no_restart: bool) -> None:
 
 
 def _change_config(app: str, change, description: str, no_restart: bool) -> None:
-    from podku import deploy
     with apps.lock(app):
         current = apps.load(app)
         new_config = change(apps.config(app))
@@ -252,7 +245,6 @@ def _change_checks(app: str, change) -> None:
 @click.option("-t", "--tail", "follow", is_flag=True, help="Follow.")
 def logs(app: str, num: int, follow: bool) -> None:
     """The app's log (all its releases), from the journal."""
-    from podku.run import replace_process
     apps.load(app)
     units = [unit for release in releases.all_of(app) for unit in release.units]
     if not units:  # journalctl without a unit filter would print every unit's log
@@ -279,7 +271,6 @@ def ssh_keys_add(name: str, if_new: bool) -> None:
 @click.option("--http-port", type=click.IntRange(1, 65535), default=80)
 def setup(domain: str, http_port: int) -> None:
     """Run by install.sh: settings, Caddy's unit and routes (idempotent)."""
-    from podku import hostsetup
     hostsetup.setup(domain, http_port)
 
 
@@ -304,7 +295,6 @@ def ssh_keys_list() -> None:
 @click.option("--timeout", default=170.0)
 def internal_wait_port(container: str, port: int, timeout: float) -> None:
     """Run by a $PORT app's unit: active only once the app listens."""
-    from podku import bridge
     bridge.wait_listening(container, port, timeout)
 
 
@@ -313,8 +303,15 @@ def internal_wait_port(container: str, port: int, timeout: float) -> None:
 @click.argument("port", type=click.IntRange(1, 65535))
 def internal_bridge(container: str, port: int) -> None:
     """Run by a $PORT app's web unit: the release socket, proxied into the container."""
-    from podku import bridge
     bridge.exec_proxy(container, port)
+
+
+@command("doctor")
+@click.argument("app", required=False, callback=lambda _c, _p, value: value and names.app_name(value))
+@click.option("--quiet", is_flag=True, help="Print only what was fixed (the boot unit runs this).")
+def doctor(app: str | None, quiet: bool) -> None:
+    """Make each app's socket link, unit links and release outcomes agree with its record."""
+    reconcile.doctor([app] if app else apps.all_names(), quiet=quiet)
 
 
 @command("help")
@@ -328,8 +325,6 @@ def help_command(ctx: click.Context) -> None:
 @app_argument
 def git_hook(app: str) -> None:
     """The pre-receive hook: deploy what was pushed to main or master."""
-    import signal
-    from podku import receive
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped ssh session must not cut a swap in half
     receive.run_hook(app, sys.stdin.read().splitlines())
 
@@ -337,7 +332,6 @@ def git_hook(app: str) -> None:
 @command("ssh-command", hidden=True)
 def ssh_command() -> None:
     """The forced command of every authorised key: git, or one of the public commands."""
-    from podku import receive
     words = receive.ssh_words()
     if words[0] in receive.GIT_SERVICES:
         receive.serve_git(words)

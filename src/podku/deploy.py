@@ -1,9 +1,10 @@
 """One deploy as data walking through the pipeline: build -> release -> swap -> report.
-Callers hold the app's lock."""
+Callers hold the app's lock. Every deploy first reconciles the app with its record, so that
+whatever a cut-off swap left behind is healed before anything new starts."""
 
 import dataclasses
 
-from podku import appjson, apps, build, output, releases, settings, swap
+from podku import appjson, apps, build, output, reconcile, releases, settings, swap
 from podku.errors import PodkuError
 from podku.releases import Release
 
@@ -14,15 +15,17 @@ class DeployFailed(PodkuError):
 
 def deploy_revision(app: apps.App, rev: str) -> Release:
     """A pushed revision: build its image, then release it."""
+    heal(app)
     release_id = releases.next_id(app.name)
     tag = releases.image_tag(app.name, release_id)
     app_json = _app_json(app, rev)
-    release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.config(app.name), app_json)
+    release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.config(app.name), app_json,
+                           release_id=release_id)
     output.step(f"Building {app.name} from {rev[:7]} ...")
     try:
         port = build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id))
     except PodkuError as error:
-        releases.save(release.with_outcome(releases.FAILED))
+        releases.save(release.with_outcome(releases.Outcome.FAILED))
         raise DeployFailed(f"{error}; {_still_serving(app)}") from error
     release = dataclasses.replace(release, port=port)
     releases.save(release)
@@ -32,10 +35,24 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
 def redeploy(app: apps.App, description: str, source: Release | None = None,
              config: dict[str, str] | None = None) -> Release:
     """A new release from a kept image: config changes, restarts and rollbacks."""
+    heal(app)
     base = source or live_release(app)
     release = releases.new(app.name, base.rev, base.image, description,
-                           base.config if config is None else config, base.app_json, base.port)
+                           base.config if config is None else config, base.app_json, base.port,
+                           release_id=releases.next_id(app.name))
     return release_to(app, release)
+
+
+def heal(app: apps.App) -> None:
+    """Reconcile before a swap starts, and say what had to be fixed. A live release that
+    cannot serve does not stop the deploy: the new release replaces it."""
+    try:
+        fixed = reconcile.reconcile(app)
+    except reconcile.ReconcileError as error:
+        output.warn(str(error))
+        return
+    for line in fixed:
+        output.warn(f"repaired: {line}")
 
 
 def live_release(app: apps.App) -> Release:
@@ -49,16 +66,17 @@ def release_to(app: apps.App, release: Release) -> Release:
     output.step(f"Releasing {app.name} (release {release.id}) ...")
     try:
         swap.install_units(release)
+        swap.step_done("units")
         output.step(f"Checking release {release.id} through its own socket")
-        swap.start_and_check(app, release, release.app_json)
+        swap.start_and_check(app, release)
+        swap.step_done("checked")
     except BaseException as error:
         swap.abandon(release)
         if isinstance(error, PodkuError):
             raise DeployFailed(f"release {release.id} was not started: {error}; {_still_serving(app)}") from error
         raise
     output.step(f"Switching {app.name} to release {release.id}")
-    app = swap.go_live(app, release)
-    swap.schedule_retire(app, app.health_checks.wait_to_retire)  # it prunes images too
+    app = swap.go_live(app, release)  # it schedules the old release's retirement too
     output.step("Application deployed:")
     output.detail(settings.load().app_url(app.name))
     return release

@@ -75,9 +75,7 @@ def current_config(repo: Path) -> dict[str, str]:
 
 def install_hook(repo: Path, app: str) -> None:
     hook = templates.render("pre-receive.j2", app=app, podku=paths.PODKU_EXECUTABLE)
-    path = repo / HOOK
-    if not path.exists() or path.read_text() != hook:
-        state.write_atomic(path, hook, mode=0o755)
+    state.write_if_changed(repo / HOOK, hook, mode=0o755)
 
 
 # --- reading a revision -------------------------------------------------------------------

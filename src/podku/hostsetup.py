@@ -1,11 +1,13 @@
-"""What install.sh asks of podku as the deploy user: settings, Caddy's unit and routes."""
+"""What install.sh asks of podku as the deploy user: settings, Caddy's unit and routes, and
+the boot-time reconcile unit."""
 
 import time
 
-from podku import paths, proxy, settings, state, systemd, templates, unixhttp
+from podku import paths, proxy, settings, systemd, templates, unixhttp
 from podku.errors import PodkuError
 
 CADDY_UNIT = "podku-caddy.service"
+RECONCILE_UNIT = "podku-reconcile.service"
 CADDY_START_TIMEOUT = 30.0
 
 
@@ -15,11 +17,7 @@ def setup(domain: str, http_port: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     # Caddy's admin socket and the apps' sockets live below: other local users keep out.
     paths.STATE.chmod(0o700)
-    unit = templates.render(CADDY_UNIT + ".j2", config=paths.CADDY_CONFIG,
-                            admin_socket=paths.CADDY_ADMIN_SOCKET)
-    unit_changed = _write_if_changed(systemd.unit_file(CADDY_UNIT), unit)
-    systemd.enable(CADDY_UNIT, "default.target")
-    if unit_changed:
+    if _install_units():
         systemd.reload()
     proxy.apply()  # writes the config; loads it into Caddy if it is running
     if systemd.active_state(CADDY_UNIT) != "active":
@@ -27,11 +25,15 @@ def setup(domain: str, http_port: int) -> None:
     _wait_for_admin_api()
 
 
-def _write_if_changed(path, text: str) -> bool:
-    if path.exists() and path.read_text() == text:
-        return False
-    state.write_atomic(path, text)
-    return True
+def _install_units() -> bool:
+    """Caddy's unit and the reconcile unit, both started at boot; True if a file changed."""
+    caddy = templates.render(CADDY_UNIT + ".j2", config=paths.CADDY_CONFIG,
+                             admin_socket=paths.CADDY_ADMIN_SOCKET)
+    reconcile = templates.render(RECONCILE_UNIT + ".j2", podku=paths.PODKU_EXECUTABLE)
+    changed = [systemd.write_unit(CADDY_UNIT, caddy), systemd.write_unit(RECONCILE_UNIT, reconcile)]
+    for unit in (CADDY_UNIT, RECONCILE_UNIT):
+        systemd.enable(unit, "default.target")
+    return any(changed)
 
 
 def _wait_for_admin_api() -> None:

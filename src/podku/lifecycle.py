@@ -2,17 +2,21 @@
 
 import contextlib
 
-from podku import apps, build, gitrepo, names, output, paths, proxy, releases, swap, systemd
+from podku import apps, build, gitrepo, names, oneoff, output, paths, proxy, releases, swap, systemd
 from podku.errors import UsageError
+
+
+class AppExists(UsageError):
+    pass
 
 
 def create(name: str, quiet: bool = False) -> apps.App:
     names.app_name(name)
-    if apps.exists(name):
-        raise UsageError(f"app {name} already exists")
     _refuse_unit_clash(name)
     app = apps.App(name=name)
     with apps.lock(name, must_exist=False):
+        if apps.exists(name):  # asked under the lock: two pushes to a new name create it once
+            raise AppExists(f"app {name} already exists")
         app.paths.releases.mkdir(parents=True, exist_ok=True)
         gitrepo.prepare(app.paths.repo, name)
         apps.save(app)
@@ -34,6 +38,7 @@ def destroy(name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             systemd.unit_file(f"{name}.service").unlink()
         systemd.reload()
+        oneoff.remove_all(name)
         build.remove_images(sorted({r.image for r in releases.all_of(name)}), wait=True)
         apps.remove_state(name)
         proxy.apply()

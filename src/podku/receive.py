@@ -1,18 +1,16 @@
 """receive: the ssh entry (a forced command) and the git pre-receive hook."""
 
+import contextlib
 import os
-import re
 import shlex
 import sys
 
-from podku import apps, gitrepo, names, output
+from podku import apps, deploy, gitrepo, lifecycle, names, output
 from podku.errors import UsageError
 from podku.run import replace_process
 
 GIT_SERVICES = ("git-receive-pack", "git-upload-pack")
 ZERO_REV = "0" * 40
-# A full object name: SHA-1 (40) or SHA-256 (64) hex. Nothing else reaches git as a revision.
-OBJECT_NAME = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 def ssh_words() -> list[str]:
     """What the ssh client asked for, split like a shell would but never run by one."""
@@ -29,9 +27,9 @@ def serve_git(words: list[str]) -> None:
         raise UsageError(f"{words[0]} takes one repository")
     name = names.app_name(words[1].strip("/").removeprefix("~/").removesuffix(".git"))
     if words[0] == "git-receive-pack" and not apps.exists(name):
-        from podku import lifecycle  # it needs this module too
-        print(f"-----> Creating app {name}", file=sys.stderr, flush=True)
-        lifecycle.create(name, quiet=True)
+        print(f"-----> Creating app {name}", file=sys.stderr, flush=True)  # stdout is git's
+        with contextlib.suppress(lifecycle.AppExists):  # another push created it meanwhile
+            lifecycle.create(name, quiet=True)
     app = apps.load(name)
     gitrepo.prepare(app.paths.repo, app.name)  # heals repositories of older installs too
     replace_process([words[0], str(app.paths.repo)])
@@ -44,8 +42,7 @@ def pushed_revision(lines: list[str]) -> str | None:
         if len(parts) != 3:
             continue
         _old, new, ref = parts
-        if not OBJECT_NAME.fullmatch(new):
-            raise UsageError(f"invalid revision {output.printable(new)!r}: expected a full hex object name")
+        gitrepo.revision(new)
         if names.git_branch_ref(ref) is None:
             output.warn(f"{ref} is not deployed: push to main or master to deploy")
         elif new != ZERO_REV:
@@ -53,7 +50,6 @@ def pushed_revision(lines: list[str]) -> str | None:
     return chosen
 
 def run_hook(name: str, stdin_lines: list[str]) -> None:
-    from podku import deploy  # deploy pulls in podman and systemd: only for the hook
     rev = pushed_revision(stdin_lines)
     if rev is None:
         return

@@ -2,12 +2,30 @@
 
 import time
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 
 from podku import paths, state
 from podku.errors import UsageError
 
-# draining: swapped out, still finishing its in-flight requests until it is retired
-PENDING, LIVE, DRAINING, FAILED, RETIRED = "pending", "live", "draining", "failed", "retired"
+
+class Outcome(str, Enum):
+    """How a release went. A str, so release records keep plain strings in their JSON."""
+
+    PENDING = "pending"  # created; not (yet) live
+    LIVE = "live"  # the app record's live_release: see swap.py
+    DRAINING = "draining"  # swapped out, still finishing its in-flight requests until retired
+    FAILED = "failed"  # never served: its build, start or check failed, or a deploy was cut off
+    RETIRED = "retired"  # served once; its units are gone, its image may be kept for rollbacks
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+PENDING, LIVE, DRAINING, FAILED, RETIRED = (Outcome.PENDING, Outcome.LIVE, Outcome.DRAINING,
+                                            Outcome.FAILED, Outcome.RETIRED)
 
 
 @dataclass(frozen=True)
@@ -21,7 +39,7 @@ class Release:
     app_json: dict = field(default_factory=dict)
     port: int | None = None  # an EXPOSEd port: the app binds $PORT, bridged to the socket
     created: float = field(default_factory=time.time)
-    outcome: str = PENDING
+    outcome: Outcome = Outcome.PENDING
 
     @property
     def unit(self) -> str:
@@ -57,7 +75,7 @@ class Release:
         env = {**self.config, "PODKU_APP": self.app, "PODKU_RELEASE": str(self.id)}
         return "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
 
-    def with_outcome(self, outcome: str) -> "Release":
+    def with_outcome(self, outcome: Outcome) -> "Release":
         return replace(self, outcome=outcome)
 
 
@@ -69,7 +87,7 @@ def load(app: str, release_id: int) -> Release:
     data = state.read_json(paths.AppPaths(app).release_record(release_id))
     if data is None:
         raise UsageError(f"release {release_id} of {app} does not exist")
-    return Release(**data)
+    return Release(**{**data, "outcome": Outcome(data.get("outcome", Outcome.PENDING))})
 
 
 def all_of(app: str) -> list[Release]:
@@ -85,8 +103,11 @@ def next_id(app: str) -> int:
 
 
 def new(app: str, rev: str, image: str, description: str, config: dict[str, str],
-        app_json: dict | None = None, port: int | None = None) -> Release:
-    release = Release(app=app, id=next_id(app), rev=rev, image=image, description=description,
+        app_json: dict | None = None, port: int | None = None, *, release_id: int | None = None) -> Release:
+    """A pending release, saved. A deploy allocates `release_id` once (its image tag and build
+    directory are named from it too) and passes it; without it the next free id is taken."""
+    release = Release(app=app, id=next_id(app) if release_id is None else release_id,
+                      rev=rev, image=image, description=description,
                       config=dict(config), app_json=dict(app_json or {}), port=port)
     save(release)
     return release
@@ -96,5 +117,8 @@ def image_tag(app: str, release_id: int) -> str:
     return f"localhost/podku/{app}:r{release_id}"
 
 
+SERVED = (Outcome.LIVE, Outcome.DRAINING, Outcome.RETIRED)
+
+
 def was_live(release: Release) -> bool:
-    return release.outcome in (LIVE, DRAINING, RETIRED)
+    return release.outcome in SERVED

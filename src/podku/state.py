@@ -33,6 +33,18 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
+    """Write `text` atomically unless the file already holds exactly it (content and mode);
+    True when it wrote. Rewriting an unchanged file would make its readers reload for nothing."""
+    try:
+        if path.read_text() == text and path.stat().st_mode & 0o7777 == mode:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    write_atomic(path, text, mode)
+    return True
+
+
 def symlink_atomic(target: str | Path, link: Path) -> None:
     """Point `link` at `target` with one rename: no moment without a link."""
     link.parent.mkdir(parents=True, exist_ok=True)

@@ -1,62 +1,97 @@
 """The zero-downtime swap: start a release beside the live one, check it through its own
 socket, move the app's stable socket symlink to it in one rename, retire the old one later.
-
 Caddy dials the stable path for every new connection, so the rename is the whole handoff:
-its config is never touched here."""
+its config is never touched here.
+
+One record of what is live: the app record's `live_release`. The stable symlink, the
+APP.service alias, the enable link in sockets.target.wants and the releases' outcomes are
+derived from it by reconcile.py. A swap from live release N to M, step by step (each name
+is a value of PODKU_CRASH_AFTER, the crash tests' fault injection):
+
+  units     M's units and env file are written (inert)
+  checked   M's socket is started and M passed its health check through it
+  record    the app record names M          <- the commit point
+  enable    M's socket is enabled            \
+  symlink   the stable socket points at M     |  reconcile.reconcile, run right after the
+  links     APP.service -> M, N's socket      |  record is written
+            disabled, manager reloaded        |
+  outcomes  M live, N draining                |
+  retire    N's retirement is scheduled      /
+
+A crash between any two steps is healed by the next reconcile (every deploy runs one before
+it starts, every retirement and the boot unit run one, and so does `podku doctor`):
+- Before `record` the record still names N, which never stopped serving: M never went live.
+  Reconcile marks M failed and schedules its retirement; N keeps everything.
+- From `record` on, the record names M, and reconcile rolls forward: it starts M's socket if
+  it is not listening (only after a reboot that came before `enable`), then derives the
+  symlink, links and outcomes from the record as the swap itself would have.
+Rolling forward is the safe choice: the record is written only after M passed its check
+through its own socket, so M is as proven as N; M's socket is listening before the symlink
+points at it, so no connection meets a dead path; and the record stays the only thing that
+decides, so there is no second source of truth to weigh against it (rolling back would have
+to trust the symlink instead). If M's socket cannot be started (its units were deleted),
+reconcile changes nothing and says so: the symlink keeps pointing where it did."""
 
 import contextlib
-import sys
+import os
+import time
+from pathlib import Path
+from typing import NoReturn
 
-from podku import apps, build, health, output, paths, releases, settings, state, systemd, templates
-from podku.releases import Release
-from podku.run import run
+from podku import apps, build, health, output, paths, reconcile, releases, settings, state, systemd, templates
+from podku.releases import Outcome, Release
 
 STOP_TIMEOUT = 10
+CRASH_AFTER_ENV = "PODKU_CRASH_AFTER"
+CRASH_EXIT_CODE = 75
+STEPS = ("units", "checked", "record", *reconcile.STEPS)
 
 
-def env_file(release: Release):
+def _die() -> NoReturn:
+    os._exit(CRASH_EXIT_CODE)
+
+
+def step_done(step: str) -> None:
+    """Fault injection for tests/host/test_crash_heal.py: exit at once, like a kill, right
+    after the step PODKU_CRASH_AFTER names. Nothing else reads that variable."""
+    if os.environ.get(CRASH_AFTER_ENV) == step:
+        _die()
+
+
+def env_file(release: Release) -> Path:
     return paths.AppPaths(release.app).releases / f"{release.id}.env"
 
 
 def install_units(release: Release) -> None:
     """Render the release's units; they are inert until its socket is started."""
     app_paths = paths.AppPaths(release.app)
-    state.write_atomic(env_file(release), release.environment_file(), mode=0o600)
+    state.write_if_changed(env_file(release), release.environment_file(), mode=0o600)
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
                   container=release.container, env_file=env_file(release), port=release.port,
                   socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT,
                   podku=paths.PODKU_EXECUTABLE)
     systemd.write_unit(release.socket_unit, templates.render("release.socket.j2", **values))
+    systemd.write_unit(release.app_unit, templates.render("release.service.j2", **values))
     if release.port:
         systemd.write_unit(release.web_unit, templates.render("release-bridge.service.j2", **values))
-        systemd.write_unit(release.app_unit, templates.render("release-app.service.j2", **values))
-    else:
-        systemd.write_unit(release.web_unit, templates.render("release.service.j2", **values))
     systemd.reload()
 
 
-def start_and_check(app: apps.App, release: Release, app_json: dict) -> None:
+def start_and_check(app: apps.App, release: Release) -> None:
     """Start the new release's socket and prove, through that socket, that it serves."""
     systemd.start(release.socket_unit)
-    checks = health.from_app_json(app_json, app.health_checks)
+    checks = health.from_app_json(release.app_json, app.health_checks)
     host = settings.load().app_host(app.name)
     socket_path = str(app.paths.release_socket(release.id))
     health.check(socket_path, host, checks, log=output.detail)
 
 
 def go_live(app: apps.App, release: Release) -> apps.App:
-    """The handoff: from here on every new connection reaches `release`."""
-    state.symlink_atomic(app.paths.release_socket(release.id), app.paths.stable_socket)
-    systemd.link(systemd.unit_file(f"{app.name}.service"), release.app_unit)
-    systemd.enable(release.socket_unit, "sockets.target")
-    if app.live_release is not None:
-        previous = releases.load(app.name, app.live_release)
-        systemd.disable(previous.socket_unit, "sockets.target")
-        releases.save(previous.with_outcome(releases.DRAINING))
-    systemd.reload()
-    releases.save(release.with_outcome(releases.LIVE))
+    """The handoff: write the record, then derive everything else from it."""
     live = app.updated(live_release=release.id)
     apps.save(live)
+    step_done("record")
+    reconcile.reconcile(live, after_step=step_done)
     return live
 
 
@@ -79,36 +114,37 @@ def abandon(release: Release) -> None:
         output.detail(f"Last log lines of release {release.id}:")
         output.detail(logs)
     stop_release(release)
-    releases.save(release.with_outcome(releases.FAILED))
-
-
-def schedule_retire(app: apps.App, after_seconds: int) -> None:
-    """Retire every release but the live one once in-flight requests had time to finish,
-    without holding up the push: a transient systemd timer runs `podku ps:retire` later.
-    Releases whose retirement failed before are picked up again here."""
-    for release_id in _releases_with_units(app):
-        scheduled = run(["systemd-run", "--user", "--collect", "--quiet",
-                         f"--unit=podku-retire-{app.name}-r{release_id}",
-                         f"--on-active={max(after_seconds, 1)}s", "--timer-property=AccuracySec=100ms",
-                         sys.executable, "-m", "podku", "ps:retire", app.name, str(release_id)],
-                        check=False)
-        if scheduled.returncode != 0 and "already" not in scheduled.stdout:
-            output.warn(f"could not schedule the retirement of release {release_id}: {scheduled.stdout.strip()}")
-
-
-def _releases_with_units(app: apps.App) -> list[int]:
-    return [release.id for release in releases.all_of(app.name)
-            if release.id != app.live_release and systemd.unit_file(release.web_unit).exists()]
+    releases.save(release.with_outcome(Outcome.FAILED))
 
 
 def retire(app: apps.App, release_id: int) -> None:
-    if app.live_release == release_id:
-        return  # rolled back to meanwhile: never stop what serves
-    release = releases.load(app.name, release_id)
-    stop_release(release)
-    if release.outcome in (releases.LIVE, releases.DRAINING):
-        releases.save(release.with_outcome(releases.RETIRED))
+    """Stop a release that no longer serves (run by a timer after a swap). Reconcile first:
+    after a swap cut off before its `symlink` step, new connections still reach the old
+    release until reconcile moves the symlink."""
+    for line in reconcile.reconcile(app):
+        output.warn(f"{app.name}: {line}")
+    if app.live_release != release_id:  # else rolled back to meanwhile: never stop what serves
+        drain(app)
+        release = releases.load(app.name, release_id)
+        stop_release(release)
+        releases.save(release.with_outcome(reconcile.wanted_outcome(release, app.live_release, with_units=False)))
     prune_images(app)  # its image may have been in use at the swap
+
+
+def drain(app: apps.App) -> None:
+    """Stop nothing sooner than wait-to-retire after the stable symlink last moved: requests
+    accepted before the handoff may still be in flight."""
+    try:
+        handoff = os.lstat(app.paths.stable_socket).st_mtime
+    except FileNotFoundError:
+        return
+    wait = handoff + app.health_checks.wait_to_retire - time.time()
+    if wait > 0:
+        sleep(wait)
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def prune_images(app: apps.App) -> None:

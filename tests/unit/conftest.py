@@ -1,7 +1,9 @@
 """Shared fixtures for podku's unit tests: no root, no podman, no systemd.
 
-Never import podku.systemd, podku.swap, podku.deploy, podku.lifecycle or podku.hostsetup
-here or in a test: they need pystemd, which unit tests do without.
+pystemd may be missing here: podku.systemd imports it only inside its real manager
+(UserManager), so podku.swap, deploy, lifecycle, reconcile and hostsetup import without it.
+A test that reaches the user manager or podman must first put the fakes in place
+(tests/unit/fakes.py: `fakes.install(monkeypatch)` after the `home` fixture), never the real ones.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def test_every_template_renders_with_the_values_podku_passes():
 
 
 def test_a_port_app_gets_port_in_its_environment_and_no_network():
-    unit = templates.render("release-app.service.j2", **PORT_VALUES)
+    unit = templates.render("release.service.j2", **PORT_VALUES)  # with a port: the app behind the bridge
     argv = shlex.split(directives(unit)["ExecStart"][0])
     assert "--network=none" in argv
     assert argv[argv.index("--env") + 1] == "PORT=5000"

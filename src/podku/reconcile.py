@@ -1,0 +1,193 @@
+"""Make everything that says which release serves agree with the one record of it: the app
+record's `live_release` (the order of a swap and why it heals is in swap.py's docstring).
+
+Derived from the record, in this order:
+  socket    the live release's socket is listening (started if it is not)
+  enable    its socket is enabled in sockets.target, so a boot starts it
+  symlink   the app's stable socket points at it (Caddy dials that path)
+  links     APP.service is an alias of its app unit; no other release socket of the app is
+            enabled; the manager is reloaded if a link changed
+  outcomes  it is `live`; a release that was live is `draining` while it has units and
+            `retired` without; a pending release that is not live never will be: `failed`
+  retire    every other release that still has units is scheduled for retirement
+The socket listens before the symlink points at it, so no connection meets a dead path.
+A swap runs these same steps right after writing the record; `podku doctor`, every deploy,
+every retirement and the boot unit run them on their own. Callers hold the app's lock."""
+
+import re
+import sys
+from collections.abc import Callable
+
+from podku import apps, output, releases, state, systemd
+from podku.errors import PodkuError
+from podku.releases import Outcome, Release
+
+STEPS = ("enable", "symlink", "links", "outcomes", "retire")
+SOCKETS_TARGET = "sockets.target"
+
+StepDone = Callable[[str], None]
+
+
+class ReconcileError(PodkuError):
+    pass
+
+
+def _no_hook(step: str) -> None:
+    pass
+
+
+def reconcile(app: apps.App, after_step: StepDone = _no_hook) -> list[str]:
+    """Bring the app in line with its record; returns what had to be fixed, in words."""
+    every = releases.all_of(app.name)
+    live = _live_release(app, every)
+    fixed: list[str] = []
+    if live is not None:
+        fixed += _listening(live)
+    fixed += _enable_link(app, live)
+    after_step("enable")
+    fixed += _stable_symlink(app, live)
+    after_step("symlink")
+    fixed += _alias_and_other_links(app, live)
+    after_step("links")
+    fixed += _outcomes(app, every)
+    after_step("outcomes")
+    fixed += _schedule_retirement(app, every)
+    after_step("retire")
+    return fixed
+
+
+def _live_release(app: apps.App, every: list[Release]) -> Release | None:
+    if app.live_release is None:
+        return None
+    for release in every:
+        if release.id == app.live_release:
+            return release
+    raise ReconcileError(f"{app.name}'s record names release {app.live_release} as live, "
+                         "but that release has no record")
+
+
+def has_units(release: Release) -> bool:
+    return any(systemd.unit_file(unit).exists() for unit in release.units)
+
+
+def _listening(live: Release) -> list[str]:
+    """The record's release passed its health check before the record named it: starting its
+    socket is what sockets.target does for the live release at every boot."""
+    current = systemd.active_state(live.socket_unit)
+    if current == "active":
+        return []
+    if not systemd.unit_file(live.socket_unit).exists():
+        raise ReconcileError(f"release {live.id} of {live.app} is live but its units are gone: "
+                             f"`podku ps:restart {live.app}` makes a new release from its image")
+    systemd.start(live.socket_unit)
+    return [f"started the socket of live release {live.id} (it was {current or 'unknown'})"]
+
+
+def _release_sockets(app: apps.App) -> set[str]:
+    pattern = re.compile(rf"{re.escape(app.name)}-r\d+\.socket")
+    return {unit for unit in systemd.enabled(SOCKETS_TARGET) if pattern.fullmatch(unit)}
+
+
+def _enable_link(app: apps.App, live: Release | None) -> list[str]:
+    if live is None or live.socket_unit in _release_sockets(app):
+        return []
+    systemd.enable(live.socket_unit, SOCKETS_TARGET)
+    return [f"enabled {live.socket_unit}"]
+
+
+def _stable_symlink(app: apps.App, live: Release | None) -> list[str]:
+    link = app.paths.stable_socket
+    current = systemd.link_target(link)
+    if live is None:
+        if current is None:
+            return []
+        link.unlink()
+        return [f"removed the stable socket link (it pointed at {current}; nothing is live)"]
+    wanted = str(app.paths.release_socket(live.id))
+    if current == wanted:
+        return []
+    state.symlink_atomic(wanted, link)
+    return [f"pointed the stable socket at release {live.id} (it pointed at {current or 'nothing'})"]
+
+
+def _alias_and_other_links(app: apps.App, live: Release | None) -> list[str]:
+    fixed = []
+    alias = systemd.unit_file(f"{app.name}.service")
+    current = systemd.link_target(alias)
+    wanted = live.app_unit if live is not None else None
+    if current != wanted:
+        if wanted is None:
+            alias.unlink()
+        else:
+            systemd.link(alias, wanted)
+        fixed.append(f"{app.name}.service now aliases {wanted or 'nothing'} (it was {current or 'nothing'})")
+    for unit in sorted(_release_sockets(app) - ({live.socket_unit} if live is not None else set())):
+        systemd.disable(unit, SOCKETS_TARGET)
+        fixed.append(f"disabled {unit}")
+    if fixed:
+        systemd.reload()
+    return fixed
+
+
+def wanted_outcome(release: Release, live_id: int | None, with_units: bool) -> Outcome:
+    """The outcome a release must have, given the record and whether its units exist."""
+    if release.id == live_id:
+        return Outcome.LIVE
+    if release.outcome in (Outcome.LIVE, Outcome.DRAINING):
+        return Outcome.DRAINING if with_units else Outcome.RETIRED
+    if release.outcome == Outcome.PENDING:
+        return Outcome.FAILED  # callers hold the lock: no deploy of it is under way
+    return release.outcome
+
+
+def _outcomes(app: apps.App, every: list[Release]) -> list[str]:
+    fixed = []
+    for release in every:
+        wanted = wanted_outcome(release, app.live_release, has_units(release))
+        if wanted != release.outcome:
+            releases.save(release.with_outcome(wanted))
+            fixed.append(f"release {release.id} was {release.outcome}, is {wanted}")
+    return fixed
+
+
+def retire_timer(app: str, release_id: int) -> str:
+    return f"podku-retire-{app}-r{release_id}"
+
+
+def _schedule_retirement(app: apps.App, every: list[Release]) -> list[str]:
+    """Retire every release but the live one once in-flight requests had time to finish,
+    without holding anything up: a transient timer runs `podku ps:retire` later."""
+    scheduled = []
+    for release in every:
+        if release.id == app.live_release or not has_units(release):
+            continue
+        timer = retire_timer(app.name, release.id)
+        if systemd.active_state(f"{timer}.timer") == "active":
+            continue  # already waiting to fire: the state right after every swap
+        argv = [sys.executable, "-m", "podku", "ps:retire", app.name, str(release.id)]
+        try:
+            systemd.run_later(timer, app.health_checks.wait_to_retire, argv)
+        except systemd.SystemdError as error:
+            output.warn(f"could not schedule the retirement of release {release.id}: {error}")
+            continue
+        scheduled.append(release.id)
+    return [f"release {release_id} still has units: its retirement is scheduled" for release_id in scheduled]
+
+
+def doctor(names: list[str], quiet: bool = False) -> None:
+    """`podku doctor`: reconcile each app under its lock and say what was fixed."""
+    failed = []
+    for name in names:
+        try:
+            with apps.lock(name):
+                fixed = reconcile(apps.load(name))
+        except PodkuError as error:
+            output.warn(f"{name}: {error}")
+            failed.append(name)
+            continue
+        if fixed or not quiet:
+            output.step(f"{name}: " + ("fixed" if fixed else "nothing to fix"))
+        for line in fixed:
+            output.detail(line)
+    if failed:
+        raise ReconcileError("could not reconcile " + ", ".join(failed))

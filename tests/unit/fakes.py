@@ -1,0 +1,212 @@
+"""In-memory stand-ins for the deploy user's systemd manager, podman and the health check, so
+that swap, deploy, lifecycle and reconcile run in unit tests: no root, no D-Bus, no podman.
+
+`install(monkeypatch)` puts them in place (after the `home` fixture has redirected podku.paths)
+and returns a FakeHost. Unit files and links stay real files under the test's tmp tree: the
+fake manager reads them as systemd would (a unit it has no file for is not found)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from podku import apps, build, health, oneoff, paths, releases, swap, systemd
+from podku.releases import Outcome, Release
+
+
+class SimulatedCrash(BaseException):
+    """podku was killed: raised by every fake call from the chosen one on."""
+
+
+class FakeManager:
+    """The user manager: unit states in sets, every request recorded in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.active: set[str] = set()
+        self.timers: dict[str, list[str]] = {}
+        self.journal: dict[str, str] = {}
+        self.fail_start: set[str] = set()
+        self.crash_at: int | None = None  # the number of requests served before the crash
+
+    def _request(self, op: str, unit: str = "") -> None:
+        if self.crash_at is not None and len(self.calls) >= self.crash_at:
+            raise SimulatedCrash(f"killed before {op} {unit}")
+        self.calls.append((op, unit))
+
+    def ops(self, *kinds: str) -> list[tuple[str, str]]:
+        return [call for call in self.calls if call[0] in kinds]
+
+    def reload(self) -> None:
+        self._request("reload")
+
+    def start(self, unit: str) -> None:
+        self._request("start", unit)
+        if not systemd.unit_file(unit).exists():
+            raise systemd.SystemdError(f"cannot StartUnit {unit}: Unit {unit} not found.")
+        if unit in self.fail_start:
+            raise systemd.SystemdError(f"{unit} is failed after StartUnit, expected active")
+        self.active.add(unit)
+
+    def restart(self, unit: str) -> None:
+        self._request("restart", unit)
+        self.active.add(unit)
+
+    def stop(self, unit: str) -> None:
+        self._request("stop", unit)
+        self.active.discard(unit)
+        if unit.endswith(".socket"):  # its services Require= it
+            stem = unit.removesuffix(".socket")
+            self.active -= {f"{stem}.service", f"{stem}-app.service"}
+
+    def reset_failed(self, unit: str) -> None:
+        self._request("reset_failed", unit)
+
+    def active_state(self, unit: str) -> str:
+        self._request("active_state", unit)
+        if unit.endswith(".timer"):
+            return "active" if unit.removesuffix(".timer") in self.timers else "inactive"
+        return "active" if unit in self.active else "inactive"
+
+    def load_state(self, unit: str) -> str:
+        self._request("load_state", unit)
+        return "loaded" if systemd.unit_file(unit).exists() or unit in self.active else "not-found"
+
+    def journal_tail(self, unit: str, lines: int) -> str:
+        self._request("journal_tail", unit)
+        return self.journal.get(unit, "")
+
+    def run_later(self, name: str, after_seconds: int, argv: Sequence[str]) -> None:
+        self._request("run_later", name)
+        self.timers.setdefault(name, list(argv))
+
+
+@dataclass
+class FakePodman:
+    """The images podman has: built, looked up, removed."""
+
+    images: set[str] = field(default_factory=set)
+    removed: list[str] = field(default_factory=list)
+    oneoffs_removed: list[str] = field(default_factory=list)  # apps whose one-off containers went
+
+    def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> int | None:
+        self.images.add(tag)
+        return None
+
+    def image_exists(self, tag: str) -> bool:
+        return tag in self.images
+
+    def remove_images(self, tags: list[str], wait: bool = False) -> None:
+        for tag in tags:
+            if tag in self.images:
+                self.images.discard(tag)
+                self.removed.append(tag)
+
+
+@dataclass
+class FakeHealth:
+    """A release answers its check through its socket, if that listens and it is not told to fail."""
+
+    manager: FakeManager
+    failing: set[int] = field(default_factory=set)
+    passed: list[int] = field(default_factory=list)
+
+    def check(self, socket_path: str, host: str, checks: health.Checks, log: object = None) -> None:
+        release_id = int(os.path.basename(socket_path).removeprefix("web-r").removesuffix(".sock"))
+        app = os.path.basename(os.path.dirname(socket_path))
+        if f"{app}-r{release_id}.socket" not in self.manager.active:
+            raise health.HealthCheckFailed(f"nothing listens on {socket_path}")
+        if release_id in self.failing:
+            raise health.HealthCheckFailed(f"health check {checks.path} failed: HTTP 500")
+        self.passed.append(release_id)
+
+
+@dataclass
+class FakeHost:
+    manager: FakeManager
+    podman: FakePodman
+    health: FakeHealth
+    drained: list[float] = field(default_factory=list)  # how long each retirement waited
+
+    def fire_retirements(self) -> None:
+        """Every waiting retire timer fires, as `podku ps:retire APP N` would."""
+        while self.manager.timers:
+            name, argv = next(iter(self.manager.timers.items()))
+            del self.manager.timers[name]
+            app, release_id = argv[-2], int(argv[-1])
+            with apps.lock(app):
+                swap.retire(apps.load(app), release_id)
+
+    def restart_after_crash(self) -> None:
+        """A new podku process: the manager answers again and keeps its units' states."""
+        self.manager.crash_at = None
+
+
+def install(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
+    manager = FakeManager()
+    podman = FakePodman()
+    checker = FakeHealth(manager)
+    monkeypatch.setattr(systemd, "manager", manager)
+    monkeypatch.setattr(build, "build_release", podman.build_release)
+    monkeypatch.setattr(build, "image_exists", podman.image_exists)
+    monkeypatch.setattr(build, "remove_images", podman.remove_images)
+    monkeypatch.setattr(build, "read_file_at", lambda repo, rev, name: None)
+    monkeypatch.setattr(oneoff, "remove_all", podman.oneoffs_removed.append)
+    monkeypatch.setattr(health, "check", checker.check)
+    host = FakeHost(manager, podman, checker)
+    monkeypatch.setattr(swap, "sleep", host.drained.append)
+    return host
+
+
+# --- what must hold after any heal --------------------------------------------------------
+
+
+def app_sockets_enabled(app: str) -> set[str]:
+    return {unit for unit in systemd.enabled("sockets.target") if unit.startswith(f"{app}-r")}
+
+
+def units_exist(release: Release) -> bool:
+    return any(systemd.unit_file(unit).exists() for unit in release.units)
+
+
+def assert_consistent(host: FakeHost, name: str) -> Release:
+    """Exactly one live release, the record's; links, enable link and outcomes agree with it;
+    its socket listens; it passed its check; every other release with units awaits retirement."""
+    app = apps.load(name)
+    every = releases.all_of(name)
+    live = [r for r in every if r.outcome == Outcome.LIVE]
+    assert [r.id for r in live] == [app.live_release], [(r.id, r.outcome) for r in every]
+    [release] = live
+    assert systemd.link_target(app.paths.stable_socket) == str(app.paths.release_socket(release.id))
+    assert systemd.link_target(systemd.unit_file(f"{name}.service")) == release.app_unit
+    assert app_sockets_enabled(name) == {release.socket_unit}
+    assert release.socket_unit in host.manager.active
+    assert release.id in host.health.passed
+    for other in every:
+        if other.id != release.id and units_exist(other):
+            assert f"podku-retire-{name}-r{other.id}" in host.manager.timers, other
+    return release
+
+
+def assert_only_live_has_units(host: FakeHost, name: str) -> None:
+    app = apps.load(name)
+    for release in releases.all_of(name):
+        if release.id == app.live_release:
+            continue
+        assert not units_exist(release), release.id
+        assert release.outcome in (Outcome.FAILED, Outcome.RETIRED), (release.id, release.outcome)
+        assert not set(release.units) & host.manager.active, release.id
+
+
+def new_app(name: str = "web") -> apps.App:
+    app = apps.App(name=name)
+    app.paths.releases.mkdir(parents=True, exist_ok=True)
+    apps.save(app)
+    return app
+
+
+def stable_target(name: str) -> str | None:
+    return systemd.link_target(paths.AppPaths(name).stable_socket)
