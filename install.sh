@@ -227,8 +227,8 @@ install_podku() {
     detail "podku is up to date"
   else
     say "Installing podku for $DEPLOY_USER"
-    as_user rm -rf -- "$share/source"
-    as_user mkdir -p -- "$share/source"
+    as_user sh -c 'rm -rf -- "$1" && mkdir -p -- "$1"' replace "$share/source" 2>/dev/null \
+      || die "cannot replace $share/source as $DEPLOY_USER (a directory on its way is not the user's own?)"
     (cd "$SOURCE_DIR" && tar -c --exclude=__pycache__ --exclude='*.egg-info' pyproject.toml README.md src units) \
       | as_user tar -x -C "$share/source"
     as_user test -x "$share/venv/bin/python" || as_user python3 -m venv --system-site-packages "$share/venv"

@@ -51,25 +51,32 @@ def test_a_reinstall_after_the_deploy_user_swaps_its_dirs_for_links_changes_noth
     assert host.run(["getcap", "/usr/bin/caddy"]).stdout.strip() == ""
     assert host.run(["stat", "-c", "%a", HOME]).stdout.strip() == "700"
 
-    host.sh(f"mkdir -p {BAIT} && echo root-secret > {BAIT}/stamp && chmod 0600 {BAIT}/stamp")
-    host.as_deploy_user(
-        "cd ~/.config && mv containers containers.real && ln -s /etc/modprobe.d containers"
-        f" && cd {SHARE} && mv source source.real && ln -s {BAIT} source"
-        # a stamp that is not the installed one forces a reinstall of the source
-        f" && rm installed-source && ln -s {BAIT}/stamp installed-source")
+    host.sh(f"mkdir -p {BAIT}/source && echo root-file > {BAIT}/source/file"
+            f" && echo root-secret > {BAIT}/stamp && chmod 0600 {BAIT}/stamp")
     before = snapshot(host)
     host.sh(f"touch {MARKER} && sleep 1.1")
 
-    refused = host.run(["/opt/podku-src/install.sh", "--base-image-tar", "/var/tmp/podku-base.tar"], check=False)
-    assert refused.returncode != 0
-    assert refused.stderr.rstrip().splitlines()[-1] == (
-        f" !     cannot write {HOME}/.config/containers/containers.conf as podku"
-        " (a directory on its way is not the user's own?)")
-    assert host.sh(CHANGED_OUTSIDE_HOME).stdout == ""
-    assert snapshot(host) == before
+    def refused_with(line: str) -> None:
+        refused = host.run(["/opt/podku-src/install.sh", "--base-image-tar", "/var/tmp/podku-base.tar"],
+                           check=False)
+        assert refused.returncode != 0
+        assert refused.stderr.rstrip().splitlines()[-1] == f" !     {line}", refused.stderr
+        assert host.sh(CHANGED_OUTSIDE_HOME).stdout == ""
+        assert snapshot(host) == before
 
-    # With its config dir back, the user's other links are replaced, not followed.
-    host.as_deploy_user("cd ~/.config && rm containers && mv containers.real containers")
+    host.as_deploy_user("cd ~/.config && mv containers containers.real && ln -s /etc/modprobe.d containers")
+    refused_with(f"cannot write {HOME}/.config/containers/containers.conf as podku"
+                 " (a directory on its way is not the user's own?)")
+    # A linked parent: root's `rm -rf ~/.local/share/podku/source` would remove the bait's.
+    host.as_deploy_user("cd ~/.config && rm containers && mv containers.real containers"
+                        f" && mv {SHARE} {SHARE}.real && ln -s {BAIT} {SHARE}")
+    refused_with(f"cannot replace {SHARE}/source as podku (a directory on its way is not the user's own?)")
+
+    # The user's own dirs back, its links in them are replaced, not followed.
+    host.as_deploy_user(f"rm {SHARE} && mv {SHARE}.real {SHARE} && cd {SHARE}"
+                        f" && mv source source.real && ln -s {BAIT}/source source"
+                        # a stamp that is not the installed one forces a reinstall of the source
+                        f" && rm installed-source && ln -s {BAIT}/stamp installed-source")
     again = host.install()
     assert "Installing podku" in again.stdout
     assert host.sh(CHANGED_OUTSIDE_HOME).stdout == ""
