@@ -331,7 +331,11 @@ undo_low_ports_sysctl() {
     detail "removed $OLD_SYSCTL_FILE: ports below 1024 are privileged again"
   fi
   if getcap /usr/bin/caddy | grep -q cap_net_bind_service; then
-    setcap -r /usr/bin/caddy && detail "removed the capability an older install gave /usr/bin/caddy"
+    if setcap -r /usr/bin/caddy 2>/dev/null; then
+      detail "removed the capability an older install gave /usr/bin/caddy"
+    else
+      detail "could not remove the capability on /usr/bin/caddy: run setcap -r /usr/bin/caddy"
+    fi
   fi
 }
 
@@ -349,7 +353,6 @@ deploy_example() {
   say "Deploying the example app"
   local work
   work=$(as_user mktemp -d)
-  as_user chmod 0700 "$work"
   as_user cp -r "$SOURCE_DIR/examples/hello/." "$work/" 2>/dev/null \
     || { (cd "$SOURCE_DIR/examples/hello" && tar -c .) | as_user tar -x -C "$work"; }
   as_user git -C "$work" init --quiet --initial-branch=main
