@@ -17,6 +17,8 @@ DEPLOY_EXAMPLE=no
 BASE_IMAGE=localhost/podku/python:3.11
 BASE_SUITE=bookworm
 BASE_MIRROR=http://deb.debian.org/debian
+PRIVATE_CADDY=/usr/local/lib/podku/caddy
+OLD_SYSCTL_FILE=/etc/sysctl.d/50-podku.conf
 PACKAGES=(podman caddy uidmap slirp4netns runc fuse-overlayfs mmdebstrap libcap2-bin
           dbus-user-session git openssh-server python3 python3-venv
           python3-pip python3-click python3-jinja2 python3-pystemd python3-setuptools
@@ -96,12 +98,22 @@ create_user() {
   [ "$(getent shadow "$DEPLOY_USER" | cut -d: -f2)" = '*' ] || usermod -p '*' "$DEPLOY_USER"
   DEPLOY_HOME=$(getent passwd "$DEPLOY_USER" | cut -d: -f6)
   DEPLOY_UID=$(id -u "$DEPLOY_USER")
+  # Other local users must not read the apps' source (sshd's StrictModes accepts 0700).
+  as_user chmod 0700 "$DEPLOY_HOME"
   grep -q "^$DEPLOY_USER:" /etc/subuid 2>/dev/null || usermod --add-subuids "$(free_id_range /etc/subuid)" "$DEPLOY_USER"
   grep -q "^$DEPLOY_USER:" /etc/subgid 2>/dev/null || usermod --add-subgids "$(free_id_range /etc/subgid)" "$DEPLOY_USER"
-  getent group systemd-journal >/dev/null && usermod -a -G systemd-journal "$DEPLOY_USER"
-  loginctl enable-linger "$DEPLOY_USER"
-  wait_for "the user manager of $DEPLOY_USER" test -S "/run/user/$DEPLOY_UID/bus"
+  leave_journal_group
+  [ -e "/var/lib/systemd/linger/$DEPLOY_USER" ] || loginctl enable-linger "$DEPLOY_USER"
+  wait_for "the user manager of $DEPLOY_USER" as_user test -S "/run/user/$DEPLOY_UID/bus"
   wait_for "the user manager of $DEPLOY_USER to start" user_manager_running
+}
+
+# Older installs put the deploy user in systemd-journal: it read every user's and the
+# system's log. Its own journal (per-user journal files) needs no group.
+leave_journal_group() {
+  id -nG "$DEPLOY_USER" | tr ' ' '\n' | grep -qx systemd-journal || return 0
+  gpasswd -d "$DEPLOY_USER" systemd-journal >/dev/null
+  detail "removed $DEPLOY_USER from systemd-journal (processes started before keep it until a reboot)"
 }
 
 user_manager_running() {
@@ -127,23 +139,48 @@ wait_for() {
   die "timed out waiting for $what"
 }
 
+# Code the deploy user controls (its venv, its hooks) runs in a session of its own, with no
+# controlling terminal and no descriptor of root's terminal: it cannot push keystrokes
+# into root's shell (TIOCSTI) nor read root's typing.
 as_user() {
-  (cd / && runuser -u "$DEPLOY_USER" -- env -i HOME="$DEPLOY_HOME" USER="$DEPLOY_USER" \
+  if [ -t 0 ]; then as_user "$@" </dev/null
+  elif [ -t 1 ]; then as_user "$@" | cat
+  elif [ -t 2 ]; then { as_user "$@" 2>&1 >&3 3>&- | cat >&2; } 3>&1
+  else
+    (cd / && setsid --wait runuser -u "$DEPLOY_USER" -- env -i HOME="$DEPLOY_HOME" USER="$DEPLOY_USER" \
       LOGNAME="$DEPLOY_USER" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
       XDG_RUNTIME_DIR="/run/user/$DEPLOY_UID" \
       DBUS_SESSION_BUS_ADDRESS="unix:path=/run/user/$DEPLOY_UID/bus" "$@")
+  fi
 }
 
-write_file() {  # write_file PATH MODE OWNER < content; only when it changed
-  local path=$1 mode=$2 owner=$3 tmp
+# The deploy user's files are written by that user: root never writes, chowns or removes
+# anything through a path in the home, where any directory may be the user's symlink.
+write_user_file() {  # write_user_file PATH MODE < content; only when it changed
+  local path=$1 mode=$2 tmp
+  tmp=$(mktemp)
+  cat > "$tmp"
+  if as_user cat -- "$path" 2>/dev/null | cmp -s - "$tmp"; then
+    rm -f "$tmp"
+    return
+  fi
+  as_user sh -c 'mkdir -p -- "${1%/*}" && cat > "$1.podku-tmp" && chmod "$2" "$1.podku-tmp" &&
+    mv -f -- "$1.podku-tmp" "$1"' write "$path" "$mode" < "$tmp" 2>/dev/null \
+    || { rm -f "$tmp"; die "cannot write $path as $DEPLOY_USER (a directory on its way is not the user's own?)"; }
+  rm -f "$tmp"
+  detail "wrote $path"
+}
+
+write_root_file() {  # write_root_file PATH MODE < content; outside the home, only when it changed
+  local path=$1 mode=$2 tmp
   tmp=$(mktemp)
   cat > "$tmp"
   if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
     rm -f "$tmp"
     return
   fi
-  if [ "$owner" = root ]; then mkdir -p "$(dirname "$path")"; else as_user mkdir -p "$(dirname "$path")"; fi
-  install -o "$owner" -g "$owner" -m "$mode" "$tmp" "$path"
+  mkdir -p "$(dirname "$path")"
+  install -o root -g root -m "$mode" "$tmp" "$path"
   rm -f "$tmp"
   detail "wrote $path"
 }
@@ -169,10 +206,10 @@ configure_podman() {
     echo "[engine]"
     [ -n "$runtime" ] && echo "runtime = \"$runtime\""
     echo "events_logger = \"file\"   # keep podman's own events out of the apps' logs"
-  } | write_file "$DEPLOY_HOME/.config/containers/containers.conf" 0644 "$DEPLOY_USER"
+  } | write_user_file "$DEPLOY_HOME/.config/containers/containers.conf" 0644
   # podman 4.3 picks vfs on first use unless told; native rootless overlay needs 5.13+.
   if kernel_at_least 5 13; then
-    printf '[storage]\ndriver = "overlay"\n' | write_file "$DEPLOY_HOME/.config/containers/storage.conf" 0644 "$DEPLOY_USER"
+    printf '[storage]\ndriver = "overlay"\n' | write_user_file "$DEPLOY_HOME/.config/containers/storage.conf" 0644
   fi
 }
 
@@ -185,37 +222,55 @@ kernel_at_least() {
 install_podku() {
   local share="$DEPLOY_HOME/.local/share/podku" stamp
   stamp=$(cd "$SOURCE_DIR" && cat pyproject.toml install.sh $(find src units -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)
-  if [ "$(cat "$share/installed-source" 2>/dev/null)" = "$stamp" ] && [ -x "$share/venv/bin/podku" ]; then
+  PODKU_BIN="$share/venv/bin/podku"
+  if [ "$(as_user cat -- "$share/installed-source" 2>/dev/null)" = "$stamp" ] && as_user test -x "$PODKU_BIN"; then
     detail "podku is up to date"
   else
     say "Installing podku for $DEPLOY_USER"
-    rm -rf "$share/source"
-    as_user mkdir -p "$share/source"
+    as_user sh -c 'rm -rf -- "$1" && mkdir -p -- "$1"' replace "$share/source" 2>/dev/null \
+      || die "cannot replace $share/source as $DEPLOY_USER (a directory on its way is not the user's own?)"
     (cd "$SOURCE_DIR" && tar -c --exclude=__pycache__ --exclude='*.egg-info' pyproject.toml README.md src units) \
       | as_user tar -x -C "$share/source"
-    [ -x "$share/venv/bin/python" ] || as_user python3 -m venv --system-site-packages "$share/venv"
+    as_user test -x "$share/venv/bin/python" || as_user python3 -m venv --system-site-packages "$share/venv"
     # Dependencies come from Debian's packages (click, jinja2, pystemd): no index needed.
     as_user "$share/venv/bin/pip" install --quiet --no-index --no-deps --no-build-isolation \
       --disable-pip-version-check "$share/source" >/dev/null
-    echo "$stamp" | as_user tee "$share/installed-source" >/dev/null
+    echo "$stamp" | write_user_file "$share/installed-source" 0644
   fi
-  PODKU_BIN="$share/venv/bin/podku"
   install_wrapper
 }
 
-# `podku CMD` on the host, for root or the deploy user: always runs as the deploy user.
+# `podku CMD` on the host, for root or the deploy user: always runs as the deploy user. For
+# root it runs in a session of its own with no descriptor of root's terminal; at a terminal
+# (stdin and stdout both one) it gets a new pty instead, so `podku run APP bash` works.
 install_wrapper() {
-  write_file /usr/local/bin/podku 0755 root <<WRAPPER
-#!/bin/sh
-# Written by podku's install.sh: every podku command runs as $DEPLOY_USER.
+  local user home bin uid
+  printf -v user %q "$DEPLOY_USER"; printf -v home %q "$DEPLOY_HOME"
+  printf -v bin %q "$PODKU_BIN"; printf -v uid %q "$DEPLOY_UID"
+  write_root_file /usr/local/bin/podku 0755 <<WRAPPER
+#!/bin/bash
+# Written by podku's install.sh: every podku command runs as $user.
+set -o pipefail
+as_user() {  # no descriptor of root's terminal, no controlling terminal
+  if [ -t 0 ]; then as_user "\$@" </dev/null
+  elif [ -t 1 ]; then as_user "\$@" | cat
+  elif [ -t 2 ]; then { as_user "\$@" 2>&1 >&3 3>&- | cat >&2; } 3>&1
+  else setsid --wait runuser "\$@"
+  fi
+}
 if [ "\$(id -u)" = 0 ]; then
-  cd / && exec runuser -u $DEPLOY_USER -- env HOME=$DEPLOY_HOME USER=$DEPLOY_USER LOGNAME=$DEPLOY_USER \\
-    XDG_RUNTIME_DIR=/run/user/$DEPLOY_UID DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/$DEPLOY_UID/bus \\
-    $PODKU_BIN "\$@"
-elif [ "\$(id -un)" = $DEPLOY_USER ]; then
-  exec $PODKU_BIN "\$@"
+  cd / || exit 1
+  user_cmd=(-u $user -- env -i HOME=$home USER=$user LOGNAME=$user PATH=/usr/local/bin:/usr/bin:/bin
+    LANG=C.UTF-8 TERM="\${TERM:-dumb}" XDG_RUNTIME_DIR=/run/user/$uid
+    DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/$uid/bus $bin "\$@")
+  # At a terminal: a new pty of its own (root's is relayed, never handed over).
+  [ -t 0 ] && [ -t 1 ] && exec runuser --pty "\${user_cmd[@]}"
+  as_user "\${user_cmd[@]}"
+  exit
+elif [ "\$(id -un)" = $user ]; then
+  exec $bin "\$@"
 fi
-echo " !     run podku as root or as $DEPLOY_USER" >&2
+echo " !     run podku as root or as $user" >&2
 exit 1
 WRAPPER
 }
@@ -236,26 +291,52 @@ build_base_image() {
   fi
 }
 
-# Caddy runs as the deploy user: it needs to bind 80 and 443.
-allow_low_ports() {
-  local lowest
-  lowest=$(sysctl -n net.ipv4.ip_unprivileged_port_start 2>/dev/null || echo 1024)
-  [ "$HTTP_PORT" -ge 1024 ] || [ "$lowest" -le "$HTTP_PORT" ] && return 0
-  if sysctl -q -w net.ipv4.ip_unprivileged_port_start=80 2>/dev/null; then
-    echo "net.ipv4.ip_unprivileged_port_start = 80" > /etc/sysctl.d/50-podku.conf
-    detail "allowed unprivileged binding from port 80 (sysctl)"
+# Caddy, run by the deploy user, binds 80 and 443 with a capability on a private copy that
+# only the deploy user's group may run: no sysctl opens low ports to every local user.
+install_private_caddy() {
+  local group
+  group=$(id -gn "$DEPLOY_USER")
+  group_is_private "$group" || die "the group $group of $DEPLOY_USER has other users: give $DEPLOY_USER a group of its own"
+  if cmp -s /usr/bin/caddy "$PRIVATE_CADDY" && [ "$(stat -c '%U:%G %a' "$PRIVATE_CADDY")" = "root:$group 750" ] \
+      && getcap "$PRIVATE_CADDY" | grep -q cap_net_bind_service; then
     return
   fi
-  # A container host may refuse the sysctl: give Caddy the one capability instead.
+  install -d -o root -g root -m 0755 "${PRIVATE_CADDY%/*}"
+  install -o root -g "$group" -m 0750 /usr/bin/caddy "$PRIVATE_CADDY.tmp"
+  setcap cap_net_bind_service=+ep "$PRIVATE_CADDY.tmp" 2>/dev/null || {
+    rm -f "$PRIVATE_CADDY.tmp"
+    die "cannot give $PRIVATE_CADDY the capability to bind ports below 1024 (setcap failed): this file system or container refuses file capabilities"
+  }
+  mv -f "$PRIVATE_CADDY.tmp" "$PRIVATE_CADDY"
+  detail "installed $PRIVATE_CADDY (may bind ports below 1024, runs only for $DEPLOY_USER)"
+}
+
+group_is_private() {
+  local gid members
+  gid=$(getent group "$1" | cut -d: -f3)
+  members=$(getent group "$1" | cut -d: -f4)
+  [ -z "$members" ] || [ "$members" = "$DEPLOY_USER" ] || return 1
+  [ "$(awk -F: -v gid="$gid" '$4 == gid' /etc/passwd | wc -l)" -le 1 ]
+}
+
+# Older installs opened ports 80-1023 to every local user with a sysctl, or put the
+# capability on /usr/bin/caddy itself (which any local user may run): undo both.
+undo_low_ports_sysctl() {
+  if [ -f "$OLD_SYSCTL_FILE" ]; then
+    rm -f "$OLD_SYSCTL_FILE"
+    if [ "$(sysctl -n net.ipv4.ip_unprivileged_port_start 2>/dev/null)" = 80 ]; then
+      sysctl -q -w net.ipv4.ip_unprivileged_port_start=1024 2>/dev/null \
+        || detail "could not set net.ipv4.ip_unprivileged_port_start back to 1024: a reboot does"
+    fi
+    detail "removed $OLD_SYSCTL_FILE: ports below 1024 are privileged again"
+  fi
   if getcap /usr/bin/caddy | grep -q cap_net_bind_service; then
-    return
+    if setcap -r /usr/bin/caddy 2>/dev/null; then
+      detail "removed the capability an older install gave /usr/bin/caddy"
+    else
+      detail "could not remove the capability on /usr/bin/caddy: run setcap -r /usr/bin/caddy"
+    fi
   fi
-  if setcap cap_net_bind_service=+ep /usr/bin/caddy 2>/dev/null; then
-    detail "gave /usr/bin/caddy the capability to bind ports below 1024 (the sysctl was refused)"
-    detail "a caddy package upgrade drops it: run install.sh again after one"
-    return
-  fi
-  die "cannot let $DEPLOY_USER bind port $HTTP_PORT: set net.ipv4.ip_unprivileged_port_start=80 on the host (or its container host), or pass --http-port 8080"
 }
 
 setup_podku() {
@@ -279,7 +360,7 @@ deploy_example() {
   as_user git -C "$work" -c user.name=podku -c user.email=podku@localhost commit --quiet -m example
   as_user "$PODKU_BIN" apps:create hello 2>/dev/null || true
   as_user git -C "$work" push --quiet "$DEPLOY_HOME/.local/share/podku/repos/hello.git" main
-  rm -rf "$work"
+  as_user rm -rf -- "$work"
 }
 
 main() {
@@ -291,7 +372,8 @@ main() {
   configure_podman
   install_podku
   build_base_image
-  allow_low_ports
+  undo_low_ports_sysctl
+  install_private_caddy
   setup_podku
   deploy_example
   say "podku is installed. Push an app with:"
