@@ -3,7 +3,7 @@
 # a plain copy of the source tree. Non-interactive and idempotent: a second run changes
 # nothing and succeeds.
 #
-#   sudo ./install.sh [--domain podku.localhost] [--ssh-key FILE] [--user podku]
+#   ./install.sh [--domain podku.localhost] [--ssh-key FILE] [--user podku]
 #                     [--http-port 80] [--base-image-tar FILE] [--example]
 set -euo pipefail
 
@@ -18,6 +18,7 @@ BASE_IMAGE=localhost/podku/python:3.11
 BASE_SUITE=bookworm
 BASE_MIRROR=http://deb.debian.org/debian
 PRIVATE_CADDY=/usr/local/lib/podku/caddy
+PROXY_CHANGED=no   # a new Caddy binary: the running one is restarted to use it
 OLD_SYSCTL_FILE=/etc/sysctl.d/50-podku.conf
 PACKAGES=(podman caddy uidmap slirp4netns runc fuse-overlayfs mmdebstrap libcap2-bin
           dbus-user-session git openssh-server python3 python3-venv
@@ -55,7 +56,7 @@ parse_args() {
 }
 
 check_host() {
-  [ "$(id -u)" = 0 ] || die "run install.sh as root (sudo ./install.sh)"
+  [ "$(id -u)" = 0 ] || die "run install.sh as root"
   [ -d /run/systemd/system ] || die "systemd is not running as PID 1 on this host: podku needs it"
   . /etc/os-release
   case "$ID" in
@@ -308,6 +309,7 @@ install_private_caddy() {
     die "cannot give $PRIVATE_CADDY the capability to bind ports below 1024 (setcap failed): this file system or container refuses file capabilities"
   }
   mv -f "$PRIVATE_CADDY.tmp" "$PRIVATE_CADDY"
+  PROXY_CHANGED=yes
   detail "installed $PRIVATE_CADDY (may bind ports below 1024, runs only for $DEPLOY_USER)"
 }
 
@@ -341,7 +343,9 @@ undo_low_ports_sysctl() {
 
 setup_podku() {
   say "Configuring podku (domain $DOMAIN, HTTP port $HTTP_PORT)"
-  as_user "$PODKU_BIN" setup --domain "$DOMAIN" --http-port "$HTTP_PORT"
+  local restart=()
+  [ "$PROXY_CHANGED" = no ] || restart=(--restart-proxy)
+  as_user "$PODKU_BIN" setup --domain "$DOMAIN" --http-port "$HTTP_PORT" "${restart[@]}"
   if [ -n "$SSH_KEY" ]; then
     as_user "$PODKU_BIN" ssh-keys:add --if-new admin < "$SSH_KEY"
   fi

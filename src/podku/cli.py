@@ -249,7 +249,7 @@ def logs(app: str, num: int, follow: bool) -> None:
     units = [unit for release in releases.all_of(app) for unit in release.units]
     if not units:  # journalctl without a unit filter would print every unit's log
         raise PodkuError(f"{app} has no logs yet: it has never been deployed")
-    argv = ["journalctl", "--no-pager", "--output", "short-iso", "--lines", str(num)]
+    argv = ["journalctl", "--quiet", "--no-pager", "--output", "short-iso", "--lines", str(num)]
     for unit in units:
         argv += ["--user-unit", unit]
     if follow:
@@ -269,9 +269,10 @@ def ssh_keys_add(name: str, if_new: bool) -> None:
 @command("setup", hidden=True)
 @click.option("--domain", required=True, callback=lambda _c, _p, value: names.domain(value))
 @click.option("--http-port", type=click.IntRange(1, 65535), default=80)
-def setup(domain: str, http_port: int) -> None:
+@click.option("--restart-proxy", is_flag=True, help="Caddy's binary changed: restart it.")
+def setup(domain: str, http_port: int, restart_proxy: bool) -> None:
     """Run by install.sh: settings, Caddy's unit and routes (idempotent)."""
-    hostsetup.setup(domain, http_port)
+    hostsetup.setup(domain, http_port, restart_proxy)
 
 
 @command("ssh-keys:remove")

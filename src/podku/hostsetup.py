@@ -11,29 +11,34 @@ RECONCILE_UNIT = "podku-reconcile.service"
 CADDY_START_TIMEOUT = 30.0
 
 
-def setup(domain: str, http_port: int) -> None:
+def setup(domain: str, http_port: int, restart_proxy: bool = False) -> None:
+    """Idempotent. Caddy restarts (dropping what is in flight) only when its unit changed or
+    install.sh put a new Caddy binary in place: an upgrade, never a plain rerun."""
     settings.save(settings.Settings(domain=domain, http_port=http_port))
     for directory in (paths.APPS, paths.REPOS, paths.STABLE_SOCKETS):
         directory.mkdir(parents=True, exist_ok=True)
     # Caddy's admin socket and the apps' sockets live below: other local users keep out.
     paths.STATE.chmod(0o700)
-    if _install_units():
+    caddy_changed, reconcile_changed = _install_units()
+    if caddy_changed or reconcile_changed:
         systemd.reload()
     proxy.apply()  # writes the config; loads it into Caddy if it is running
     if systemd.active_state(CADDY_UNIT) != "active":
         systemd.start(CADDY_UNIT)
+    elif caddy_changed or restart_proxy:
+        systemd.restart(CADDY_UNIT)
     _wait_for_admin_api()
 
 
-def _install_units() -> bool:
-    """Caddy's unit and the reconcile unit, both started at boot; True if a file changed."""
+def _install_units() -> tuple[bool, bool]:
+    """Caddy's unit and the reconcile unit, both started at boot; whether each changed."""
     caddy = templates.render(CADDY_UNIT + ".j2", config=paths.CADDY_CONFIG,
                              admin_socket=paths.CADDY_ADMIN_SOCKET)
     reconcile = templates.render(RECONCILE_UNIT + ".j2", podku=paths.PODKU_EXECUTABLE)
     changed = [systemd.write_unit(CADDY_UNIT, caddy), systemd.write_unit(RECONCILE_UNIT, reconcile)]
     for unit in (CADDY_UNIT, RECONCILE_UNIT):
         systemd.enable(unit, "default.target")
-    return any(changed)
+    return changed[0], changed[1]
 
 
 def _wait_for_admin_api() -> None:
