@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import http.client
 import ipaddress
+import itertools
 import json
 import math
 import os
@@ -31,8 +32,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 MAX_CLIENTS = 64
@@ -413,7 +415,7 @@ def longest_success_gap(records: list[Record]) -> float:
     run_end = max(record["end"] for record in records)
     success_ends = sorted(record["end"] for record in records if is_success(record))
     marks = [run_start, *success_ends, run_end]
-    return max(later - earlier for earlier, later in zip(marks, marks[1:]))
+    return max(later - earlier for earlier, later in itertools.pairwise(marks))
 
 
 def summarize(records: list[Record]) -> dict[str, Any]:

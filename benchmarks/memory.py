@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "host"))
-import testhost  # noqa: E402
+import testhost
 
 # Sums PSS per unit of the deploy user's manager, from inside the host.
 PSS_BY_UNIT = r"""

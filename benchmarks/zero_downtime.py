@@ -10,6 +10,7 @@ prints one line of figures. Run as root:
 """
 
 import argparse
+import os
 import platform
 import signal
 import statistics
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "host"))
-import testhost  # noqa: E402
+import testhost
 
 
 def redeploy(repo: testhost.AppRepo, state: dict) -> None:
@@ -78,7 +79,8 @@ def main() -> None:
     try:
         host.boot()
         host.install()
-        print(f"machine: {platform.node()} {platform.machine()}, {len(open('/proc/cpuinfo').read().split('processor')) - 1} cores; "
+        cores = os.cpu_count()
+        print(f"machine: {platform.node()} {platform.machine()}, {cores} cores; "
               f"kernel {platform.release()}; test host: Debian 12 in systemd-nspawn", flush=True)
         for app, deploy_options in (("fdapp", {}), ("portapp", {"expose": 8000})):
             repo = testhost.AppRepo(workdir / app, host, app)

@@ -37,7 +37,9 @@ def listening_socket() -> socket.socket:
 def main() -> None:
     server = ThreadingHTTPServer(("", 0), Handler, bind_and_activate=False)
     server.socket = listening_socket()
-    stop = lambda *_: threading.Thread(target=server.shutdown).start()
+    def stop(*_ignored):
+        threading.Thread(target=server.shutdown).start()
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server.serve_forever(poll_interval=0.2)

@@ -30,7 +30,8 @@ def listening_ports(pid: int) -> set[int]:
     ports = set()
     for table in ("tcp", "tcp6"):
         try:
-            lines = open(f"/proc/{pid}/net/{table}").read().splitlines()[1:]
+            with open(f"/proc/{pid}/net/{table}") as handle:
+                lines = handle.read().splitlines()[1:]
         except FileNotFoundError:
             continue
         for line in lines:

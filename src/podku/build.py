@@ -93,7 +93,8 @@ def image_refusal_in(instruction_words: Iterator[list[str]]) -> str | None:
             stages |= {stage.lower()} if stage else set()
         elif keyword in ("copy", "add"):
             sources = (word.split("=", 1)[1] for word in words[1:] if word.lower().startswith("--from="))
-            references = [source for source in sources if not (source.isascii() and source.isdigit())]  # a stage's index
+            # a number names an earlier stage by its index
+            references = [source for source in sources if not (source.isascii() and source.isdigit())]
         for reference in references:
             reason = image_refusal(reference, stages)
             if reason:

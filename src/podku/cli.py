@@ -8,11 +8,28 @@ from typing import NoReturn
 
 import click
 
-from podku import (__version__, apps, bridge, deploy, health, history, hostsetup, lifecycle, names, oneoff,
-                   output, proxy, receive, reconcile, releases, settings, sshkeys, swap)
+from podku import (
+    __version__,
+    apps,
+    bridge,
+    deploy,
+    health,
+    history,
+    hostsetup,
+    lifecycle,
+    names,
+    oneoff,
+    output,
+    proxy,
+    receive,
+    reconcile,
+    releases,
+    settings,
+    sshkeys,
+    swap,
+)
 from podku.errors import PodkuError, UsageError
 from podku.run import debugging, replace_process
-
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

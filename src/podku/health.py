@@ -3,6 +3,7 @@
 import http.client
 import time
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 from podku import names, unixhttp
 from podku.errors import PodkuError, UsageError
@@ -36,7 +37,8 @@ class Checks:
                              + ", ".join(sorted(s.replace("_", "-") for s in NUMERIC_SETTINGS)))
         if not names.ASCII_NUMBER.fullmatch(value) or len(value) > 5 or int(value) > MAXIMUM[name]:
             raise UsageError(f"invalid value for {key}: expected whole seconds or a count, 0 to {MAXIMUM[name]}")
-        return replace(self, **{name: int(value)}).bounded()
+        changed: dict[str, Any] = {name: int(value)}
+        return replace(self, **changed).bounded()
 
     @property
     def longest_seconds(self) -> int:
@@ -71,7 +73,7 @@ def from_app_json(app_json: dict, base: Checks) -> Checks:
     if not isinstance(web, list) or not isinstance(web[0], dict):
         raise UsageError("app.json healthchecks.web must be a list of objects")
     renames = {"initialDelay": "initial_delay"}
-    overrides = {}
+    overrides: dict[str, Any] = {}
     for key, value in web[0].items():
         name = renames.get(key, key)
         if name in NUMERIC_SETTINGS:
@@ -97,7 +99,7 @@ def check(socket_path: str, host: str, checks: Checks, log=lambda line: None) ->
         log("Health checks disabled: skipping")
         return
     time.sleep(checks.initial_delay)
-    reason = "no attempt made"
+    reason: str | None = "no attempt made"
     deadline = time.monotonic() + MAX_CHECK_SECONDS
     for attempt in range(1, max(checks.attempts, 1) + 1):
         if time.monotonic() > deadline:

@@ -38,6 +38,6 @@ def _load(config: str) -> None:
     except (FileNotFoundError, ConnectionRefusedError):
         return  # Caddy is not running; it reads the file when it starts
     except OSError as error:
-        raise PodkuError(f"cannot reach Caddy's admin API at {paths.CADDY_ADMIN_SOCKET}: {error}")
+        raise PodkuError(f"cannot reach Caddy's admin API at {paths.CADDY_ADMIN_SOCKET}: {error}") from error
     if status != 200:
         raise PodkuError(f"Caddy refused the new routes (HTTP {status}): {body.decode(errors='replace').strip()}")

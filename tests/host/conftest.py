@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import testhost  # noqa: E402
+import testhost
 
 _names = itertools.count(1)
 # Test hosts of concurrent runs (two checkouts on one machine) must not share names.

@@ -142,7 +142,8 @@ def test_an_fsck_invalid_commit_is_refused_by_git(host, app_repo, local_repo):
 
 CVE_2024_9675 = ("RUN --mount=type=cache,id=../../../../../../../../../..{home}/.ssh,target=/var/tmp "
                  "cat /var/tmp/authorized_keys")
-CVE_2024_1753 = "RUN --mount=type=bind,from=base,source=/rootdir,destination=/exploit,rw cat /exploit{home}/.ssh/authorized_keys"
+CVE_2024_1753 = ("RUN --mount=type=bind,from=base,source=/rootdir,destination=/exploit,rw"
+                 " cat /exploit{home}/.ssh/authorized_keys")
 
 
 @pytest.mark.parametrize("escape", [CVE_2024_9675, CVE_2024_1753])

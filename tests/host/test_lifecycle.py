@@ -1,9 +1,9 @@
 """Releases, rollback limits, image pruning, app.json health checks, checks settings, destroy."""
 
 import json
-import subprocess
-import shlex
 import re
+import shlex
+import subprocess
 import time
 
 

@@ -3,7 +3,6 @@
 import shlex
 import subprocess
 
-
 DOMAIN = "podku.localhost"
 
 

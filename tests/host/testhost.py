@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import load  # noqa: E402
+import load
 
 REPO = Path(__file__).resolve().parents[2]
 APPS_DIR = Path(__file__).resolve().parent / "apps"
@@ -183,7 +183,8 @@ class TestHost:
     def git(self, repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = self.in_netns(["git", "-C", str(repo), *args], env=self.git_env(), timeout=600)
         if check and result.returncode != 0:
-            raise AssertionError(f"git {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(f"git {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
         return result
 
     def ssh(self, *words: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -193,7 +194,8 @@ class TestHost:
                 f"{DEPLOY_USER}@127.0.0.1", *words]
         result = self.in_netns(argv, timeout=600)
         if check and result.returncode != 0:
-            raise AssertionError(f"ssh {' '.join(words)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(f"ssh {' '.join(words)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
         return result
 
     def http_get(self, host: str, path: str = "/", port: int = 80) -> tuple[int, str]:
@@ -254,7 +256,7 @@ class LoadRun:
                                         stdout=subprocess.PIPE, text=True)
         self.records: list[dict] = []
 
-    def __enter__(self) -> "LoadRun":
+    def __enter__(self) -> LoadRun:
         deadline = time.monotonic() + 60
         while not self.ready.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:

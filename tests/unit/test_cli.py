@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from podku import apps, cli, health, paths, settings, sshkeys, systemd
 
+
 class NoSystemd:
     """Stands in for the user manager: a test that reaches systemd fails loudly instead of
     touching this machine."""

@@ -43,7 +43,8 @@ def test_a_failing_command_raises_with_its_last_line():
         run(["sh", "-c", "echo first; echo 'the reason'; exit 3"])
     assert isinstance(error.value, PodkuError)
     assert error.value.returncode == 3
-    assert str(error.value) == "sh -c 'echo first; echo '\"'\"'the reason'\"'\"'; exit 3' failed with exit code 3: the reason"
+    assert str(error.value) == ("sh -c 'echo first; echo '\"'\"'the reason'\"'\"'; exit 3' failed with exit code 3:"
+                                " the reason")
 
 
 def test_a_failing_command_without_check_returns_its_code():

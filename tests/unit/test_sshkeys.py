@@ -77,7 +77,7 @@ def test_no_authorized_keys_file_means_no_names(home):
 def test_add_writes_a_restricted_forced_command_line(home, key):
     assert sshkeys.add("laptop", key) is True
     text = paths.SSH_AUTHORIZED_KEYS.read_text()
-    assert paths.SSH_AUTHORIZED_KEYS == home / ".ssh" / "authorized_keys"
+    assert home / ".ssh" / "authorized_keys" == paths.SSH_AUTHORIZED_KEYS
     [line] = text.splitlines()
     podku = Path(sys.executable).parent / "podku"
     assert line.startswith(f'command="{podku} ssh-command",restrict ssh-ed25519 ')

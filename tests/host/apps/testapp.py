@@ -43,7 +43,9 @@ def main() -> None:
         server.socket = socket.socket(fileno=3)
     else:
         server.socket = socket.create_server(("127.0.0.1", int(os.environ["PORT"])), backlog=1024)
-    stop = lambda *_: threading.Thread(target=server.shutdown).start()
+    def stop(*_ignored):
+        threading.Thread(target=server.shutdown).start()
+
     signal.signal(signal.SIGTERM, stop)
     print(f"testapp: serving {os.environ.get('MESSAGE')}", flush=True)
     server.serve_forever(poll_interval=0.2)
