@@ -36,6 +36,14 @@ def build_images() -> tuple[Path, Path]:
     return Path(out[0]), Path(out[1])
 
 
+def no_traceback(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """Whatever a command did, a user never sees a Python traceback (PODKU_DEBUG is never set
+    here): every podku, git and ssh call of every host test passes through this check."""
+    text = f"{result.stdout}{result.stderr}"
+    assert "Traceback (most recent call last)" not in text, text[-3000:]
+    return result
+
+
 class TestHost:
     __test__ = False  # a helper, not a pytest test class
 
@@ -153,7 +161,7 @@ class TestHost:
 
     def podku(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """`podku ARGS` on the host, as root would type it (the wrapper runs it as podku)."""
-        return self.run(["podku", *args], check=check)
+        return no_traceback(self.run(["podku", *args], check=check))
 
     def as_deploy_user(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run(["su", "-", DEPLOY_USER, "-c",
@@ -181,7 +189,7 @@ class TestHost:
         return f"{DEPLOY_USER}@127.0.0.1:{app}"
 
     def git(self, repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = self.in_netns(["git", "-C", str(repo), *args], env=self.git_env(), timeout=600)
+        result = no_traceback(self.in_netns(["git", "-C", str(repo), *args], env=self.git_env(), timeout=600))
         if check and result.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
@@ -192,7 +200,7 @@ class TestHost:
         argv = ["ssh", "-i", str(self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                 f"{DEPLOY_USER}@127.0.0.1", *words]
-        result = self.in_netns(argv, timeout=600)
+        result = no_traceback(self.in_netns(argv, timeout=600))
         if check and result.returncode != 0:
             raise AssertionError(f"ssh {' '.join(words)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
