@@ -85,7 +85,7 @@ def test_the_ssh_entry_runs_no_shell_and_forwards_nothing(host, app_repo):
     assert result.returncode != 0
     assert host.run(["test", "-e", "/tmp/pwned"], check=False).returncode != 0
     shell = host.ssh("bash", check=False)
-    assert shell.returncode != 0 and "No such command" in shell.stderr
+    assert shell.returncode != 0 and "is not a podku command" in shell.stderr
     keys = host.run(["cat", "/home/podku/.ssh/authorized_keys"]).stdout
     assert 'ssh-command",restrict ' in keys
 
