@@ -12,7 +12,12 @@ tests/host/install-test-deps.sh
 
 # Debian's own Python, so the tests see the same click/jinja2/pystemd a host gets.
 set +e
-/usr/bin/python3 -m pytest -p no:cacheprovider -v -rfEs "$@" tests
+# The whole suite, unless test paths are given (tests/run.sh tests/host/test_x.py -x).
+targets=(tests)
+for arg in "$@"; do
+  [ -e "${arg%%::*}" ] && targets=()
+done
+/usr/bin/python3 -m pytest -p no:cacheprovider -v -rfEs "$@" "${targets[@]}"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
