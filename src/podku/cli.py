@@ -60,8 +60,11 @@ def apps_list() -> None:
 @app_argument
 def urls(app: str) -> None:
     """The app's URL."""
+    from podku import domains
     apps.load(app)
-    click.echo(settings.load().app_url(app))
+    current = settings.load()
+    for name in domains.names_of(app, current):
+        click.echo(current.url(name))
 
 
 @command("domains:set-global")
@@ -69,10 +72,13 @@ def urls(app: str) -> None:
 @click.option("--http-port", type=click.IntRange(1, 65535), default=None)
 def domains_set_global(domain: str, http_port: int | None) -> None:
     """Set the domain app URLs live under (APP.DOMAIN)."""
-    from podku import proxy
+    import dataclasses
+    from podku import domains, proxy, state
     current = settings.load()
-    settings.save(settings.Settings(domain=domain, http_port=http_port or current.http_port))
-    proxy.apply()
+    with state.locked(domains.lock_path(), "domains"):
+        settings.save(dataclasses.replace(current, domain=domain, http_port=http_port or current.http_port))
+        proxy.apply()
+        domains.reconcile()
     output.step(f"Set global domain to {domain}")
 
 
@@ -352,3 +358,6 @@ def main(args: list[str] | None = None) -> None:
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
     sys.exit(0)
+
+
+from podku import domains_cli  # noqa: E402,F401  (domains:*, certs:report register themselves)

@@ -1,8 +1,9 @@
 """What install.sh asks of podku as the deploy user: settings, Caddy's unit and routes."""
 
+import dataclasses
 import time
 
-from podku import paths, proxy, settings, state, systemd, templates, unixhttp
+from podku import domains, paths, proxy, settings, state, systemd, templates, unixhttp
 from podku.errors import PodkuError
 
 CADDY_UNIT = "podku-caddy.service"
@@ -10,7 +11,7 @@ CADDY_START_TIMEOUT = 30.0
 
 
 def setup(domain: str, http_port: int) -> None:
-    settings.save(settings.Settings(domain=domain, http_port=http_port))
+    settings.save(dataclasses.replace(settings.load(), domain=domain, http_port=http_port))
     for directory in (paths.APPS, paths.REPOS, paths.STABLE_SOCKETS):
         directory.mkdir(parents=True, exist_ok=True)
     # Caddy's admin socket and the apps' sockets live below: other local users keep out.
@@ -21,6 +22,7 @@ def setup(domain: str, http_port: int) -> None:
     systemd.enable(CADDY_UNIT, "default.target")
     if unit_changed:
         systemd.reload()
+    domains.reconcile()  # the hosts directory Caddy routes by (made here on an upgrade)
     proxy.apply()  # writes the config; loads it into Caddy if it is running
     if systemd.active_state(CADDY_UNIT) != "active":
         systemd.start(CADDY_UNIT)

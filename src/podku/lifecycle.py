@@ -2,7 +2,7 @@
 
 import contextlib
 
-from podku import apps, build, names, output, paths, proxy, receive, releases, swap, systemd
+from podku import apps, build, domains, names, output, paths, proxy, receive, releases, swap, systemd
 from podku.errors import UsageError
 
 
@@ -18,7 +18,7 @@ def create(name: str, quiet: bool = False) -> apps.App:
         receive.install_hook(app)
         apps.save(app)
         try:
-            proxy.apply()
+            domains.app_created(name)  # a link in the hosts directory: no Caddy reload
         except BaseException:
             apps.remove_state(name)  # no app without its route
             raise
@@ -36,8 +36,9 @@ def destroy(name: str) -> None:
             systemd.unit_file(f"{name}.service").unlink()
         systemd.reload()
         build.remove_images(sorted({r.image for r in releases.all_of(name)}))
+        domains.app_destroyed(name)
         apps.remove_state(name)
-        proxy.apply()
+        proxy.apply()  # a no-op unless the app had names of Caddy's internal CA
     output.step(f"Destroying {app.name}... done")
 
 
