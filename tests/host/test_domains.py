@@ -83,7 +83,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(host, app_name):
     refused = {
         ("*.wild.example.org",): "wildcards are not supported",
         ("bad_name.example.org",): "label 'bad_name'",
-        (f"fine-{app_name}.example.org", "-x.example.org"): "label '-x'",
+        (f"fine-{app_name}.example.org", "x-.example.org"): "label 'x-'",
         (held,): f"already used by app {other}",
         (f"{other}.podku.localhost",): f"already used by app {other}",
         ("localhost",): "fully qualified",
