@@ -24,6 +24,8 @@ def setup(domain: str, http_port: int) -> None:
         systemd.reload()
     domains.reconcile()  # the hosts directory Caddy routes by (made here on an upgrade)
     proxy.apply()  # writes the config; loads it into Caddy if it is running
+    if unit_changed and systemd.active_state(CADDY_UNIT) == "active":
+        systemd.restart(CADDY_UNIT)  # an upgrade: the unit's working directory is the hosts/ dir
     if systemd.active_state(CADDY_UNIT) != "active":
         systemd.start(CADDY_UNIT)
     _wait_for_admin_api()
