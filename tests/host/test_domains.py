@@ -96,7 +96,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(host, app_name):
     assert missing.returncode == 2 and "is not a domain of" in missing.stderr
     assert host.ssh("setup:tls", "--tls", "off", check=False).returncode != 0  # not over ssh
     nonsense = host.install("--tls", "nonsense", check=False)
-    assert nonsense.returncode != 0 and nonsense.stderr.strip().splitlines() == [
+    assert nonsense.returncode != 0 and nonsense.stderr.splitlines() == [
         " !     invalid --tls nonsense: use auto, internal or off"]
     assert hosts_listing(host) == before
 
