@@ -116,3 +116,54 @@ def test_report_dns_says_where_a_name_points(capsys):
 def test_local_addresses():
     assert domains.is_local_address("127.0.0.1")
     assert not domains.is_local_address("192.0.2.1")
+
+
+# --- the commands, in-process ----------------------------------------------------------------
+
+def podku(capsys, *args: str) -> tuple[int, str, str]:
+    from podku import cli
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(list(args))
+    captured = capsys.readouterr()
+    return exit_.value.code, captured.out, captured.err
+
+
+def test_domains_commands_round_trip(home, capsys, monkeypatch):
+    monkeypatch.setattr(domains, "report_dns", lambda name: None)
+    settings.save(settings.Settings(tls="internal"))
+    make_app("web")
+    code, out, _ = podku(capsys, "domains:add", "web", "WWW.Example.com", "web.test")
+    assert code == 0 and "Added www.example.com to web" in out
+    assert podku(capsys, "urls", "web")[1].split() == [
+        "http://web.podku.localhost/", "http://www.example.com/", "http://web.test/"]
+    assert "web.podku.localhost www.example.com web.test" in podku(capsys, "domains:report", "web")[1]
+    assert podku(capsys, "domains:remove", "web", "web.podku.localhost")[0] == 0
+    assert domains.linked() == {"www.example.com": "web", "web.test": "web"}
+    assert podku(capsys, "domains:set", "web", "only.example.com")[0] == 0
+    assert domains.linked() == {"only.example.com": "web"}
+    assert podku(capsys, "domains:clear", "web")[0] == 0
+    assert domains.linked() == {"web.podku.localhost": "web"}
+    assert "Domains global tls:" in podku(capsys, "domains:report", "--global")[1]
+
+
+def test_domains_commands_refuse_in_one_line_and_change_nothing(home, capsys):
+    make_app("web")
+    make_app("api")
+    before = domains.linked()
+    for args, message in [
+        (("domains:add", "web", "ok.example.com", "*.example.com"), "wildcards are not supported"),
+        (("domains:add", "web", "api.podku.localhost"), "already used by app api"),
+        (("domains:remove", "web", "nope.example.com"), "is not a domain of web"),
+        (("domains:add", "nope", "x.example.com"), "app nope does not exist"),
+    ]:
+        code, out, err = podku(capsys, *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert domains.linked() == before
+
+
+def test_setup_tls_stores_the_mode_and_refuses_nonsense(home, capsys):
+    assert podku(capsys, "setup:tls", "--tls", "auto", "--acme-ca", "https://ca.test/dir")[0] == 0
+    assert settings.load().acme_ca == "https://ca.test/dir"
+    code, _, err = podku(capsys, "setup:tls", "--tls", "nonsense")
+    assert code == 2 and "invalid TLS mode" in err
+    assert settings.load().tls == "auto"
