@@ -23,9 +23,11 @@ def setup(domain: str, http_port: int) -> None:
     if unit_changed:
         systemd.reload()
     domains.reconcile()  # the hosts directory Caddy routes by (made here on an upgrade)
-    proxy.apply()  # writes the config; loads it into Caddy if it is running
     if unit_changed and systemd.active_state(CADDY_UNIT) == "active":
-        systemd.restart(CADDY_UNIT)  # an upgrade: the unit's working directory is the hosts/ dir
+        proxy.write()  # an upgraded unit (the hosts/ working directory): Caddy must restart
+        systemd.restart(CADDY_UNIT)
+    else:
+        proxy.apply()  # writes the config; loads it into Caddy if it is running
     if systemd.active_state(CADDY_UNIT) != "active":
         systemd.start(CADDY_UNIT)
     _wait_for_admin_api()

@@ -62,6 +62,13 @@ def apply() -> None:
     state.write_atomic(paths.CADDY_CONFIG, config)
 
 
+def write() -> None:
+    """Only the file Caddy reads when it starts (before a restart)."""
+    config = render(settings.load())
+    if not (paths.CADDY_CONFIG.exists() and paths.CADDY_CONFIG.read_text() == config):
+        state.write_atomic(paths.CADDY_CONFIG, config)
+
+
 def _load(config: str) -> None:
     try:
         status, body = unixhttp.request(str(paths.CADDY_ADMIN_SOCKET), "POST", "/load",

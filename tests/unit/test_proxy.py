@@ -136,3 +136,11 @@ def test_a_refused_config_is_not_kept(home, http_socket, monkeypatch):
     with pytest.raises(PodkuError):
         proxy.apply()
     assert paths.CADDY_CONFIG.read_text() == before
+
+
+def test_write_only_writes_the_file(home, http_socket, monkeypatch):
+    caddy = http_socket(status=200, body=b"")
+    monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
+    proxy.write()
+    assert json.loads(paths.CADDY_CONFIG.read_text())["apps"]["http"]
+    assert caddy.requests == []
