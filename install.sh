@@ -5,6 +5,7 @@
 #
 #   ./install.sh [--domain podku.localhost] [--ssh-key FILE] [--user podku]
 #                     [--http-port 80] [--base-image-tar FILE] [--example]
+#                     [--tls auto|internal|off] [--acme-email ADDR] [--acme-ca URL --acme-ca-root FILE]
 set -euo pipefail
 
 SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,6 +15,11 @@ HTTP_PORT=80
 SSH_KEY=
 BASE_IMAGE_TAR=
 DEPLOY_EXAMPLE=no
+# HTTPS (domains): auto = ACME for public names, Caddy's internal CA for .localhost/.test/...
+TLS_MODE=auto
+ACME_EMAIL=
+ACME_CA=
+ACME_CA_ROOT=
 BASE_IMAGE=localhost/podku/python:3.11
 BASE_SUITE=bookworm
 BASE_MIRROR=http://deb.debian.org/debian
@@ -30,7 +36,7 @@ detail() { printf -- '       %s\n' "$*"; }
 die() { printf -- ' !     %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -43,6 +49,10 @@ parse_args() {
       --http-port) HTTP_PORT=${2:?--http-port needs a number}; shift 2 ;;
       --base-image-tar) BASE_IMAGE_TAR=${2:?--base-image-tar needs a file}; shift 2 ;;
       --example) DEPLOY_EXAMPLE=yes; shift ;;
+      --tls) TLS_MODE=${2:?--tls needs auto, internal or off}; shift 2 ;;
+      --acme-email) ACME_EMAIL=${2:?--acme-email needs an address}; shift 2 ;;
+      --acme-ca) ACME_CA=${2:?--acme-ca needs a directory URL}; shift 2 ;;
+      --acme-ca-root) ACME_CA_ROOT=${2:?--acme-ca-root needs a PEM file}; shift 2 ;;
       -h|--help) usage 0 ;;
       *) printf ' !     unknown option %s\n' "$1" >&2; usage 2 ;;
     esac
@@ -53,6 +63,25 @@ parse_args() {
   [[ $DOMAIN =~ ^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$ ]] || die "invalid domain: $DOMAIN"
   [ -z "$SSH_KEY" ] || [ -r "$SSH_KEY" ] || die "cannot read the ssh key $SSH_KEY"
   [ -z "$BASE_IMAGE_TAR" ] || [ -r "$BASE_IMAGE_TAR" ] || die "cannot read $BASE_IMAGE_TAR"
+  check_tls_args
+}
+
+check_tls_args() {
+  case $TLS_MODE in auto|internal|off) ;; *) die "invalid --tls $TLS_MODE: use auto, internal or off" ;; esac
+  [ -z "$ACME_EMAIL" ] || [[ $ACME_EMAIL =~ ^[^[:space:]@]+@[^[:space:]@]+$ ]] || die "invalid --acme-email: $ACME_EMAIL"
+  [ -z "$ACME_CA" ] || [[ $ACME_CA =~ ^https://[^[:space:]]+$ ]] || die "invalid --acme-ca: expected an https:// URL"
+  [ -z "$ACME_CA_ROOT" ] || [ -r "$ACME_CA_ROOT" ] || die "cannot read the ACME CA root $ACME_CA_ROOT"
+}
+
+# The TLS settings, before setup loads Caddy's config: a private CA's root goes into the
+# deploy user's config (Caddy runs as that user and must read it).
+setup_tls() {
+  local root=
+  if [ -n "$ACME_CA_ROOT" ]; then
+    root="$DEPLOY_HOME/.config/podku/acme-ca-root.pem"
+    write_user_file "$root" 0644 < "$ACME_CA_ROOT"
+  fi
+  as_user "$PODKU_BIN" setup:tls --tls "$TLS_MODE" --acme-email "$ACME_EMAIL" --acme-ca "$ACME_CA" --acme-ca-root "$root"
 }
 
 check_host() {
@@ -342,7 +371,8 @@ undo_low_ports_sysctl() {
 }
 
 setup_podku() {
-  say "Configuring podku (domain $DOMAIN, HTTP port $HTTP_PORT)"
+  say "Configuring podku (domain $DOMAIN, HTTP port $HTTP_PORT, TLS $TLS_MODE)"
+  setup_tls
   local restart=()
   [ "$PROXY_CHANGED" = no ] || restart=(--restart-proxy)
   as_user "$PODKU_BIN" setup --domain "$DOMAIN" --http-port "$HTTP_PORT" "${restart[@]}"

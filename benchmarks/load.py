@@ -10,6 +10,10 @@ successful response.
         --host-header app.podku.localhost --clients 8 --keepalive mix \
         --duration 120 --out /path/results.json \
         [--stop-file PATH] [--ready-file PATH] [--timeout 30] [--path /]
+        [--post-every 4 --post-bytes 512]
+
+With --post-every N, every Nth request of each client is a POST of --post-bytes bytes
+(an app may answer it without reading the body: the proxy must still deliver its answer).
 
 The URL supplies scheme, host and port; the request target is --path.
 Only loopback targets (127.0.0.0/8, ::1, localhost) are accepted.
@@ -47,6 +51,7 @@ ERROR_BACKOFF_S = 0.01
 # Extra time granted to in-flight requests after stopping, on top of --timeout.
 JOIN_GRACE_S = 2.0
 BODY_CHARS = 200
+MAX_POST_BYTES = 16 * 1024 * 1024
 USER_AGENT = "podku-load/1"
 SUMMARY_KEYS = (
     "requests",
@@ -84,6 +89,8 @@ class Target:
     path: str
     host_header: str | None
     timeout: float
+    post_every: int = 0
+    post_bytes: int = 512
 
 
 # --------------------------------------------------------------------------
@@ -119,13 +126,24 @@ def parse_loopback_url(url: str) -> tuple[str, int]:
     return host, port or 80
 
 
-def build_target(url: str, host_header: str | None, timeout: float, path: str) -> Target:
+def build_target(url: str, host_header: str | None, timeout: float, path: str,
+                 post_every: int = 0, post_bytes: int = 512) -> Target:
     host, port = parse_loopback_url(url)
     if not path.startswith("/"):
         raise LoadConfigError(f"--path must start with '/', got {path!r}")
     if not timeout > 0:
         raise LoadConfigError(f"--timeout must be > 0, got {timeout}")
-    return Target(host=host, port=port, path=path, host_header=host_header or None, timeout=timeout)
+    if post_every < 0 or not 0 <= post_bytes <= MAX_POST_BYTES:
+        raise LoadConfigError(f"--post-every must be >= 0 and --post-bytes 0..{MAX_POST_BYTES}")
+    return Target(host=host, port=port, path=path, host_header=host_header or None, timeout=timeout,
+                  post_every=post_every, post_bytes=post_bytes)
+
+
+def request_method(target: Target, seq: int) -> tuple[str, bytes | None]:
+    """(method, body) of a client's request number `seq`."""
+    if target.post_every and seq % target.post_every == target.post_every - 1:
+        return "POST", b"x" * target.post_bytes
+    return "GET", None
 
 
 def validate_load_shape(clients: int, keepalive: str, duration: float) -> None:
@@ -169,10 +187,10 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def get_over_fresh_connection(target: Target) -> tuple[int, str]:
+def get_over_fresh_connection(target: Target, method: str = "GET", body: bytes | None = None) -> tuple[int, str]:
     connection = new_connection(target)
     try:
-        connection.request("GET", target.path, headers=request_headers(target, keep_alive=False))
+        connection.request(method, target.path, body=body, headers=request_headers(target, keep_alive=False))
         response = connection.getresponse()
         return response.status, clip_body(response.read())
     finally:
@@ -180,7 +198,7 @@ def get_over_fresh_connection(target: Target) -> tuple[int, str]:
 
 
 def get_over_persistent_connection(
-    connection: http.client.HTTPConnection, target: Target
+    connection: http.client.HTTPConnection, target: Target, method: str = "GET", body: bytes | None = None
 ) -> tuple[int, str, bool]:
     """GET on a keep-alive connection; returns (status, body, retried).
 
@@ -193,14 +211,14 @@ def get_over_persistent_connection(
     reused = connection.sock is not None
     retried = False
     try:
-        connection.request("GET", target.path, headers=headers)
+        connection.request(method, target.path, body=body, headers=headers)
         response = connection.getresponse()
     except STALE_CONNECTION_ERRORS:
         if not reused:
             raise
         connection.close()
         retried = True
-        connection.request("GET", target.path, headers=headers)
+        connection.request(method, target.path, body=body, headers=headers)
         response = connection.getresponse()
     body = clip_body(response.read())
     # http.client drops the socket itself when the server asked to close it
@@ -215,12 +233,13 @@ def timed_request(
     body: str | None = None
     error: str | None = None
     retried = False
+    method, payload = request_method(target, seq)
     start = time.monotonic()
     try:
         if connection is None:
-            status, body = get_over_fresh_connection(target)
+            status, body = get_over_fresh_connection(target, method, payload)
         else:
-            status, body, retried = get_over_persistent_connection(connection, target)
+            status, body, retried = get_over_persistent_connection(connection, target, method, payload)
     except Exception as exc:  # every failure becomes part of the record
         error = describe_error(exc)
         if connection is not None:
@@ -235,6 +254,7 @@ def timed_request(
         "body": body,
         "error": error,
         "retried": retried,
+        "method": method,
     }
 
 
@@ -347,6 +367,8 @@ def run(
     ready_file: str | None = None,
     timeout: float = 30.0,
     path: str = "/",
+    post_every: int = 0,
+    post_bytes: int = 512,
 ) -> list[Record]:
     """Generate load in-process and return every request record.
 
@@ -354,7 +376,7 @@ def run(
     the configuration is invalid or the target is not loopback. Takes at most
     about duration + timeout + JOIN_GRACE_S seconds.
     """
-    target = build_target(url, host_header, timeout, path)
+    target = build_target(url, host_header, timeout, path, post_every, post_bytes)
     validate_load_shape(clients, keepalive, duration)
 
     stop_clients = threading.Event()
@@ -516,6 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ready-file", default=None, help="written once every client completed a request")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request socket timeout, seconds")
     parser.add_argument("--path", default="/", help="request path")
+    parser.add_argument("--post-every", type=int, default=0, help="every Nth request is a POST (0: never)")
+    parser.add_argument("--post-bytes", type=int, default=512, help="size of each POST body")
     return parser
 
 
@@ -531,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         # Everything is checked before any connection or long run starts.
-        build_target(args.url, args.host_header, args.timeout, args.path)
+        build_target(args.url, args.host_header, args.timeout, args.path, args.post_every, args.post_bytes)
         validate_load_shape(args.clients, args.keepalive, args.duration)
         ensure_parent_directory(args.out)
         if args.ready_file:
@@ -549,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
         ready_file=args.ready_file,
         timeout=args.timeout,
         path=args.path,
+        post_every=args.post_every,
+        post_bytes=args.post_bytes,
     )
     summary = summarize(records)
     write_results(args.out, records, summary)

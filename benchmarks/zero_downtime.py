@@ -51,8 +51,18 @@ def kill(repo: testhost.AppRepo, state: dict) -> None:
     time.sleep(2)
 
 
+def other_apps(repo: testhost.AppRepo, state: dict) -> None:
+    """Route changes elsewhere: another app created, given a name, and destroyed."""
+    state["n"] += 1
+    other = f"{repo.app}o{state['n']}"
+    repo.host.ssh("apps:create", other)
+    repo.host.ssh("domains:add", other, f"{other}.example.org")
+    repo.host.ssh("domains:remove", other, f"{other}.example.org")
+    repo.host.ssh("apps:destroy", other, "--force")
+
+
 SCENARIOS = {"redeploy": redeploy, "config:set": config_set, "ps:restart": restart,
-             "rollback": rollback, "SIGKILL": kill}
+             "rollback": rollback, "SIGKILL": kill, "other apps": other_apps}
 
 
 def measure(host: testhost.TestHost, repo: testhost.AppRepo, name: str, swaps: int, keepalive: str,

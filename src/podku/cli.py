@@ -1,5 +1,6 @@
 """The podku command: Dokku's command names, one handler for every error."""
 
+import dataclasses
 import signal
 import sys
 import time
@@ -13,6 +14,7 @@ from podku import (
     apps,
     bridge,
     deploy,
+    domains,
     health,
     history,
     hostsetup,
@@ -26,6 +28,7 @@ from podku import (
     releases,
     settings,
     sshkeys,
+    state,
     swap,
 )
 from podku.errors import PodkuError, UsageError
@@ -79,9 +82,11 @@ def apps_list() -> None:
 @command("urls")
 @app_argument
 def urls(app: str) -> None:
-    """The app's URL."""
+    """The app's URLs, one per name."""
     apps.load(app)
-    click.echo(settings.load().app_url(app))
+    current = settings.load()
+    for name in domains.names_of(app, current):
+        click.echo(current.url(name))
 
 
 @command("domains:set-global")
@@ -90,9 +95,11 @@ def urls(app: str) -> None:
 def domains_set_global(domain: str, http_port: int | None) -> None:
     """Set the domain app URLs live under (APP.DOMAIN)."""
     current = settings.load()
-    wanted = settings.Settings(domain=domain, http_port=http_port or current.http_port)
-    proxy.apply(wanted)  # Caddy accepts the routes first: a refused change is not kept
-    settings.save(wanted)
+    wanted = dataclasses.replace(current, domain=domain, http_port=http_port or current.http_port)
+    with state.locked(domains.lock_path(), "domains"):
+        proxy.apply(wanted)  # Caddy accepts the routes first: a refused change is not kept
+        settings.save(wanted)
+        domains.reconcile()
     output.step(f"Set global domain to {domain}")
 
 
@@ -389,3 +396,7 @@ def _fail(error: BaseException | None, message: str, exit_code: int) -> NoReturn
         traceback.print_exception(error)
     output.warn(output.one_line(message))
     sys.exit(exit_code)
+
+
+# Commands kept in modules of their own register themselves on `cli` when imported.
+from podku import domains_cli  # noqa: E402,F401

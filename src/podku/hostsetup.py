@@ -1,9 +1,10 @@
 """What install.sh asks of podku as the deploy user: settings, Caddy's unit and routes, and
 the boot-time reconcile unit."""
 
+import dataclasses
 import time
 
-from podku import paths, proxy, settings, systemd, templates, unixhttp
+from podku import domains, paths, proxy, settings, systemd, templates, unixhttp
 from podku.errors import PodkuError
 
 CADDY_UNIT = "podku-caddy.service"
@@ -14,7 +15,7 @@ CADDY_START_TIMEOUT = 30.0
 def setup(domain: str, http_port: int, restart_proxy: bool = False) -> None:
     """Idempotent. Caddy restarts (dropping what is in flight) only when its unit changed or
     install.sh put a new Caddy binary in place: an upgrade, never a plain rerun."""
-    settings.save(settings.Settings(domain=domain, http_port=http_port))
+    settings.save(dataclasses.replace(settings.load(), domain=domain, http_port=http_port))
     for directory in (paths.APPS, paths.REPOS, paths.STABLE_SOCKETS):
         directory.mkdir(parents=True, exist_ok=True)
     # Caddy's admin socket and the apps' sockets live below: other local users keep out.
@@ -22,11 +23,15 @@ def setup(domain: str, http_port: int, restart_proxy: bool = False) -> None:
     caddy_changed, reconcile_changed = _install_units()
     if caddy_changed or reconcile_changed:
         systemd.reload()
-    proxy.apply()  # writes the config; loads it into Caddy if it is running
-    if systemd.active_state(CADDY_UNIT) != "active":
-        systemd.start(CADDY_UNIT)
-    elif caddy_changed or restart_proxy:
+    domains.reconcile()  # the hosts directory Caddy routes by (made here on an upgrade)
+    running = systemd.active_state(CADDY_UNIT) == "active"
+    if running and (caddy_changed or restart_proxy):
+        proxy.write()  # a new unit or binary: the config goes to the new process, not the old
         systemd.restart(CADDY_UNIT)
+    else:
+        proxy.apply()  # writes the config; loads it into Caddy if it is running
+        if not running:
+            systemd.start(CADDY_UNIT)
     _wait_for_admin_api()
 
 

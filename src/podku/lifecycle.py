@@ -2,7 +2,7 @@
 
 import contextlib
 
-from podku import apps, build, gitrepo, names, oneoff, output, paths, proxy, releases, swap, systemd
+from podku import apps, build, domains, gitrepo, names, oneoff, output, paths, proxy, releases, swap, systemd
 from podku.errors import UsageError
 
 
@@ -21,7 +21,7 @@ def create(name: str, quiet: bool = False) -> apps.App:
         gitrepo.prepare(app.paths.repo, name)
         apps.save(app)
         try:
-            proxy.apply()
+            domains.app_created(name)  # a link in the hosts directory: no Caddy reload
         except BaseException:
             apps.remove_state(name)  # no app without its route
             raise
@@ -40,8 +40,9 @@ def destroy(name: str) -> None:
         systemd.reload()
         oneoff.remove_all(name)
         build.remove_images(sorted({r.image for r in releases.all_of(name)}), wait=True)
+        domains.app_destroyed(name)
         apps.remove_state(name)
-        proxy.apply()
+        proxy.apply()  # a no-op unless the app had names of Caddy's internal CA
     output.step(f"Destroying {app.name}... done")
 
 

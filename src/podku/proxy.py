@@ -1,33 +1,72 @@
-"""Caddy: the route table rendered from the apps that exist, loaded through the admin API."""
+"""Caddy: one config for every app, loaded through the admin API only when it changes.
+
+Routing is by Host header through files (domains.hosts_dir()), so apps and names come and go
+without a config load. What is in the config: ports, the TLS mode and ACME issuer, and
+under --tls auto the internal-CA names (so that no ACME order is ever made for them)."""
 
 import json
 
-from podku import apps, paths, settings, state, templates, unixhttp
+from podku import apps, domains, paths, settings, state, templates, unixhttp
 from podku.errors import PodkuError
 
+# The on-demand TLS "ask" endpoint (Caddy 2.6 asks over HTTP): a server inside the same
+# Caddy answering 200 for names that have a link in the hosts directory.
+ASK_ADDRESS = "127.0.0.1:2020"
+INTERNAL_PATTERN = r"(^localhost$|\.(localhost|test|internal|local)$|^[0-9.]+$)"
 
-def routes(current: settings.Settings) -> list[dict]:
-    return [{"app": name, "hosts": [current.app_host(name)],
-             "socket": str(paths.AppPaths(name).stable_socket)}
-            for name in apps.all_names()]
+
+def internal_subjects(current: settings.Settings) -> list[str]:
+    """The names Caddy's internal CA signs under --tls auto (the others go to ACME)."""
+    if current.tls != "auto":
+        return []
+    subjects = {name for app in apps.all_names() for name in domains.names_of(app, current)
+                if settings.is_internal(name)}
+    if settings.is_internal(current.domain):
+        subjects = {name for name in subjects if not name.endswith("." + current.domain)}
+        subjects.add("*." + current.domain)
+    return sorted(subjects)
+
+
+def issuer(current: settings.Settings) -> dict:
+    if current.tls == "internal":
+        return {"module": "internal"}
+    acme: dict = {"module": "acme"}
+    if current.acme_ca:
+        acme["ca"] = current.acme_ca
+    if current.acme_email:
+        acme["email"] = current.acme_email
+    if current.acme_ca_root:
+        acme["trusted_roots_pem_files"] = [current.acme_ca_root]
+    return acme
 
 
 def render(current: settings.Settings) -> str:
-    text = templates.render("caddy.json.j2", admin_socket=str(paths.CADDY_ADMIN_SOCKET),
-                            http_port=current.http_port, routes=routes(current))
+    https_suffix = "" if current.https_port == 443 else f":{current.https_port}"
+    text = templates.render(
+        "caddy.json.j2", admin_socket=str(paths.CADDY_ADMIN_SOCKET), hosts_dir=str(domains.hosts_dir()),
+        http_port=current.http_port, https_port=current.https_port, https_suffix=https_suffix,
+        tls=current.tls, ask_address=ASK_ADDRESS, internal_pattern=INTERNAL_PATTERN,
+        internal_subjects=internal_subjects(current), issuer=issuer(current))
     json.loads(text)  # a template mistake must fail here, not inside Caddy
     return text
 
 
 def apply(current: settings.Settings | None = None) -> None:
-    """Load the route table into the running Caddy, then keep it as the file Caddy reads at
-    boot. An unchanged table is not loaded again: every load reloads all of Caddy. A table
+    """Load the config into the running Caddy, then keep it as the file Caddy reads at boot.
+    An unchanged config is not loaded again: every load reloads all of Caddy. A config
     Caddy refuses is not kept."""
     config = render(current or settings.load())
     if paths.CADDY_CONFIG.exists() and paths.CADDY_CONFIG.read_text() == config:
         return
     _load(config)
     state.write_atomic(paths.CADDY_CONFIG, config)
+
+
+def write() -> None:
+    """Only the file Caddy reads when it starts (before a restart)."""
+    config = render(settings.load())
+    if not (paths.CADDY_CONFIG.exists() and paths.CADDY_CONFIG.read_text() == config):
+        state.write_atomic(paths.CADDY_CONFIG, config)
 
 
 def _load(config: str) -> None:

@@ -1,31 +1,75 @@
-"""Host-wide settings: the global domain and the proxy's port."""
+"""Host-wide settings: the global domain, the proxy's ports and how HTTPS certificates are got."""
 
-from dataclasses import asdict, dataclass
+import ipaddress
+from dataclasses import asdict, dataclass, fields
 
 from podku import names, paths, state
+from podku.errors import UsageError
 
 DEFAULT_DOMAIN = "podku.localhost"
+TLS_MODES = ("auto", "internal", "off")
+# Names under these never get a certificate from an ACME CA: Caddy's internal CA signs them.
+INTERNAL_SUFFIXES = (".localhost", ".test", ".internal", ".local")
+
+
+def is_internal(name: str) -> bool:
+    """A name no public CA will sign: reserved TLDs, localhost, IP literals."""
+    if name == "localhost" or name.endswith(INTERNAL_SUFFIXES):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
 class Settings:
     domain: str = DEFAULT_DOMAIN
     http_port: int = 80
+    https_port: int = 443
+    tls: str = "auto"            # auto: ACME for public names, internal CA for the rest
+    acme_email: str = ""
+    acme_ca: str = ""            # empty: Caddy's default (Let's Encrypt, ZeroSSL fallback)
+    acme_ca_root: str = ""       # a PEM file trusted for acme_ca (a private ACME CA)
 
     def app_host(self, app: str) -> str:
         return f"{app}.{self.domain}"
 
-    def app_url(self, app: str) -> str:
+    def uses_https(self, name: str) -> bool:
+        """Whether HTTP for `name` redirects to HTTPS (public names with a real certificate)."""
+        return self.tls == "auto" and not is_internal(name)
+
+    def url(self, name: str) -> str:
+        if self.uses_https(name):
+            port = "" if self.https_port == 443 else f":{self.https_port}"
+            return f"https://{name}{port}/"
         port = "" if self.http_port == 80 else f":{self.http_port}"
-        return f"http://{self.app_host(app)}{port}/"
+        return f"http://{name}{port}/"
+
+    def app_url(self, app: str) -> str:
+        return self.url(self.app_host(app))
 
 
 def load() -> Settings:
-    return Settings(**state.read_json(paths.SETTINGS, {}))
+    data = state.read_json(paths.SETTINGS, {})
+    known = {field.name for field in fields(Settings)}
+    return Settings(**{key: value for key, value in data.items() if key in known})
+
+
+def validate(settings: Settings) -> Settings:
+    names.domain(settings.domain)
+    for port in (settings.http_port, settings.https_port):
+        if not 1 <= port <= 65535:
+            raise ValueError(f"invalid port {port}")
+    if settings.tls not in TLS_MODES:
+        raise UsageError(f"invalid TLS mode {settings.tls!r}: use one of {', '.join(TLS_MODES)}")
+    if settings.acme_ca and not settings.acme_ca.startswith("https://"):
+        raise UsageError(f"invalid ACME CA {settings.acme_ca!r}: expected an https:// directory URL")
+    if settings.acme_email and (" " in settings.acme_email or "@" not in settings.acme_email):
+        raise UsageError(f"invalid ACME email {settings.acme_email!r}")
+    return settings
 
 
 def save(settings: Settings) -> None:
-    names.domain(settings.domain)
-    if not 1 <= settings.http_port <= 65535:
-        raise ValueError(f"invalid port {settings.http_port}")
-    state.write_json(paths.SETTINGS, asdict(settings))
+    state.write_json(paths.SETTINGS, asdict(validate(settings)))

@@ -16,8 +16,10 @@ host_packages=(
   git openssh-server openssh-client python3 python3-venv python3-pip
   python3-click python3-jinja2 python3-pystemd python3-setuptools
   procps iproute2 curl less
+  pebble openssl
 )
-base_packages=(python3 python3-venv python3-pip ca-certificates)
+# python3-flask and gunicorn: the POST-body test app (a view that ignores the body).
+base_packages=(python3 python3-venv python3-pip ca-certificates python3-flask gunicorn)
 
 key() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
@@ -46,8 +48,8 @@ mkdir -p "$cache"
 # Concurrent runs (two checkouts on one machine) build one copy, one after the other.
 exec 9>"$cache/.lock"
 flock 9
-rootfs=$cache/rootfs-$(key "$suite" "$mirror" "${host_packages[@]}" v1)
-base=$cache/base-$(key "$suite" "$mirror" "${base_packages[@]}" v1).tar
+rootfs=$cache/rootfs-$(key "$suite" "$mirror" "${host_packages[@]}" v2)
+base=$cache/base-$(key "$suite" "$mirror" "${base_packages[@]}" v2).tar
 [ -d "$rootfs" ] || build_rootfs "$rootfs"
 [ -f "$base" ] || build_base "$base"
 echo "$rootfs"

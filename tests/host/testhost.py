@@ -174,9 +174,12 @@ class TestHost:
         kwargs.setdefault("text", True)
         return subprocess.run(["ip", "netns", "exec", self.netns, *argv], **kwargs)
 
-    def install(self, *extra: str) -> subprocess.CompletedProcess:
+    def install(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+        # Test hosts never reach for a public ACME CA: Caddy's internal CA unless a test
+        # passes its own --tls (the ACME test points --acme-ca at a local pebble).
+        tls = [] if "--tls" in extra else ["--tls", "internal"]
         return self.run(["/opt/podku-src/install.sh", "--base-image-tar", "/var/tmp/podku-base.tar",
-                         "--ssh-key", "/opt/test-key.pub", *extra], timeout=900)
+                         "--ssh-key", "/opt/test-key.pub", *tls, *extra], timeout=900, check=check)
 
     # --- clients -----------------------------------------------------------------------
 
@@ -251,15 +254,15 @@ class LoadRun:
     namespace) while a test changes the app; the records come back when it ends."""
 
     def __init__(self, machine: TestHost, app: str, workdir: Path, clients: int = 8,
-                 keepalive: str = "mix", path: str = "/"):
+                 keepalive: str = "mix", path: str = "/", post_every: int = 0, host_header: str | None = None):
         self.load = load
         self.out, self.stop, self.ready = workdir / "load.json", workdir / "load.stop", workdir / "load.ready"
         for leftover in (self.out, self.stop, self.ready):  # from an earlier run in workdir
             leftover.unlink(missing_ok=True)
         argv = [sys.executable, str(LOAD_TOOL), "--url", "http://127.0.0.1:80/", "--host-header",
-                f"{app}.podku.localhost", "--clients", str(clients), "--keepalive", keepalive,
+                host_header or f"{app}.podku.localhost", "--clients", str(clients), "--keepalive", keepalive,
                 "--duration", "900", "--out", str(self.out), "--stop-file", str(self.stop),
-                "--ready-file", str(self.ready), "--path", path]
+                "--ready-file", str(self.ready), "--path", path, "--post-every", str(post_every)]
         self.process = subprocess.Popen(["ip", "netns", "exec", machine.netns, *argv],
                                         stdout=subprocess.PIPE, text=True)
         self.records: list[dict] = []

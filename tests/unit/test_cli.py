@@ -102,8 +102,10 @@ def test_apps_list(home, capsys):
 
 def test_urls_follows_the_global_domain_and_port(home, capsys):
     apps.save(apps.App(name="web"))
-    settings.save(settings.Settings(domain="example.com", http_port=8080))
+    settings.save(settings.Settings(domain="example.com", http_port=8080, tls="off"))
     assert podku(capsys, "urls", "web") == (0, "http://web.example.com:8080/\n", "")
+    settings.save(settings.Settings(domain="example.com", http_port=8080, tls="auto"))
+    assert podku(capsys, "urls", "web") == (0, "https://web.example.com/\n", "")
 
 
 def test_config_show_and_get(home, capsys):

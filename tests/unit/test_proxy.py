@@ -2,81 +2,102 @@ import json
 
 import pytest
 
-from podku import apps, paths, proxy
+from podku import apps, domains, paths, proxy
 from podku.settings import Settings
 
 
-def app_routes(config: dict) -> list[dict]:
-    """The routes that send a host to an app (not the catch-all ones)."""
-    return [route for route in config["apps"]["http"]["servers"]["podku"]["routes"] if "match" in route]
+def servers(config: dict) -> dict:
+    return config["apps"]["http"]["servers"]
 
 
-def server(config: dict) -> dict:
-    return config["apps"]["http"]["servers"]["podku"]
+def app_route(server: dict) -> dict:
+    [route] = [route for route in server["routes"] if route.get("@id") == "podku-apps"]
+    return route
 
 
-@pytest.mark.parametrize("count", [0, 1, 2, 3])
-def test_render_is_valid_json_for_any_number_of_apps(home, count):
+def render(**settings) -> dict:
+    return json.loads(proxy.render(Settings(**settings)))
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_creating_apps_changes_nothing_in_the_config(home, count):
+    before = proxy.render(Settings(tls="internal"))
     for number in range(count):
         apps.save(apps.App(name=f"app{number}"))
-    config = json.loads(proxy.render(Settings()))
-    assert len(app_routes(config)) == count
+        domains.app_created(f"app{number}")
+    assert proxy.render(Settings(tls="internal")) == before
+    assert proxy.render(Settings(tls="auto")) == proxy.render(Settings(tls="auto"))
 
 
-def test_each_app_gets_a_route_to_its_stable_socket(home):
-    apps.save(apps.App(name="one"))
-    apps.save(apps.App(name="two"))
-    config = json.loads(proxy.render(Settings(domain="example.com")))
-    routes = app_routes(config)
-    assert [route["match"] for route in routes] == [[{"host": ["one.example.com"]}],
-                                                     [{"host": ["two.example.com"]}]]
-    dials = [route["handle"][0]["upstreams"][0]["dial"] for route in routes]
-    assert dials == ["unix/" + str(paths.AppPaths("one").stable_socket),
-                     "unix/" + str(paths.AppPaths("two").stable_socket)]
-    assert dials[0] == f"unix/{paths.STABLE_SOCKETS}/one.sock"
-    assert all(route["handle"][0]["handler"] == "reverse_proxy" for route in routes)
-    assert all(route["terminal"] is True for route in routes)
+def test_one_route_dials_the_host_name_when_its_link_exists(home):
+    route = app_route(servers(render())["podku"])
+    assert route["match"] == [{"file": {"root": str(domains.hosts_dir()), "try_files": ["{http.request.host}"]}}]
+    [handler] = route["handle"]
+    assert handler["handler"] == "reverse_proxy"
+    assert handler["upstreams"] == [{"dial": "unix/{http.request.host}"}]
+    assert route["terminal"] is True
 
 
-def test_route_ids_name_the_app(home):
-    apps.save(apps.App(name="one"))
-    config = json.loads(proxy.render(Settings()))
-    assert app_routes(config)[0]["@id"] == "podku-app-one"
+def test_tls_off_is_plain_http_only(home):
+    config = render(tls="off")
+    assert list(servers(config)) == ["podku"]
+    assert "tls" not in config["apps"]
+    assert servers(config)["podku"]["automatic_https"] == {"disable": True}
 
 
-def test_automatic_https_is_disabled(home):
-    config = json.loads(proxy.render(Settings()))
-    assert server(config)["automatic_https"] == {"disable": True}
+def test_tls_internal_signs_every_name_with_the_internal_ca_on_demand(home):
+    config = render(tls="internal")
+    assert servers(config)["podku-tls"]["listen"] == [":443"]
+    assert servers(config)["podku-ask"]["listen"] == [proxy.ASK_ADDRESS]
+    automation = config["apps"]["tls"]["automation"]
+    assert automation["on_demand"] == {"ask": f"http://{proxy.ASK_ADDRESS}/check"}
+    assert automation["policies"] == [{"issuers": [{"module": "internal"}], "on_demand": True}]
+    assert config["apps"]["pki"]["certificate_authorities"]["local"]["install_trust"] is False
+    assert all(r.get("@id") != "podku-https-redirect" for r in servers(config)["podku"]["routes"])
 
 
-def test_listens_on_the_configured_port(home):
-    assert server(json.loads(proxy.render(Settings())))["listen"] == [":80"]
-    assert server(json.loads(proxy.render(Settings(http_port=8080))))["listen"] == [":8080"]
+def test_tls_auto_keeps_internal_names_away_from_acme(home):
+    apps.save(apps.App(name="web"))
+    domains.save("web", domains.Domains(custom=["web.test", "www.example.com"]))
+    config = render(tls="auto", acme_ca="https://ca.example/dir", acme_email="me@example.com",
+                    acme_ca_root="/r.pem")
+    internal, public = config["apps"]["tls"]["automation"]["policies"]
+    assert internal == {"subjects": ["*.podku.localhost", "web.test"], "issuers": [{"module": "internal"}],
+                        "on_demand": True}
+    assert public == {"issuers": [{"module": "acme", "ca": "https://ca.example/dir", "email": "me@example.com",
+                                   "trusted_roots_pem_files": ["/r.pem"]}], "on_demand": True}
+
+
+def test_tls_auto_redirects_public_names_but_not_challenges_or_internal_names(home):
+    [redirect] = [r for r in servers(render(tls="auto"))["podku"]["routes"] if r.get("@id") == "podku-https-redirect"]
+    match = redirect["match"][0]
+    assert match["not"][0] == {"path": ["/.well-known/acme-challenge/*"]}
+    pattern = match["not"][1]["vars_regexp"]["{http.request.host}"]["pattern"]
+    import re
+    assert re.search(pattern, "a.podku.localhost") and re.search(pattern, "10.1.2.3")
+    assert not re.search(pattern, "www.example.com")
+    assert redirect["handle"][0]["status_code"] == 308
+
+
+def test_listens_on_the_configured_ports(home):
+    assert servers(render())["podku"]["listen"] == [":80"]
+    assert servers(render(http_port=8080, https_port=8443))["podku-tls"]["listen"] == [":8443"]
 
 
 def test_admin_api_listens_on_the_unix_socket_for_localhost_only(home):
-    admin = json.loads(proxy.render(Settings()))["admin"]
+    admin = render()["admin"]
     assert admin["listen"] == "unix/" + str(paths.CADDY_ADMIN_SOCKET)
     assert admin["origins"] == ["localhost"]
 
 
-def test_routes_lists_the_apps_that_exist(home):
-    apps.save(apps.App(name="web"))
-    assert proxy.routes(Settings()) == [{"app": "web", "hosts": ["web.podku.localhost"],
-                                         "socket": str(paths.AppPaths("web").stable_socket)}]
-
-
 def test_apply_writes_the_config_when_caddy_is_not_running(home):
-    apps.save(apps.App(name="web"))
     proxy.apply()
-    written = json.loads(paths.CADDY_CONFIG.read_text())
-    assert [r["match"] for r in app_routes(written)] == [[{"host": ["web.podku.localhost"]}]]
+    assert json.loads(paths.CADDY_CONFIG.read_text())["apps"]["http"]["servers"]["podku"]
 
 
 def test_apply_posts_the_config_to_the_admin_api(home, http_socket, monkeypatch):
     caddy = http_socket(status=200, body=b"")
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
-    apps.save(apps.App(name="web"))
     proxy.apply()
     [request] = caddy.requests
     assert (request["method"], request["path"]) == ("POST", "/load")
@@ -93,16 +114,17 @@ def test_apply_reports_a_refusal_by_caddy(home, http_socket, monkeypatch):
         proxy.apply()
 
 
-def test_an_unchanged_route_table_is_not_loaded_again(home, http_socket, monkeypatch):
+def test_an_unchanged_config_is_not_loaded_again_and_new_apps_load_nothing(home, http_socket, monkeypatch):
     caddy = http_socket(status=200, body=b"")
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
-    apps.save(apps.App(name="web"))
     proxy.apply()
+    apps.save(apps.App(name="web"))
+    domains.app_created("web")
     proxy.apply()
     assert len(caddy.requests) == 1
 
 
-def test_a_refused_route_table_is_not_kept(home, http_socket, monkeypatch):
+def test_a_refused_config_is_not_kept(home, http_socket, monkeypatch):
     from podku.errors import PodkuError
 
     proxy.apply()  # Caddy not running: the file is written
@@ -110,6 +132,15 @@ def test_a_refused_route_table_is_not_kept(home, http_socket, monkeypatch):
     caddy = http_socket(status=400, body=b"no\n")
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
     apps.save(apps.App(name="web"))
+    domains.save("web", domains.Domains(custom=["web.test"]))
     with pytest.raises(PodkuError):
         proxy.apply()
     assert paths.CADDY_CONFIG.read_text() == before
+
+
+def test_write_only_writes_the_file(home, http_socket, monkeypatch):
+    caddy = http_socket(status=200, body=b"")
+    monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
+    proxy.write()
+    assert json.loads(paths.CADDY_CONFIG.read_text())["apps"]["http"]
+    assert caddy.requests == []

@@ -100,6 +100,7 @@ def test_values_are_not_html_escaped():
 def test_caddy_unit_points_at_the_config():
     unit = templates.render("podku-caddy.service.j2", config="/x/caddy.json", admin_socket="/x/a.sock")
     assert directives(unit)["ExecStart"] == ["/usr/local/lib/podku/caddy run --config /x/caddy.json"]
+    assert directives(unit)["WorkingDirectory"] == ["/x/hosts"]  # Caddy dials names relative to it
 
 
 PORT_VALUES = dict(VALUES, port=5000, podku=Path("/opt/podku/bin/podku"))

@@ -1,0 +1,272 @@
+"""The names each app answers to, as one symlink per name that Caddy's single route follows.
+
+~/.local/state/podku/hosts/NAME -> ../sock/APP.sock. Caddy routes a request when the file
+named by its Host header exists there and dials it: adding or removing a name is a symlink
+change, never a Caddy config load (HOSTS.md: a load drops requests on keep-alive
+connections). Only the list of internal-CA names under --tls auto is in Caddy's config."""
+
+import contextlib
+import ipaddress
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+
+from podku import apps, output, paths, proxy, settings, state
+from podku.errors import UsageError
+
+
+def hosts_dir():
+    """One symlink per routed name (Caddy's working directory)."""
+    return paths.STATE / "hosts"
+
+
+def lock_path():
+    return paths.STATE / "domains.lock"
+
+# Caddy dials the name relative to the hosts directory: a unix socket path has 107 bytes.
+MAX_NAME_LENGTH = 100
+LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+RESOLVE_TIMEOUT = 2.0
+
+
+class InvalidDomain(UsageError):
+    """A name that cannot be routed: says why."""
+
+
+class DomainTaken(UsageError):
+    """A name another app answers to."""
+
+
+@dataclass(frozen=True)
+class Domains:
+    default: bool = True                       # APP.DOMAIN
+    custom: list[str] = field(default_factory=list)
+
+
+# --- names -----------------------------------------------------------------------------
+
+def parse(text: str) -> str:
+    """A host name as routed: lower case, IDN labels in punycode, no trailing dot."""
+    raw = (text or "").strip()
+    if "*" in raw:
+        raise InvalidDomain(f"invalid domain {text!r}: wildcards are not supported, add each name")
+    name = raw.lower().removesuffix(".")
+    if not name:
+        raise InvalidDomain("invalid domain '': empty")
+    if _is_ipv4(name):
+        return str(ipaddress.IPv4Address(name))
+    if ":" in name or name.startswith("["):
+        raise InvalidDomain(f"invalid domain {text!r}: IPv6 literals are not supported")
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError as error:
+            raise InvalidDomain(f"invalid domain {text!r}: not a valid international name ({error})") from None
+    return _check_labels(text, name)
+
+
+def _check_labels(text: str, name: str) -> str:
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidDomain(f"invalid domain {text!r}: longer than {MAX_NAME_LENGTH} characters")
+    labels = name.split(".")
+    if len(labels) < 2:
+        raise InvalidDomain(f"invalid domain {text!r}: use a fully qualified name like app.example.com")
+    for label in labels:
+        if not LABEL.fullmatch(label):
+            raise InvalidDomain(f"invalid domain {text!r}: label {label!r} must be 1-63 letters, "
+                                "digits or inner dashes")
+        if label.startswith("xn--") and not _valid_punycode(label):
+            raise InvalidDomain(f"invalid domain {text!r}: label {label!r} is not valid punycode")
+    if labels[-1].isdigit():
+        raise InvalidDomain(f"invalid domain {text!r}: the last label may not be a number")
+    return name
+
+
+def _valid_punycode(label: str) -> bool:
+    try:
+        return bool(label[4:].encode("ascii").decode("punycode"))
+    except UnicodeError:
+        return False
+
+
+def _is_ipv4(name: str) -> bool:
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_all(texts: Iterable[str]) -> list[str]:
+    """Every name checked before anything changes; duplicates dropped, order kept."""
+    return list(dict.fromkeys(parse(text) for text in texts))
+
+
+# --- state ------------------------------------------------------------------------------
+
+def _record(app: str):
+    return paths.AppPaths(app).root / "domains.json"
+
+
+def load(app: str) -> Domains:
+    data = state.read_json(_record(app), {})
+    return Domains(default=data.get("default", True), custom=list(data.get("custom", [])))
+
+
+def save(app: str, domains: Domains) -> None:
+    state.write_json(_record(app), asdict(domains))
+
+
+def names_of(app: str, current: settings.Settings | None = None, domains: Domains | None = None) -> list[str]:
+    """What the app answers to: its default name (unless removed), then its own names."""
+    current = current or settings.load()
+    domains = domains if domains is not None else load(app)
+    default = [current.app_host(app)] if domains.default else []
+    return list(dict.fromkeys(default + domains.custom))
+
+
+def owners(current: settings.Settings | None = None, skip: str | None = None) -> dict[str, str]:
+    """Every routed name -> its app (leaving out the app `skip`)."""
+    current = current or settings.load()
+    held: dict[str, str] = {}
+    for app in apps.all_names():
+        if app == skip:
+            continue
+        for name in names_of(app, current):
+            held.setdefault(name, app)
+    return held
+
+
+@contextlib.contextmanager
+def changing(app: str) -> Iterator[None]:
+    """The app's lock, then the host-wide domains lock (names are unique across apps)."""
+    with apps.lock(app), state.locked(lock_path(), "domains"):
+        yield
+
+
+# --- links --------------------------------------------------------------------------------
+
+def link(name: str, app: str) -> None:
+    target = os.path.relpath(paths.AppPaths(app).stable_socket, hosts_dir())
+    state.symlink_atomic(target, hosts_dir() / name)
+
+
+def unlink(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (hosts_dir() / name).unlink()
+
+
+def linked() -> dict[str, str]:
+    """name -> app, as the hosts directory says now."""
+    if not hosts_dir().is_dir():
+        return {}
+    found = {}
+    for entry in hosts_dir().iterdir():
+        if entry.is_symlink() and not entry.name.startswith("."):
+            found[entry.name] = os.path.basename(os.readlink(entry)).removesuffix(".sock")
+    return found
+
+
+def reconcile() -> None:
+    """Make the hosts directory say what the apps' records say (setup, set-global)."""
+    hosts_dir().mkdir(parents=True, exist_ok=True)
+    wanted = owners()
+    for name, app in linked().items():
+        if wanted.get(name) != app:
+            unlink(name)
+    for name, app in wanted.items():
+        link(name, app)
+
+
+# --- what the commands do ------------------------------------------------------------------
+
+def _refuse_taken(app: str, names: list[str], current: settings.Settings) -> None:
+    held = owners(current, skip=app)
+    for name in names:
+        if name in held:
+            raise DomainTaken(f"domain {name} is already used by app {held[name]}")
+
+
+def change(app: str, wanted: Domains) -> tuple[list[str], list[str]]:
+    """Give the app exactly the names `wanted` says; returns (added, removed). Internal
+    names under --tls auto go into Caddy's config first (the one load this may cost)."""
+    current = settings.load()
+    before = names_of(app, current)
+    after = names_of(app, current, wanted)
+    _refuse_taken(app, after, current)
+    added = [name for name in after if name not in before]
+    removed = [name for name in before if name not in after]
+    for name in removed:
+        unlink(name)
+    save(app, wanted)
+    proxy.apply()  # a no-op unless the internal-CA names changed
+    for name in added:
+        link(name, app)
+    return added, removed
+
+
+def app_created(app: str) -> None:
+    """A new app answers to APP.DOMAIN, unless another app already has that name."""
+    with state.locked(lock_path(), "domains"):
+        current = settings.load()
+        name = current.app_host(app)
+        holder = owners(current, skip=app).get(name)
+        if holder is not None:
+            save(app, Domains(default=False))
+            output.warn(f"{name} is a domain of app {holder}: {app} has no default name")
+            return
+        save(app, Domains())
+        link(name, app)
+
+
+def app_destroyed(app: str) -> None:
+    with state.locked(lock_path(), "domains"):
+        for name, owner in linked().items():
+            if owner == app:
+                unlink(name)
+
+
+# --- DNS -----------------------------------------------------------------------------------
+
+def resolve(name: str, timeout: float = RESOLVE_TIMEOUT) -> list[str] | None:
+    """The addresses `name` resolves to; None when the lookup takes longer than `timeout`."""
+    found: dict[str, list[str]] = {}
+
+    def lookup() -> None:
+        with contextlib.suppress(OSError, UnicodeError):
+            infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+            found["addresses"] = list(dict.fromkeys(info[4][0] for info in infos))
+    worker = threading.Thread(target=lookup, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        return None
+    return found.get("addresses", [])
+
+
+def is_local_address(address: str) -> bool:
+    """Whether this host has `address` (binding to it succeeds only then)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+def report_dns(name: str) -> None:
+    """Say where `name` points, and warn when that is not here."""
+    addresses = resolve(name)
+    if addresses is None:
+        output.warn(f"{name}: DNS lookup timed out; point it at this host before requesting HTTPS")
+    elif not addresses:
+        output.warn(f"{name} does not resolve; point it at this host before requesting HTTPS")
+    elif not any(is_local_address(address) for address in addresses):
+        output.warn(f"{name} resolves to {', '.join(addresses)}, not to this host: "
+                    "requests and certificates will fail until DNS points here")
+    else:
+        output.detail(f"{name} resolves to {', '.join(addresses)} (this host)")
