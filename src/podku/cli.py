@@ -20,6 +20,7 @@ from podku import (
     names,
     oneoff,
     output,
+    processes,
     proxy,
     receive,
     reconcile,
@@ -260,10 +261,12 @@ def _change_checks(app: str, change) -> None:
 @app_argument
 @click.option("-n", "--num", default=100, type=click.IntRange(1, 100000))
 @click.option("-t", "--tail", "follow", is_flag=True, help="Follow.")
-def logs(app: str, num: int, follow: bool) -> None:
+@click.option("-p", "--process", default=None, help="Only this process type (web, worker, cron, ...).")
+def logs(app: str, num: int, follow: bool, process: str | None) -> None:
     """The app's log (all its releases), from the journal."""
     apps.load(app)
-    units = [unit for release in releases.all_of(app) for unit in release.units]
+    every = releases.all_of(app)
+    units = processes.log_units(app, every, process)
     if not units:  # journalctl without a unit filter would print every unit's log
         raise PodkuError(f"{app} has no logs yet: it has never been deployed")
     argv = ["journalctl", "--quiet", "--no-pager", "--output", "short-iso", "--lines", str(num)]
@@ -389,3 +392,6 @@ def _fail(error: BaseException | None, message: str, exit_code: int) -> NoReturn
         traceback.print_exception(error)
     output.warn(output.one_line(message))
     sys.exit(exit_code)
+
+
+from podku import ps_cli  # noqa: E402, F401  (ps:scale, cron:*, ...: registers on `cli`)
