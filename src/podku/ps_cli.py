@@ -4,7 +4,22 @@ cron:list, cron:run. Registered on podku.cli's group (cli.py imports this module
 import click
 
 from podku import apps, cron, deploy, output, processes, procfile, reconcile, systemd
-from podku.cli import app_argument, command
+from podku.cli import app_argument
+from podku.cli import command as cli_command
+from podku.errors import UsageError
+
+
+class StrictCommand(click.Command):
+    """No `--` in the arguments: none of these commands takes words that look like options."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            raise UsageError(f"`--` is not an argument of {ctx.info_name}")
+        return super().parse_args(ctx, args)
+
+
+def command(name: str):
+    return cli_command(name, cls=StrictCommand)
 
 
 @command("ps:scale")
