@@ -60,7 +60,8 @@ def test_timers_follow_the_live_release_and_go_with_the_app(host, monkeypatch):
         deploy.deploy_revision(apps.load("web"), "a" * 40)
     service = systemd.unit_file("web-cron@1.service").read_text()
     assert '"python3" "task.py" "a b"' in service and "localhost/podku/web:r1" in service
-    assert "OnCalendar=*-*-* *:00,05,10,15,20,25,30,35,40,45,50,55:00" in systemd.unit_file("web-cron@1.timer").read_text()
+    timer = systemd.unit_file("web-cron@1.timer").read_text()
+    assert "OnCalendar=*-*-* *:00,05,10,15,20,25,30,35,40,45,50,55:00" in timer
     assert "web-cron@1.timer" in systemd.enabled("timers.target")
     assert "web-cron@1.timer" in host.manager.active
     with apps.lock("web"):
