@@ -2,7 +2,9 @@
 
 Unit names, for app APP and release N:
   APP-rN.service            web instance 1: the socket's own service, started by the first
-                            connection (socket activation), as before process types existed
+                            connection (socket activation), as before process types existed;
+                            with web=2 or more reconcile starts it (systemd would not: the
+                            socket is in use by the other instances)
   APP-rN-web@I.service      web instances 2..: `Sockets=APP-rN.socket`, so every instance
                             accepts on the one listening socket and the kernel spreads the
                             connections (fd-3 apps only; a $PORT app runs one web instance)
@@ -169,6 +171,8 @@ def reconcile(app: apps.App, live: Release | None, every: list[Release]) -> list
             fixed.append(f"stopped {unit}")
     if live is not None and (app.stopped or scale_of(app, live)[WEB] == 0):
         fixed += _stop_first_web(live)
+    elif live is not None and any(unit.startswith(f"{live.unit}-{WEB}@") for unit in wanted):
+        fixed += _start_first_web(live)
     return fixed
 
 
@@ -194,6 +198,14 @@ def _start(units: list[str]) -> list[str]:
             continue
         fixed.append(f"started {unit}")
     return fixed
+
+
+def _start_first_web(live: Release) -> list[str]:
+    """With web@2.. accepting on the socket, systemd sees the socket in use and never
+    activates instance 1 by itself (seen after a reboot): start it with them."""
+    if systemd.active_state(live.web_unit) in ("active", "activating"):
+        return []
+    return _start([live.web_unit])
 
 
 def _stop_first_web(live: Release) -> list[str]:

@@ -149,12 +149,23 @@ def test_stop_and_start(host, repo):
 
 
 def test_after_a_reboot_the_app_is_back_at_its_scale_with_its_timers(host, repo):
+    live = int(re.search(r"Live release:\s+(\d+)", host.ssh("ps:report", APP).stdout).group(1))
     host.ssh("ps:scale", APP, "web=2", "worker=2")
     host.reboot()
     timers = lambda: host.as_deploy_user(f"systemctl --user is-active {APP}-cron@1.timer",  # noqa: E731
                                          check=False).stdout.strip() == "active"
-    wait_for(timers, 60, "the cron timer")
-    assert host.http_get(DOMAIN) == (200, "one r2")  # web instance 1 starts on its first request
-    wait_for(lambda: containers(host, 2) == sorted([f"podku-{APP}-r2", f"podku-{APP}-r2-web-2",
-                                                    f"podku-{APP}-r2-worker-1", f"podku-{APP}-r2-worker-2"]),
-             60, "web=2 worker=2 after the reboot")
+    wanted = sorted(f"podku-{APP}-r{live}{suffix}" for suffix in ("", "-web-2", "-worker-1", "-worker-2"))
+    try:
+        wait_for(timers, 60, "the cron timer")
+        wait_for(lambda: host.http_get(DOMAIN)[0] == 200, 90, "an answer after the reboot")
+        wait_for(lambda: [name for name in containers(host, live) if "cron" not in name] == wanted,
+                 90, "web=2 worker=2 after the reboot")
+    except AssertionError as error:
+        units = host.as_deploy_user(f"systemctl --user list-units --all --no-legend --plain '{APP}-*';"
+                                    "podman ps -a --format '{{.Names}} {{.Status}}';"
+                                    "systemctl --user status podku-caddy --no-pager | tail -5;"
+                                    f"ls -l ~/.config/systemd/user/default.target.wants;"
+                                    "journalctl --user -u podku-reconcile --no-pager | tail -20;"
+                                    f"journalctl --user -u '{APP}-r*-worker@*' --no-pager | tail -30",
+                                    check=False)
+        raise AssertionError(f"{error}\n{units.stdout}\n{units.stderr}") from None

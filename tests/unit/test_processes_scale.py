@@ -90,7 +90,12 @@ def test_reconcile_restores_instances_and_links_after_a_reboot(host):
     fixed = reconcile.reconcile(apps.load("web"))
     assert "started web-r1-worker@2.service" in fixed
     assert {"web-r1.socket", "web-r1-worker@1.service", "web-r1-worker@2.service"} <= host.manager.active
+    assert "web-r1.service" not in host.manager.active  # web=1: socket-activated, lazily
     assert len(wants()) == 3
+    scale("web=2")
+    host.manager.active.clear()  # a reboot: web@2 takes the socket, systemd would never start web 1
+    reconcile.reconcile(apps.load("web"))
+    assert {"web-r1.service", "web-r1-web@2.service"} <= host.manager.active
 
 
 @pytest.mark.parametrize("words, message", [
