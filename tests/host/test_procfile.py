@@ -148,6 +148,13 @@ def test_stop_and_start(host, repo):
     wait_for(lambda: f"podku-{APP}-r2-worker-1" in containers(host, 2), 30, "the worker back")
 
 
+def test_rebuild_builds_the_live_revision_and_runs_the_release_task(host, repo):
+    live = int(re.search(r"Live release:\s+(\d+)", host.ssh("ps:report", APP).stdout).group(1))
+    rebuilt = host.ssh("ps:rebuild", APP)
+    assert f"release: ran for r{live + 2} GREETING=hi" in rebuilt.stdout + rebuilt.stderr  # r{live+1} failed
+    assert host.http_get(DOMAIN) == (200, f"one r{live + 2}")
+
+
 def test_after_a_reboot_the_app_is_back_at_its_scale_with_its_timers(host, repo):
     live = int(re.search(r"Live release:\s+(\d+)", host.ssh("ps:report", APP).stdout).group(1))
     host.ssh("ps:scale", APP, "web=2", "worker=2")

@@ -172,3 +172,21 @@ def test_swap_stop_release_forgets_instances(host):
     swap.stop_release(release)
     assert not any(unit.startswith("web-r1") for unit in host.manager.active)
     assert wants() == []
+
+
+def test_predeploy_release_and_postdeploy_run_in_order_and_postdeploy_only_warns(host, monkeypatch, capsys):
+    scripts = {"scripts": {"dokku": {"predeploy": "./pre 'a b'", "postdeploy": "./post"}}}
+    monkeypatch.setattr(deploy, "_app_json", lambda app, rev: scripts)
+    seen = []
+
+    def run_task(release, name, argv, env):
+        seen.append((name, argv, apps.load("web").live_release))
+        if name == "postdeploy":
+            raise deploytasks.TaskFailed("the postdeploy task failed with exit code 1")
+
+    monkeypatch.setattr(deploytasks, "run_task", run_task)
+    push()
+    assert seen == [("predeploy", ["./pre", "a b"], None), ("release", ["./migrate"], None),
+                    ("postdeploy", ["./post"], 1)]
+    assert "postdeploy task failed" in capsys.readouterr().err
+    assert apps.load("web").live_release == 1
