@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from podku import health
+from podku import cron, deploytasks, health
 from podku.errors import UsageError
 
 MAX_BYTES = 1024 * 1024
@@ -29,6 +29,11 @@ def parse(text: str) -> dict[str, Any]:
     if _depth(data) > MAX_DEPTH:
         raise AppJsonInvalid(f"app.json is nested deeper than {MAX_DEPTH} levels")
     _check_healthchecks(data.get("healthchecks"))
+    try:
+        cron.entries(data)
+        deploytasks.scripts(data)
+    except UsageError as error:
+        raise AppJsonInvalid(str(error)) from None
     return data
 
 

@@ -19,6 +19,8 @@ class App:
     live_release: int | None = None
     checks: dict = field(default_factory=lambda: health.Checks().to_dict())
     keep_images: int = DEFAULT_KEEP_IMAGES
+    scale: dict[str, int] = field(default_factory=dict)  # ps:scale's settings (processes.py)
+    stopped: bool = False  # ps:stop: reconcile keeps nothing of it running until ps:start
 
     @property
     def paths(self) -> paths.AppPaths:

@@ -22,6 +22,7 @@ from podku import (
     names,
     oneoff,
     output,
+    processes,
     proxy,
     receive,
     reconcile,
@@ -267,10 +268,12 @@ def _change_checks(app: str, change) -> None:
 @app_argument
 @click.option("-n", "--num", default=100, type=click.IntRange(1, 100000))
 @click.option("-t", "--tail", "follow", is_flag=True, help="Follow.")
-def logs(app: str, num: int, follow: bool) -> None:
+@click.option("-p", "--process", default=None, help="Only this process type (web, worker, cron, ...).")
+def logs(app: str, num: int, follow: bool, process: str | None) -> None:
     """The app's log (all its releases), from the journal."""
     apps.load(app)
-    units = [unit for release in releases.all_of(app) for unit in release.units]
+    every = releases.all_of(app)
+    units = processes.log_units(app, every, process)
     if not units:  # journalctl without a unit filter would print every unit's log
         raise PodkuError(f"{app} has no logs yet: it has never been deployed")
     argv = ["journalctl", "--quiet", "--no-pager", "--output", "short-iso", "--lines", str(num)]
@@ -399,4 +402,4 @@ def _fail(error: BaseException | None, message: str, exit_code: int) -> NoReturn
 
 
 # Commands kept in modules of their own register themselves on `cli` when imported.
-from podku import domains_cli  # noqa: E402,F401
+from podku import domains_cli, ps_cli  # noqa: E402,F401

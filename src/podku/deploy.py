@@ -4,7 +4,7 @@ whatever a cut-off swap left behind is healed before anything new starts."""
 
 import dataclasses
 
-from podku import appjson, apps, build, output, reconcile, releases, settings, swap
+from podku import appjson, apps, build, deploytasks, output, procfile, reconcile, releases, settings, swap
 from podku.errors import PodkuError
 from podku.releases import Release
 
@@ -19,6 +19,7 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     release_id = releases.next_id(app.name)
     tag = releases.image_tag(app.name, release_id)
     app_json = _app_json(app, rev)
+    procs = _procfile(app, rev)
     release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.config(app.name), app_json,
                            release_id=release_id)
     output.step(f"Building {app.name} from {rev[:7]} ...")
@@ -27,9 +28,9 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     except PodkuError as error:
         releases.save(release.with_outcome(releases.Outcome.FAILED))
         raise DeployFailed(f"{error}; {_still_serving(app)}") from error
-    release = dataclasses.replace(release, port=port)
+    release = dataclasses.replace(release, port=port, processes=procs)
     releases.save(release)
-    return release_to(app, release)
+    return release_to(app, release, tasks=True)
 
 
 def redeploy(app: apps.App, description: str, source: Release | None = None,
@@ -40,7 +41,9 @@ def redeploy(app: apps.App, description: str, source: Release | None = None,
     release = releases.new(app.name, base.rev, base.image, description,
                            base.config if config is None else config, base.app_json, base.port,
                            release_id=releases.next_id(app.name))
-    return release_to(app, release)
+    release = dataclasses.replace(release, processes=base.processes)
+    releases.save(release)
+    return release_to(app, release, tasks=config is not None)
 
 
 def heal(app: apps.App) -> None:
@@ -61,12 +64,15 @@ def live_release(app: apps.App) -> Release:
     return releases.load(app.name, app.live_release)
 
 
-def release_to(app: apps.App, release: Release) -> Release:
-    """Start `release` beside the live one and swap to it, or leave everything as it was."""
+def release_to(app: apps.App, release: Release, tasks: bool = False) -> Release:
+    """Start `release` beside the live one and swap to it, or leave everything as it was.
+    With `tasks`, its predeploy and release tasks run before and postdeploy after the swap."""
     output.step(f"Releasing {app.name} (release {release.id}) ...")
     try:
         swap.install_units(release)
         swap.step_done("units")
+        if tasks:
+            deploytasks.before_swap(release, str(swap.env_file(release)))
         output.step(f"Checking release {release.id} through its own socket")
         swap.start_and_check(app, release)
         swap.step_done("checked")
@@ -77,6 +83,8 @@ def release_to(app: apps.App, release: Release) -> Release:
         raise
     output.step(f"Switching {app.name} to release {release.id}")
     app = swap.go_live(app, release)  # it schedules the old release's retirement too
+    if tasks:
+        deploytasks.after_swap(release, str(swap.env_file(release)))
     output.step("Application deployed:")
     output.detail(settings.load().app_url(app.name))
     return release
@@ -86,6 +94,12 @@ def _still_serving(app: apps.App) -> str:
     if app.live_release is None:
         return "the app has no running release"
     return f"release {app.live_release} is still serving"
+
+
+def _procfile(app: apps.App, rev: str) -> procfile.Processes:
+    """The Procfile at `rev`, checked before anything is built ({} without one)."""
+    text = build.read_file_at(app.paths.repo, rev, "Procfile")
+    return {} if text is None else procfile.parse(text)
 
 
 def _app_json(app: apps.App, rev: str) -> dict:

@@ -2,7 +2,7 @@
 
 import contextlib
 
-from podku import apps, build, domains, gitrepo, names, oneoff, output, paths, proxy, releases, swap, systemd
+from podku import apps, build, cron, domains, gitrepo, names, oneoff, output, paths, proxy, releases, swap, systemd
 from podku.errors import UsageError
 
 
@@ -37,7 +37,7 @@ def destroy(name: str) -> None:
             swap.stop_release(release)
         with contextlib.suppress(FileNotFoundError):
             systemd.unit_file(f"{name}.service").unlink()
-        systemd.reload()
+        cron.remove_all(name)
         oneoff.remove_all(name)
         build.remove_images(sorted({r.image for r in releases.all_of(name)}), wait=True)
         domains.app_destroyed(name)

@@ -7,6 +7,9 @@ Derived from the record, in this order:
   symlink   the app's stable socket points at it (Caddy dials that path)
   links     APP.service is an alias of its app unit; no other release socket of the app is
             enabled; the manager is reloaded if a link changed
+  processes the live release's process instances run at the record's scale, with enable
+            links; other releases' workers are stopped (processes.py); ps:stop stops the
+            live socket too; its cron timers are the live release's (cron.py)
   outcomes  it is `live`; a release that was live is `draining` while it has units and
             `retired` without; a pending release that is not live never will be: `failed`
   retire    every other release that still has units is scheduled for retirement
@@ -18,7 +21,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from podku import apps, output, releases, state, systemd
+from podku import apps, cron, output, processes, releases, state, systemd
 from podku.errors import PodkuError
 from podku.releases import Outcome, Release
 
@@ -41,7 +44,7 @@ def reconcile(app: apps.App, after_step: StepDone = _no_hook) -> list[str]:
     every = releases.all_of(app.name)
     live = _live_release(app, every)
     fixed: list[str] = []
-    if live is not None:
+    if live is not None and not app.stopped:
         fixed += _listening(live)
     fixed += _enable_link(app, live)
     after_step("enable")
@@ -49,6 +52,9 @@ def reconcile(app: apps.App, after_step: StepDone = _no_hook) -> list[str]:
     after_step("symlink")
     fixed += _alias_and_other_links(app, live)
     after_step("links")
+    fixed += processes.reconcile(app, live, every)  # after the symlink: workers follow the web swap
+    fixed += _stopped(app, live)
+    fixed += cron.reconcile(app, live)
     fixed += _outcomes(app, every)
     after_step("outcomes")
     fixed += _schedule_retirement(app, every)
@@ -88,8 +94,16 @@ def _release_sockets(app: apps.App) -> set[str]:
     return {unit for unit in systemd.enabled(SOCKETS_TARGET) if pattern.fullmatch(unit)}
 
 
+def _stopped(app: apps.App, live: Release | None) -> list[str]:
+    """`ps:stop`: the live release's socket does not listen (processes.reconcile stopped the rest)."""
+    if live is None or not app.stopped or systemd.active_state(live.socket_unit) not in ("active", "activating"):
+        return []
+    systemd.stop(live.socket_unit)
+    return [f"stopped {live.socket_unit} ({app.name} is stopped: `podku ps:start {app.name}`)"]
+
+
 def _enable_link(app: apps.App, live: Release | None) -> list[str]:
-    if live is None or live.socket_unit in _release_sockets(app):
+    if live is None or app.stopped or live.socket_unit in _release_sockets(app):
         return []
     systemd.enable(live.socket_unit, SOCKETS_TARGET)
     return [f"enabled {live.socket_unit}"]
@@ -121,7 +135,7 @@ def _alias_and_other_links(app: apps.App, live: Release | None) -> list[str]:
         else:
             systemd.link(alias, wanted)
         fixed.append(f"{app.name}.service now aliases {wanted or 'nothing'} (it was {current or 'nothing'})")
-    for unit in sorted(_release_sockets(app) - ({live.socket_unit} if live is not None else set())):
+    for unit in sorted(_release_sockets(app) - ({live.socket_unit} if live is not None and not app.stopped else set())):
         systemd.disable(unit, SOCKETS_TARGET)
         fixed.append(f"disabled {unit}")
     if fixed:

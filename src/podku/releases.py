@@ -40,6 +40,7 @@ class Release:
     port: int | None = None  # an EXPOSEd port: the app binds $PORT, bridged to the socket
     created: float = field(default_factory=time.time)
     outcome: Outcome = Outcome.PENDING
+    processes: dict[str, list[str]] = field(default_factory=dict)  # the Procfile: {type: argv}
 
     @property
     def unit(self) -> str:

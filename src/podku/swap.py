@@ -38,7 +38,20 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from podku import apps, build, health, output, paths, reconcile, releases, settings, state, systemd, templates
+from podku import (
+    apps,
+    build,
+    health,
+    output,
+    paths,
+    processes,
+    reconcile,
+    releases,
+    settings,
+    state,
+    systemd,
+    templates,
+)
 from podku.releases import Outcome, Release
 
 STOP_TIMEOUT = 10
@@ -69,8 +82,9 @@ def install_units(release: Release) -> None:
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
                   container=release.container, env_file=env_file(release), port=release.port,
                   socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT,
-                  podku=paths.PODKU_EXECUTABLE)
+                  podku=paths.PODKU_EXECUTABLE, command=processes.web_command(release))
     systemd.write_unit(release.socket_unit, templates.render("release.socket.j2", **values))
+    processes.install_units(release, values)
     systemd.write_unit(release.app_unit, templates.render("release.service.j2", **values))
     if release.port:
         systemd.write_unit(release.web_unit, templates.render("release-bridge.service.j2", **values))
@@ -88,7 +102,7 @@ def start_and_check(app: apps.App, release: Release) -> None:
 
 def go_live(app: apps.App, release: Release) -> apps.App:
     """The handoff: write the record, then derive everything else from it."""
-    live = app.updated(live_release=release.id)
+    live = app.updated(live_release=release.id, stopped=False)
     apps.save(live)
     step_done("record")
     reconcile.reconcile(live, after_step=step_done)
@@ -97,6 +111,7 @@ def go_live(app: apps.App, release: Release) -> apps.App:
 
 def stop_release(release: Release) -> None:
     """Stop and forget a release's units (not its record or image)."""
+    processes.forget(release)
     for unit in release.units:
         if systemd.load_state(unit) != "not-found":
             systemd.stop(unit)

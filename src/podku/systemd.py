@@ -20,6 +20,7 @@ from podku.run import run
 
 JOB_TIMEOUT = 120.0
 JOB_POLL = 0.05
+RUNNING_STATES = [b"active", b"activating", b"reloading"]
 
 
 class SystemdError(PodkuError):
@@ -35,6 +36,10 @@ class Manager(Protocol):
     def active_state(self, unit: str) -> str: ...
     def load_state(self, unit: str) -> str: ...
     def journal_tail(self, unit: str, lines: int) -> str: ...
+    def running(self, pattern: str) -> list[str]:
+        """The loaded units matching a glob that are active, activating or reloading."""
+    def run_oneshot(self, unit: str) -> None:
+        """Start a oneshot service and wait until it has run; SystemdError if it failed."""
     def run_later(self, name: str, after_seconds: int, argv: Sequence[str]) -> None:
         """Run `argv` once, `after_seconds` from now, as transient unit `name`; a timer of
         that name that is already waiting counts as scheduled."""
@@ -115,6 +120,18 @@ class UserManager:
         if current != want and not (want == "inactive" and current == "failed"):
             raise SystemdError(f"{unit} is {current or 'unknown'} after {method}, expected {want}")
 
+    def running(self, pattern: str) -> list[str]:
+        with self._bus(f"list the units {pattern}") as bus:
+            units = self._manager(bus).Manager.ListUnitsByPatterns(RUNNING_STATES, [pattern.encode()])
+        return sorted(_text(entry[0]) for entry in units)
+
+    def run_oneshot(self, unit: str) -> None:
+        self._job("StartUnit", unit, want="inactive")  # a oneshot is inactive (or failed) once run
+        with self._bus(f"read the result of {unit}") as bus:
+            result = _text(self._unit(bus, unit).Service.Result)
+        if result != "success":
+            raise SystemdError(f"{unit} failed ({result})")
+
     def journal_tail(self, unit: str, lines: int) -> str:
         result = run(["journalctl", "--user-unit", unit, "--lines", str(lines),
                       "--no-pager", "--output", "cat"], check=False)
@@ -167,6 +184,14 @@ def journal_tail(unit: str, lines: int = 20) -> str:
 
 def run_later(name: str, after_seconds: int, argv: Sequence[str]) -> None:
     manager.run_later(name, after_seconds, argv)
+
+
+def running(pattern: str) -> list[str]:
+    return manager.running(pattern)
+
+
+def run_oneshot(unit: str) -> None:
+    manager.run_oneshot(unit)
 
 
 # --- unit files and links (plain files; systemd reads them on reload) ------------------------

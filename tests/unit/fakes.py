@@ -7,6 +7,7 @@ fake manager reads them as systemd would (a unit it has no file for is not found
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,13 @@ class SimulatedCrash(BaseException):
     """podku was killed: raised by every fake call from the chosen one on."""
 
 
+def has_file(unit: str) -> bool:
+    """A unit file, or for an instance (a@1.service) its template's (a@.service)."""
+    name, at, rest = unit.partition("@")
+    template = f"{name}@{rest[rest.index('.'):]}" if at and "." in rest else unit
+    return systemd.unit_file(unit).exists() or systemd.unit_file(template).exists()
+
+
 class FakeManager:
     """The user manager: unit states in sets, every request recorded in order."""
 
@@ -30,6 +38,7 @@ class FakeManager:
         self.timers: dict[str, list[str]] = {}
         self.journal: dict[str, str] = {}
         self.fail_start: set[str] = set()
+        self.oneshots: list[str] = []  # oneshot services run to completion, in order
         self.crash_at: int | None = None  # the number of requests served before the crash
 
     def _request(self, op: str, unit: str = "") -> None:
@@ -45,7 +54,7 @@ class FakeManager:
 
     def start(self, unit: str) -> None:
         self._request("start", unit)
-        if not systemd.unit_file(unit).exists():
+        if not has_file(unit):
             raise systemd.SystemdError(f"cannot StartUnit {unit}: Unit {unit} not found.")
         if unit in self.fail_start:
             raise systemd.SystemdError(f"{unit} is failed after StartUnit, expected active")
@@ -61,14 +70,15 @@ class FakeManager:
         if unit.endswith(".socket"):  # its services Require= it
             stem = unit.removesuffix(".socket")
             self.active -= {f"{stem}.service", f"{stem}-app.service"}
+            self.active -= set(fnmatch.filter(self.active, f"{stem}-web@*.service"))
 
     def reset_failed(self, unit: str) -> None:
         self._request("reset_failed", unit)
 
     def active_state(self, unit: str) -> str:
         self._request("active_state", unit)
-        if unit.endswith(".timer"):
-            return "active" if unit.removesuffix(".timer") in self.timers else "inactive"
+        if unit.endswith(".timer") and unit.removesuffix(".timer") in self.timers:
+            return "active"
         return "active" if unit in self.active else "inactive"
 
     def load_state(self, unit: str) -> str:
@@ -78,6 +88,18 @@ class FakeManager:
     def journal_tail(self, unit: str, lines: int) -> str:
         self._request("journal_tail", unit)
         return self.journal.get(unit, "")
+
+    def running(self, pattern: str) -> list[str]:
+        self._request("running", pattern)
+        return sorted(fnmatch.filter(self.active, pattern))
+
+    def run_oneshot(self, unit: str) -> None:
+        self._request("run_oneshot", unit)
+        if not systemd.unit_file(unit).exists():
+            raise systemd.SystemdError(f"cannot StartUnit {unit}: Unit {unit} not found.")
+        if unit in self.fail_start:
+            raise systemd.SystemdError(f"{unit} failed (exit-code)")
+        self.oneshots.append(unit)
 
     def run_later(self, name: str, after_seconds: int, argv: Sequence[str]) -> None:
         self._request("run_later", name)

@@ -1,0 +1,126 @@
+"""Commands for process types and cron: ps:scale, ps:report, ps:stop, ps:start, ps:rebuild,
+cron:list, cron:run. Registered on podku.cli's group (cli.py imports this module last)."""
+
+import click
+
+from podku import apps, cron, deploy, output, processes, procfile, reconcile, systemd
+from podku.cli import app_argument
+from podku.cli import command as cli_command
+from podku.errors import UsageError
+
+
+class StrictCommand(click.Command):
+    """No `--` in the arguments: none of these commands takes words that look like options."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            raise UsageError(f"`--` is not an argument of {ctx.info_name}")
+        return super().parse_args(ctx, args)
+
+
+def command(name: str):
+    return cli_command(name, cls=StrictCommand)
+
+
+@command("ps:scale")
+@app_argument
+@click.argument("assignments", nargs=-1)
+def ps_scale(app: str, assignments: tuple[str, ...]) -> None:
+    """Set how many instances of each process type run (TYPE=N ...); none: print the scale."""
+    if len(assignments) > procfile.MAX_TYPES:
+        raise processes.ScaleInvalid(f"at most {procfile.MAX_TYPES} TYPE=N arguments")
+    with apps.lock(app):
+        current = apps.load(app)
+        live = deploy.live_release(current)
+        changes = processes.parse_scale(live, list(assignments))
+        if changes:
+            current = current.updated(scale={**current.scale, **changes})
+            apps.save(current)
+            _reconcile(current)
+    click.echo(f"=====> {app} scale")
+    for name, count in processes.scale_of(current, live).items():
+        click.echo(f"{name + ':':<20}{count}")
+
+
+@command("ps:report")
+@app_argument
+def ps_report(app: str) -> None:
+    """The live release, its process types, scale and each instance's state."""
+    current = apps.load(app)
+    live = deploy.live_release(current)
+    click.echo(f"=====> {app} ps information")
+    click.echo(f"       {'Live release:':<24}{live.id}")
+    click.echo(f"       {'Stopped:':<24}{'true' if current.stopped else 'false'}")
+    click.echo(f"       {'Socket:':<24}{systemd.active_state(live.socket_unit)}")
+    for name, count in processes.scale_of(current, live).items():
+        argv = live.processes.get(name)
+        shown = output.printable(" ".join(argv))[:200] if argv else "(the image's command)"
+        click.echo(f"       {'Process ' + name + ':':<24}scale {count}: {shown}")
+    for unit, state in processes.report(current, live):
+        click.echo(f"       {unit + ':':<40}{state}")
+
+
+@command("ps:stop")
+@app_argument
+def ps_stop(app: str) -> None:
+    """Stop every process and the socket of the app until ps:start (or the next deploy)."""
+    _set_stopped(app, True)
+    output.step(f"Stopped {app}")
+
+
+@command("ps:start")
+@app_argument
+def ps_start(app: str) -> None:
+    """Start an app that ps:stop stopped: its socket and processes at their scale."""
+    _set_stopped(app, False)
+    output.step(f"Started {app}")
+
+
+@command("ps:rebuild")
+@app_argument
+def ps_rebuild(app: str) -> None:
+    """Build the live revision again and swap to it (a full deploy, tasks included)."""
+    with apps.lock(app):
+        current = apps.load(app)
+        deploy.deploy_revision(current, deploy.live_release(current).rev)
+
+
+@command("cron:list")
+@app_argument
+def cron_list(app: str) -> None:
+    """The live release's cron entries and their timers."""
+    current = apps.load(app)
+    live = deploy.live_release(current)
+    click.echo(f"=====> {app} cron tasks")
+    for item in cron.live_entries(current, live):
+        click.echo(f"{item.id:<4}{item.schedule:<20}{output.printable(item.command)[:200]}")
+
+
+@command("cron:run")
+@app_argument
+@click.argument("entry")
+def cron_run(app: str, entry: str) -> None:
+    """Run a cron entry now (waits for a run already going on), in the live release."""
+    current = apps.load(app)
+    item = cron.find(current, deploy.live_release(current), entry)
+    output.step(f"Running cron entry {item.id} of {app}")
+    try:
+        cron.run_now(current, item)
+    finally:
+        logs = systemd.journal_tail(cron.service(app, item.id), 20)
+        if logs:
+            output.detail(logs)
+
+
+def _set_stopped(app: str, stopped: bool) -> None:
+    with apps.lock(app):
+        current = apps.load(app)
+        deploy.live_release(current)
+        current = current.updated(stopped=stopped)
+        apps.save(current)
+        _reconcile(current)
+
+
+def _reconcile(app: apps.App) -> None:
+    for line in reconcile.reconcile(app):
+        output.detail(line)
