@@ -27,3 +27,10 @@ def test_templates_are_installed_where_podku_looks_for_them():
 
     assert "share/podku/units" in data_files()
     assert templates.CANDIDATE_DIRS[0].parts[-3:] == ("share", "podku", "units")
+
+
+def test_test_module_names_are_unique_across_unit_and_host():
+    """pytest imports test files by their base name: a clash stops the whole run at collection."""
+    unit = {path.name for path in (REPO / "tests" / "unit").glob("test_*.py")}
+    host = {path.name for path in (REPO / "tests" / "host").glob("test_*.py")}
+    assert unit & host == set()
