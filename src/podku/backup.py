@@ -133,16 +133,20 @@ def member_name(name: str, tops: tuple[str, ...] = TOP_LEVEL) -> str:
 def members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
     """Each member of a podku archive after MANIFEST and before END, checked; truncation and
     foreign files raise BackupError."""
+    started = False
     try:
         with tarfile.open(fileobj=stream, mode="r|") as archive:
             first = archive.next()
             if first is None or first.name != MANIFEST or not first.isreg() or first.size > 1024 * 1024:
                 raise BackupError("not a podku backup (no manifest)")
+            started = True
             yield first, archive.extractfile(first)
             yield from _checked(archive)
     except (tarfile.TarError, EOFError, OSError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
-        raise BackupError(f"truncated or damaged backup: {reason}") from None
+        if not started:
+            raise BackupError(f"not a podku backup ({reason})") from None
+        raise BackupError(f"truncated: {reason}") from None
 
 
 def _checked(archive: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
