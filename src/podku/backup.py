@@ -150,8 +150,9 @@ def members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | No
 
 
 def _checked(archive: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
-    total = 0
-    for count, member in enumerate(archive, start=1):
+    total, count = 0, 0
+    while (member := archive.next()) is not None:  # not `for ... in archive`: that starts over
+        count += 1
         if member.name == END and member.isreg():
             return
         if count > MAX_MEMBERS:
