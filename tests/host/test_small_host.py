@@ -31,6 +31,8 @@ def containers(machine: testhost.TestHost, app: str) -> list[str]:
 
 
 def in_container(machine: testhost.TestHost, app: str, script: str) -> str:
+    """Run `script` in the app's one container, once the release before it has retired."""
+    wait_until(lambda: len(containers(machine, app)) == 1, 60, f"{app} to run one container")
     [name] = containers(machine, app)
     return machine.as_deploy_user(f"podman exec {name} sh -c '{script}'").stdout
 
@@ -55,18 +57,14 @@ def test_storage_survives_redeploys_rollbacks_and_restarts_for_a_non_root_user(h
     assert "Mount" in mounted.stderr + mounted.stdout
     assert in_container(host, app, "id -u; echo first > /data/f; cat /data/f") == "1000\nfirst\n"
     app_repo.deploy("two", extra=USER_IMAGE)
-    wait_until(lambda: len(containers(host, app)) == 1, 60, "the old release to retire")
     assert in_container(host, app, "echo second >> /data/f; cat /data/f") == "first\nsecond\n"
     host.ssh("rollback", app, "1")  # release 1 had no mount: mounts are the app's, not the release's
-    wait_until(lambda: len(containers(host, app)) == 1, 60, "the old release to retire")
     assert get(host, app) == (200, "one r4")
     host.ssh("ps:restart", app)
-    wait_until(lambda: len(containers(host, app)) == 1, 60, "the old release to retire")
     assert in_container(host, app, "cat /data/f") == "first\nsecond\n"
     listing = host.ssh("storage:list", app).stdout
     assert f"/home/podku/.local/share/podku/storage/{app}-data:/data" in listing
     host.ssh("storage:unmount", app, f"{app}-data:/data")
-    wait_until(lambda: len(containers(host, app)) == 1, 60, "the old release to retire")
     assert in_container(host, app, "test -e /data/f && echo present || echo absent") == "absent\n"
 
 
