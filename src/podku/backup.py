@@ -28,7 +28,7 @@ from typing import IO
 
 from podku import __version__, apps, deploy, gitrepo, names, output, paths, proxy, releases, sshkeys, state, storage
 from podku.errors import PodkuError, UsageError
-from podku.run import run_to_file
+from podku.run import run, run_to_file
 
 MAGIC = "podku-backup"
 VERSION = 1
@@ -41,6 +41,9 @@ MAX_MEMBERS = 2_000_000
 MAX_NAME = 1024
 MEMBER_PART = re.compile(r"[A-Za-z0-9._@+=~-][A-Za-z0-9._@+=~ -]{0,254}")
 TOP_LEVEL = ("state", "repos", "config", "ssh")
+# Of a repository only its objects and refs travel: its config and hooks would run on the
+# new host, so `git init` and podku write them afresh there.
+REPO_PARTS = ("HEAD", "packed-refs", "refs", "objects")
 
 
 class BackupError(UsageError):
@@ -110,8 +113,7 @@ def _add_tree(archive: tarfile.TarFile, source: Path, name: str) -> None:
         return
     archive.addfile(_info(name, 0, directory=True))
     for entry in sorted(source.iterdir()):
-        hooks = entry.name == "hooks" and name.startswith("repos/")
-        if entry.name in SKIPPED_STATE or entry.suffix == ".env" or hooks:
+        if entry.name in SKIPPED_STATE or entry.suffix == ".env" or not repo_part(f"{name}/{entry.name}"):
             continue
         if entry.is_symlink() or not (entry.is_file() or entry.is_dir()):
             continue
@@ -128,6 +130,12 @@ def member_name(name: str, tops: tuple[str, ...] = TOP_LEVEL) -> str:
             or any(p in (".", "..") for p in parts) or (tops and parts[0] not in tops)):
         raise BackupError(f"not a podku backup: unexpected member {name[:80]!r}")
     return name
+
+
+def repo_part(name: str) -> bool:
+    """Whether a member below repos/ is one that travels (anything else: True)."""
+    parts = name.split("/")
+    return parts[0] != "repos" or len(parts) < 3 or parts[2] in REPO_PARTS
 
 
 def members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
@@ -185,14 +193,14 @@ def read_manifest(handle: IO[bytes] | None) -> dict:
     return manifest
 
 
-def write_member(root: Path, member: tarfile.TarInfo, handle: IO[bytes] | None) -> None:
+def write_member(root: Path, member: tarfile.TarInfo, handle: IO[bytes] | None, mode: int = 0o600) -> None:
     """Write one checked member below `root`, a directory podku made and nobody else writes."""
     target = root.joinpath(*member.name.split("/"))
     if member.isdir():
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
         return
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     with os.fdopen(fd, "wb") as out:
         remaining = member.size
         while remaining > 0 and handle is not None:
@@ -214,6 +222,8 @@ def unpack(stream: IO[bytes], staging: Path) -> dict:
         if member.name == STORAGE_TAR:
             _unpack_storage(handle, staging / "storage")
             continue
+        if not repo_part(member.name):
+            continue
         write_member(staging, member, handle)
     return manifest
 
@@ -228,7 +238,8 @@ def _unpack_storage(handle: IO[bytes] | None, root: Path) -> None:
                 if not (member.isreg() or member.isdir()):
                     raise BackupError(f"refused: storage member {member.name[:80]!r} is not a file or directory")
                 member.name = member_name(member.name, tops=())
-                write_member(root, member, nested.extractfile(member) if member.isreg() else None)
+                handle_ = nested.extractfile(member) if member.isreg() else None
+                write_member(root, member, handle_, mode=0o600 | (member.mode & 0o100))  # scripts stay runnable
     except (tarfile.TarError, EOFError) as error:
         raise BackupError(f"truncated or damaged storage in the backup: {error}") from None
 
@@ -293,6 +304,7 @@ def _place(staging: Path, app_names: list[str]) -> None:
         if (staging / "repos" / f"{name}.git").is_dir():
             app_paths.repo.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging / "repos" / f"{name}.git", app_paths.repo)
+            run(["git", "init", "--quiet", "--bare", str(app_paths.repo)])  # config, hooks dir
         gitrepo.prepare(app_paths.repo, name)
 
 

@@ -31,7 +31,8 @@ def _split_target(words: tuple[str, ...], is_global: bool, rest: int) -> tuple[s
     """[APP] followed by `rest` words; no APP with --global."""
     wanted = rest + (0 if is_global else 1)
     if len(words) != wanted:
-        raise UsageError(f"expected {'' if is_global else 'APP '}and {rest} more argument(s), got {len(words)}")
+        shape = "--global" if is_global else "APP"
+        raise UsageError(f"expected {shape} and {rest} more argument(s), got {len(words)} in all")
     if is_global:
         return None, list(words)
     return names.app_name(words[0]), list(words[1:])
@@ -151,7 +152,7 @@ def _describe(values: dict) -> str:
 
 # --- idle -----------------------------------------------------------------------------
 
-@command("ps:set")
+@command("ps:set", context_settings={"ignore_unknown_options": True})
 @click.argument("words", nargs=-1)
 @click.option("--global", "is_global", is_flag=True, help="The default of every app.")
 def ps_set(words: tuple[str, ...], is_global: bool) -> None:

@@ -173,3 +173,28 @@ def test_nested_storage_with_links_or_dotdot_is_refused(home):
         with pytest.raises(PodkuError):
             backup.restore(crafted(("storage.tar", nested.getvalue())))
         assert not storage.root().exists()
+
+
+def test_a_repositorys_config_and_hooks_do_not_travel(host):
+    deployed_app()
+    repo = paths.AppPaths("web").repo
+    (repo / "hooks").mkdir()
+    (repo / "hooks" / "post-update").write_text("#!/bin/sh\ntouch /tmp/owned\n")
+    (repo / "config").write_text("[core]\n\tfsmonitor = touch /tmp/owned\n")
+    data = export_bytes()
+    wipe()
+    backup.restore(crafted_with_extra(data, "repos/web.git/hooks/pre-push", b"#!/bin/sh\n"))
+    assert not (repo / "hooks" / "post-update").exists() and not (repo / "hooks" / "pre-push").exists()
+    assert "fsmonitor" not in (repo / "config").read_text()
+
+
+def crafted_with_extra(data: bytes, name: str, content: bytes) -> io.BytesIO:
+    """The archive with one more member just before END."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as source, tarfile.open(fileobj=out, mode="w") as target:
+        for member in source.getmembers():
+            if member.name == "END":
+                add_file(target, name, content)
+            target.addfile(member, source.extractfile(member) if member.isreg() else None)
+    out.seek(0)
+    return out
