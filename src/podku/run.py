@@ -63,15 +63,16 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, input: str
     return result
 
 
-def run_to_file(argv: Sequence[str], out: IO[bytes]) -> None:
-    """Run a command with its stdout going to `out` (binary); a failure raises with its stderr."""
+def run_to_file(argv: Sequence[str], out: IO[bytes], ok: tuple[int, ...] = (0,)) -> None:
+    """Run a command with its stdout going to `out` (binary); an exit code not in `ok` raises
+    with its stderr."""
     _echo(argv)
     try:
         result = subprocess.run(list(argv), env=child_env(), stdout=out, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True, errors="replace")
     except OSError as error:
         raise CommandMissing(argv, error) from error
-    if result.returncode != 0:
+    if result.returncode not in ok:
         raise CommandFailed(argv, result.returncode, result.stderr)
 
 
