@@ -215,6 +215,20 @@ write_root_file() {  # write_root_file PATH MODE < content; outside the home, on
   detail "wrote $path"
 }
 
+# Rootless podman enforces an app's memory, CPU and task limits only when the user manager
+# has those cgroup controllers delegated, which systemd does only on a cgroup v2 host.
+DELEGATE_CONF=/etc/systemd/system/user@.service.d/delegate.conf
+delegate_controllers() {
+  if [ ! -f "$DELEGATE_CONF" ] || ! grep -q '^Delegate=memory pids cpu' "$DELEGATE_CONF"; then
+    printf '# Written by podku: rootless containers may have resource limits.\n[Service]\nDelegate=memory pids cpu cpuset io\n' \
+      | write_root_file "$DELEGATE_CONF" 0644
+    systemctl daemon-reload
+  fi
+  if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+    detail "this host has cgroup v1 or hybrid cgroups: app resource limits are stored but not enforced (resource:report says why)"
+  fi
+}
+
 # Only the quirks this host has (HOSTS.md in the project's shared notes lists them).
 configure_podman() {
   local in_container=no runtime="" ulimits="" hard_nofile manager_pid
@@ -402,6 +416,7 @@ main() {
   check_host
   install_packages
   stop_system_caddy
+  delegate_controllers
   create_user
   configure_podman
   install_podku

@@ -53,8 +53,9 @@ def wait_listening(container: str, port: int, timeout: float) -> None:
     raise PodkuError(f"the app in {container} did not listen on port {port} within {timeout:.0f}s")
 
 
-def exec_proxy(container: str, port: int) -> None:
+def exec_proxy(container: str, port: int, exit_idle_seconds: int = 0) -> None:
     pid = container_pid(container)
+    idle = [f"--exit-idle-time={exit_idle_seconds}s"] if exit_idle_seconds else []
     argv = ["nsenter", "--target", str(pid), "--user", "--net", "--preserve-credentials",
-            SOCKET_PROXYD, f"127.0.0.1:{port}"]
+            SOCKET_PROXYD, *idle, f"127.0.0.1:{port}"]
     replace_process(argv)  # keeps LISTEN_FDS and the PID systemd gave it

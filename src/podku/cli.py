@@ -329,9 +329,10 @@ def internal_wait_port(container: str, port: int, timeout: float) -> None:
 @command("internal:bridge", hidden=True)
 @click.argument("container", callback=lambda _c, _p, value: names.container(value))
 @click.argument("port", type=click.IntRange(1, 65535))
-def internal_bridge(container: str, port: int) -> None:
+@click.option("--exit-idle-time", type=click.IntRange(0, 30 * 86400), default=0)
+def internal_bridge(container: str, port: int, exit_idle_time: int) -> None:
     """Run by a $PORT app's web unit: the release socket, proxied into the container."""
-    bridge.exec_proxy(container, port)
+    bridge.exec_proxy(container, port, exit_idle_time)
 
 
 @command("doctor")
@@ -402,4 +403,4 @@ def _fail(error: BaseException | None, message: str, exit_code: int) -> NoReturn
 
 
 # Commands kept in modules of their own register themselves on `cli` when imported.
-from podku import domains_cli, ps_cli  # noqa: E402,F401
+from podku import domains_cli, host_cli, ps_cli  # noqa: E402,F401

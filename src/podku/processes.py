@@ -58,7 +58,7 @@ def instance(release: Release, process_type: str, number: int) -> str:
 
 def unit_files(release: Release) -> list[str]:
     """The template files a release has (or would have)."""
-    wanted = [name for name in types(release) if name != WEB or not release.port]
+    wanted = [name for name in types(release) if name != WEB or not release.bridged]
     return [template(release, name) for name in wanted]
 
 
@@ -77,8 +77,8 @@ def web_command(release: Release) -> str:
 def install_units(release: Release, values: dict) -> None:
     """Write the release's template units beside its socket and web units (inert)."""
     for name in types(release):
-        if name == WEB and release.port:
-            continue  # a $PORT app has one web instance, bridged
+        if name == WEB and release.bridged:
+            continue  # a $PORT or idle-stopping app has one web instance, behind its bridge
         command = web_command(release) if name == WEB else procfile.exec_args(release.processes[name])
         text = templates.render("process.service.j2", **{**values, "command": command},
                                 type=name, web=name == WEB)
@@ -134,9 +134,9 @@ def parse_scale(release: Release, assignments: list[str]) -> dict[str, int]:
                 + ", ".join(types(release)))
         if not (number.isascii() and number.isdigit() and len(number) <= 3 and int(number) <= MAX_SCALE):
             raise ScaleInvalid(f"invalid scale for {name}: {number[:20]!r} (a number from 0 to {MAX_SCALE})")
-        if name == WEB and release.port and int(number) > 1:
-            raise ScaleInvalid(f"{release.app} binds $PORT: it runs one web instance; an app that "
-                               "takes its socket as fd 3 can scale web up to " + str(MAX_SCALE))
+        if name == WEB and release.bridged and int(number) > 1:
+            raise ScaleInvalid(f"{release.app} binds $PORT or has an idle timeout: it runs one web instance; "
+                               "an app that takes its socket as fd 3 can scale web up to " + str(MAX_SCALE))
         changes[name] = int(number)
     return changes
 
@@ -147,7 +147,7 @@ def wanted_units(app: apps.App, release: Release) -> list[str]:
         return []
     units = []
     for name, count in scale_of(app, release).items():
-        if name == WEB and release.port:
+        if name == WEB and release.bridged:
             count = min(count, 1)
         first = 2 if name == WEB else 1
         units += [instance(release, name, number) for number in range(first, count + 1)]

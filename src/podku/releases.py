@@ -4,7 +4,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 
-from podku import paths, state
+from podku import idle, paths, resources, state, storage
 from podku.errors import UsageError
 
 
@@ -41,6 +41,10 @@ class Release:
     created: float = field(default_factory=time.time)
     outcome: Outcome = Outcome.PENDING
     processes: dict[str, list[str]] = field(default_factory=dict)  # the Procfile: {type: argv}
+    # The app's runtime settings when the release was made (resources, storage, idle).
+    resources: dict = field(default_factory=dict)  # memory (bytes), cpus, pids
+    mounts: list[str] = field(default_factory=list)  # NAME:/container/path
+    idle_timeout: int = 0  # seconds; 0: never stopped for being idle
 
     @property
     def unit(self) -> str:
@@ -61,15 +65,26 @@ class Release:
         return f"{self.unit}.service"
 
     @property
+    def bridged(self) -> bool:
+        """Served through a proxy unit: a $PORT app, or any app that may go idle (idle.py)."""
+        return bool(self.port or self.idle_timeout)
+
+    @property
+    def inner_socket_unit(self) -> str | None:
+        """An fd 3 app behind the idle proxy takes this socket as its fd 3."""
+        return f"{self.unit}-inner.socket" if self.idle_timeout and not self.port else None
+
+    @property
     def units(self) -> list[str]:
         """Every unit of the release, the socket first (stopping it stops what it feeds)."""
         names = [self.socket_unit, self.web_unit]
-        return names + [f"{self.unit}-app.service"] if self.port else names
+        names += [f"{self.unit}-app.service"] if self.bridged else []
+        return names + ([self.inner_socket_unit] if self.inner_socket_unit else [])
 
     @property
     def app_unit(self) -> str:
         """The unit whose processes are the app's (what `systemctl --user status APP` shows)."""
-        return f"{self.unit}-app.service" if self.port else self.web_unit
+        return f"{self.unit}-app.service" if self.bridged else self.web_unit
 
     def environment_file(self) -> str:
         """The app's environment in podman's --env-file format: its config and who it is."""
@@ -109,7 +124,9 @@ def new(app: str, rev: str, image: str, description: str, config: dict[str, str]
     directory are named from it too) and passes it; without it the next free id is taken."""
     release = Release(app=app, id=next_id(app) if release_id is None else release_id,
                       rev=rev, image=image, description=description,
-                      config=dict(config), app_json=dict(app_json or {}), port=port)
+                      config=dict(config), app_json=dict(app_json or {}), port=port,
+                      resources=resources.effective(app), mounts=storage.mounts(app),
+                      idle_timeout=idle.timeout(app))
     save(release)
     return release
 

@@ -63,6 +63,19 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, input: str
     return result
 
 
+def run_to_file(argv: Sequence[str], out: IO[bytes], ok: tuple[int, ...] = (0,)) -> None:
+    """Run a command with its stdout going to `out` (binary); an exit code not in `ok` raises
+    with its stderr."""
+    _echo(argv)
+    try:
+        result = subprocess.run(list(argv), env=child_env(), stdout=out, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace")
+    except OSError as error:
+        raise CommandMissing(argv, error) from error
+    if result.returncode not in ok:
+        raise CommandFailed(argv, result.returncode, result.stderr)
+
+
 def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[str, str] | None = None,
            cwd: str | os.PathLike | None = None, keep: int = 40,
            started: Callable[[int], None] | None = None) -> list[str]:

@@ -40,6 +40,7 @@ from typing import NoReturn
 
 from podku import (
     apps,
+    bridge,
     build,
     health,
     output,
@@ -47,8 +48,10 @@ from podku import (
     processes,
     reconcile,
     releases,
+    resources,
     settings,
     state,
+    storage,
     systemd,
     templates,
 )
@@ -82,13 +85,27 @@ def install_units(release: Release) -> None:
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
                   container=release.container, env_file=env_file(release), port=release.port,
                   socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT,
-                  podku=paths.PODKU_EXECUTABLE, command=processes.web_command(release))
+                  podku=paths.PODKU_EXECUTABLE, command=processes.web_command(release),
+                  **runtime_values(release))
     systemd.write_unit(release.socket_unit, templates.render("release.socket.j2", **values))
     processes.install_units(release, values)
     systemd.write_unit(release.app_unit, templates.render("release.service.j2", **values))
-    if release.port:
+    if release.bridged:
         systemd.write_unit(release.web_unit, templates.render("release-bridge.service.j2", **values))
+    if release.inner_socket_unit:
+        systemd.write_unit(release.inner_socket_unit, templates.render("release-inner.socket.j2", **values))
     systemd.reload()
+
+
+def runtime_values(release: Release) -> dict:
+    """Template values from the release's runtime settings: limits, storage, idle timeout."""
+    return dict(extra_flags=resources.podman_flags(release.resources) + storage.podman_flags(release.mounts),
+                idle_timeout=release.idle_timeout, inner_socket=release.inner_socket_unit,
+                inner_socket_path=inner_socket_path(release), socket_proxyd=bridge.SOCKET_PROXYD)
+
+
+def inner_socket_path(release: Release) -> Path:
+    return paths.AppPaths(release.app).release_socket(release.id).with_name(f"app-r{release.id}.sock")
 
 
 def start_and_check(app: apps.App, release: Release) -> None:

@@ -47,8 +47,12 @@ def no_traceback(result: subprocess.CompletedProcess) -> subprocess.CompletedPro
 class TestHost:
     __test__ = False  # a helper, not a pytest test class
 
-    def __init__(self, name: str, rootfs: Path, base_tar: Path):
+    def __init__(self, name: str, rootfs: Path, base_tar: Path, memory_max: int | None = None):
         self.name = name
+        # A host with this much memory (bytes): a cgroup v1 memory group on this machine
+        # (nspawn's --property needs a system bus, which this machine does not have).
+        self.memory_cgroup = Path(f"/sys/fs/cgroup/memory/podku-{name}") if memory_max else None
+        self.memory_max = memory_max
         self.netns = f"podku-{name}"
         HOSTS_DIR.mkdir(parents=True, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=HOSTS_DIR))
@@ -80,13 +84,21 @@ class TestHost:
         subprocess.run(["ip", "netns", "add", self.netns], check=True)
         self.in_netns(["ip", "link", "set", "lo", "up"], check=True)
 
+    def _enter_memory_cgroup(self) -> None:
+        if self.memory_cgroup is not None:
+            (self.memory_cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
     def boot(self) -> None:
+        if self.memory_cgroup is not None:
+            self.memory_cgroup.mkdir(exist_ok=True)
+            (self.memory_cgroup / "memory.limit_in_bytes").write_text(str(self.memory_max))
         with open(self.log, "ab") as log:
             self.nspawn = subprocess.Popen(
                 ["systemd-nspawn", "--quiet", "-D", str(self.root), "-b", "--register=no",
                  "--keep-unit", "--console=passive", "-M", self.name,
                  f"--network-namespace-path=/run/netns/{self.netns}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=self._enter_memory_cgroup if self.memory_cgroup is not None else None)
         deadline = time.monotonic() + BOOT_TIMEOUT
         while time.monotonic() < deadline:
             if self.nspawn.poll() is not None:
@@ -123,6 +135,9 @@ class TestHost:
             subprocess.run(["ip", "netns", "delete", self.netns], check=False,
                            stderr=subprocess.DEVNULL)
             shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.memory_cgroup is not None:
+                with contextlib.suppress(OSError):
+                    self.memory_cgroup.rmdir()
 
     def console_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(FileNotFoundError):

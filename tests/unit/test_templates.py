@@ -11,7 +11,10 @@ REPO = Path(__file__).resolve().parents[2]
 VALUES = dict(app="my-app", release=7, unit="my-app-r7", image="localhost/podku/my-app:r7",
               container="podku-my-app-r7",
               env_file=Path("/home/podku/.local/state/podku/apps/my-app/releases/7.env"),
-              socket_path=Path("/run/user/1000/podku/my-app/web-r7.sock"), stop_timeout=10)
+              socket_path=Path("/run/user/1000/podku/my-app/web-r7.sock"), stop_timeout=10,
+              extra_flags=[], idle_timeout=0, inner_socket=None,
+              inner_socket_path=Path("/run/user/1000/podku/my-app/app-r7.sock"),
+              socket_proxyd="/usr/lib/systemd/systemd-socket-proxyd")
 
 
 def directives(text: str) -> dict[str, list[str]]:

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Density benchmark: how many small apps a 1 GB host carries when idle apps scale to zero.
+
+Boots a test host limited to --memory (default 1G, a cgroup v1 memory group around
+systemd-nspawn), installs podku, sets a short global idle timeout, then deploys small apps
+(the python http.server test app) one after another. At each checkpoint it waits until
+every app is idle, then requests each app once and times that first request. Reports
+memory of podku and Caddy at rest, memory per running app, first-request latency after idle
+(median, max), and the largest N at which every app answered within 1 s.
+Run as root:  sudo python3 benchmarks/density.py [--apps 30] [--every 10]
+"""
+
+import argparse
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "host"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import pss_by_unit
+
+import testhost
+
+IDLE = 20
+MiB = 1024 * 1024
+
+
+def per_app(units: dict[str, int]) -> dict[str, int]:
+    """KiB of PSS per app: its release units together (app, proxy)."""
+    apps: dict[str, int] = {}
+    for unit, kb in units.items():
+        if "-r" in unit and unit.startswith("app"):
+            name = unit.split("-r")[0]
+            apps[name] = apps.get(name, 0) + kb
+    return apps
+
+
+def running(host: testhost.TestHost) -> int:
+    return len(host.as_deploy_user("podman ps -q").stdout.split())
+
+
+def wait_idle(host: testhost.TestHost, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while running(host) and time.monotonic() < deadline:
+        time.sleep(1)
+
+
+def first_requests(host: testhost.TestHost, count: int) -> list[float]:
+    latencies = []
+    for number in range(count):
+        started = time.monotonic()
+        status, _ = host.http_get(f"app{number}.podku.localhost")
+        latencies.append(time.monotonic() - started if status == 200 else float("inf"))
+    return latencies
+
+
+def host_memory(host: testhost.TestHost) -> float:
+    """The host's memory use without page cache, MiB (its cgroup, from outside)."""
+    stats = dict(line.split() for line in (host.memory_cgroup / "memory.stat").read_text().splitlines())
+    return (int(stats["total_rss"]) + int(stats.get("total_shmem", 0))) / MiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, default=30)
+    parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--memory", default=str(1024 * MiB))
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    host = testhost.TestHost("density", *testhost.build_images(), memory_max=int(args.memory))
+    workdir = Path(tempfile.mkdtemp(prefix="podku-density-"))
+    rows, within = [], 0
+    try:
+        host.boot()
+        host.install()
+        host.podku("ps:set", "--global", "idle-timeout", f"{IDLE}s")
+        repo = testhost.AppRepo(workdir / "app", host, "app0")
+        repo.write(env={"MESSAGE": "dense"})
+        wait_idle(host)
+        units = pss_by_unit(host)
+        print(f"at rest, no app: Caddy {units.get('podku-caddy.service', 0) / 1024:.1f} MiB PSS, "
+              f"host without page cache {host_memory(host):.0f} MiB", flush=True)
+        for number in range(args.apps):
+            host.git(repo.path, "push", "--quiet", host.remote(f"app{number}"), "HEAD:main")
+            if (number + 1) % args.every and number + 1 != args.apps:
+                continue
+            count = number + 1
+            first_requests(host, count)  # every app awake, for its memory
+            awake = per_app(pss_by_unit(host))
+            wait_idle(host)
+            at_rest = host_memory(host)
+            latencies = first_requests(host, count)
+            ok = all(latency < 1 for latency in latencies)
+            within = count if ok else within
+            rows.append((count, statistics.median(latencies), max(latencies), at_rest,
+                         statistics.mean(awake.values()) / 1024 if awake else 0))
+            print(f"| {count} | {rows[-1][1]:.2f} | {rows[-1][2]:.2f} | {at_rest:.0f} | {rows[-1][4]:.1f} |",
+                  flush=True)
+        print(f"largest N with every first request after idle under 1 s: {within} of {args.apps}")
+    finally:
+        host.destroy()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""Commands for a small host: storage, resource limits, idle apps, backups. Registered on
+podku.cli.cli (cli.py imports this module at its end). A settings change that affects the
+running app is a new release, swapped in like a config change."""
+
+import sys
+from collections.abc import Callable
+
+import click
+
+from podku import apps, backup, deploy, idle, names, output, releases, resources, storage, systemd
+from podku.cli import app_argument, command
+from podku.errors import UsageError
+
+
+def _apply(app: str, description: str, save: Callable[[], None], restore: Callable[[], None]) -> None:
+    """Store a runtime setting, then make a release that uses it; a failed release puts the
+    old setting back (the old release still serves)."""
+    with apps.lock(app):
+        current = apps.load(app)
+        save()
+        if current.live_release is not None:
+            try:
+                deploy.redeploy(current, description)
+            except BaseException:
+                restore()
+                raise
+    output.step(description)
+
+
+def _split_target(words: tuple[str, ...], is_global: bool, rest: int) -> tuple[str | None, list[str]]:
+    """[APP] followed by `rest` words; no APP with --global."""
+    wanted = rest + (0 if is_global else 1)
+    if len(words) != wanted:
+        shape = "--global" if is_global else "APP"
+        raise UsageError(f"expected {shape} and {rest} more argument(s), got {len(words)} in all")
+    if is_global:
+        return None, list(words)
+    return names.app_name(words[0]), list(words[1:])
+
+
+# --- storage ---------------------------------------------------------------------------
+
+@command("storage:ensure-directory")
+@click.argument("name", callback=lambda _c, _p, value: storage.storage_name(value))
+def storage_ensure_directory(name: str) -> None:
+    """Create a storage directory (kept when apps are destroyed)."""
+    created = storage.ensure_directory(name)
+    output.step(f"{'Created' if created else 'Kept'} storage {name} ({storage.directory(name)})")
+
+
+@command("storage:mount")
+@app_argument
+@click.argument("mount", callback=lambda _c, _p, value: "{}:{}".format(*storage.parse_mount(value)))
+def storage_mount(app: str, mount: str) -> None:
+    """Mount NAME:/container/path into the app: a new release."""
+    before = storage.mounts(apps.load(app).name)
+    after = storage.with_mount(app, mount)
+    _apply(app, f"Mount {mount}", lambda: storage.save_mounts(app, after), lambda: storage.save_mounts(app, before))
+
+
+@command("storage:unmount")
+@app_argument
+@click.argument("mount", callback=lambda _c, _p, value: "{}:{}".format(*storage.parse_mount(value)))
+def storage_unmount(app: str, mount: str) -> None:
+    """Remove a mount from the app (its directory stays): a new release."""
+    before = storage.mounts(apps.load(app).name)
+    after = storage.without_mount(app, mount)
+    _apply(app, f"Unmount {mount}", lambda: storage.save_mounts(app, after), lambda: storage.save_mounts(app, before))
+
+
+@command("storage:list")
+@app_argument
+def storage_list(app: str) -> None:
+    """The app's mounts."""
+    apps.load(app)
+    click.echo(f"=====> {app} volume bind-mounts")
+    for entry in storage.mounts(app):
+        name, _, path = entry.partition(":")
+        click.echo(f"{storage.directory(name)}:{path}")
+
+
+# --- resources --------------------------------------------------------------------------
+
+def _limits_from(memory: str | None, cpu: str | None, pids: str | None) -> resources.Limits:
+    if memory is None and cpu is None and pids is None:
+        raise UsageError("give at least one of --memory, --cpu, --pids")
+    return resources.Limits(memory=None if memory is None else resources.parse_size(memory),
+                            cpus=None if cpu is None else resources.parse_cpus(cpu),
+                            pids=None if pids is None else resources.parse_pids(pids))
+
+
+def _say_enforcement() -> None:
+    reason = resources.enforcement()
+    if reason:
+        output.warn(f"not enforced on this host: {reason} (the limits are stored and apply where they can)")
+
+
+@command("resource:limit")
+@click.argument("app", required=False)
+@click.option("--memory", help="like 256M or 1G")
+@click.option("--cpu", help="CPUs, like 0.5 or 2")
+@click.option("--pids", help="at most this many tasks")
+@click.option("--global", "is_global", is_flag=True, help="The defaults of every app.")
+def resource_limit(app: str | None, memory: str | None, cpu: str | None, pids: str | None, is_global: bool) -> None:
+    """Limit an app's memory, CPUs and tasks (a new release), or set the defaults (--global)."""
+    target, _ = _split_target((app,) if app is not None else (), is_global, 0)
+    limits = _limits_from(memory, cpu, pids)
+    if target is None:
+        resources.save_global(limits.merged_over(resources.global_defaults()))
+        output.step("Set the default limits of every app (new releases get them)")
+    else:
+        before = resources.app_limits(apps.load(target).name)
+        after = limits.merged_over(before)
+        _apply(target, f"Limit {_describe(after.to_dict())}",
+               lambda: resources.save_app(target, after), lambda: resources.save_app(target, before))
+    _say_enforcement()
+
+
+@command("resource:clear")
+@app_argument
+def resource_clear(app: str) -> None:
+    """Back to the default limits: a new release."""
+    before = resources.app_limits(apps.load(app).name)
+    _apply(app, "Clear resource limits", lambda: resources.clear_app(app), lambda: resources.save_app(app, before))
+
+
+@command("resource:report")
+@app_argument
+def resource_report(app: str) -> None:
+    """The app's limits: its own, the defaults, and what its live release runs with."""
+    current = apps.load(app)
+    click.echo(f"=====> {app} resource information")
+    click.echo(f"       {'Own limits:':<28}{_describe(resources.app_limits(app).to_dict()) or '-'}")
+    click.echo(f"       {'Default limits:':<28}{_describe(resources.global_defaults().to_dict())}")
+    if current.live_release is not None:
+        live = releases.load(app, current.live_release)
+        click.echo(f"       {'Live release limits:':<28}{_describe(live.resources) or '-'}")
+    reason = resources.enforcement()
+    click.echo(f"       {'Enforced:':<28}{'yes' if reason is None else 'not enforced on this host: ' + reason}")
+
+
+def _describe(values: dict) -> str:
+    words = []
+    if values.get("memory"):
+        words.append(f"memory {resources.human_size(int(values['memory']))}")
+    if values.get("cpus"):
+        words.append(f"cpu {values['cpus']:g}")
+    if values.get("pids"):
+        words.append(f"pids {values['pids']}")
+    return ", ".join(words)
+
+
+# --- idle -----------------------------------------------------------------------------
+
+@command("ps:set", context_settings={"ignore_unknown_options": True})
+@click.argument("words", nargs=-1)
+@click.option("--global", "is_global", is_flag=True, help="The default of every app.")
+def ps_set(words: tuple[str, ...], is_global: bool) -> None:
+    """Set idle-timeout DURATION (30s, 5m, 1h; 0: never) for APP, or --global."""
+    target, (key, value) = _split_target(words, is_global, 2)
+    if key != "idle-timeout":
+        raise UsageError(f"unknown setting {key[:40]!r}: ps:set knows idle-timeout")
+    seconds = idle.parse_duration(value)
+    if target is None:
+        idle.save_global(seconds)
+        output.step(f"Default idle timeout: {idle.describe(seconds)} (apps get it at their next release)")
+        return
+    before = idle.app_setting(apps.load(target).name)
+    _apply(target, f"Idle timeout {idle.describe(seconds)}",
+           lambda: idle.save_app(target, seconds), lambda: idle.save_app(target, before))
+
+
+@command("ps:report")
+@click.argument("app", required=False, callback=lambda _c, _p, value: value and names.app_name(value))
+def ps_report(app: str | None) -> None:
+    """Each app's live release and whether it is running, idle (stopped, socket listening) or stopped."""
+    for name in [app] if app else apps.all_names():
+        current = apps.load(name)
+        click.echo(f"=====> {name} ps information")
+        if current.live_release is None:
+            click.echo(f"       {'Status:':<28}not deployed")
+            continue
+        live = releases.load(name, current.live_release)
+        click.echo(f"       {'Live release:':<28}v{live.id}")
+        click.echo(f"       {'Idle timeout:':<28}{idle.describe(live.idle_timeout)}")
+        click.echo(f"       {'Status:':<28}{_status(live)}")
+
+
+def _status(live: releases.Release) -> str:
+    app_state = systemd.active_state(live.app_unit)
+    if app_state in ("active", "activating", "reloading"):
+        return "running"
+    if systemd.active_state(live.socket_unit) == "active":
+        return "idle (no container; the next request starts it)" if live.idle_timeout else "stopped (socket listening)"
+    return f"stopped ({app_state or 'unknown'})"
+
+
+# --- backups --------------------------------------------------------------------------
+
+@command("backup:export")
+@click.option("--force", is_flag=True, help="Write to a terminal anyway.")
+def backup_export(force: bool) -> None:
+    """Write every app (settings, keys, config, releases, repositories, storage) as one archive to stdout."""
+    if sys.stdout.isatty() and not force:
+        raise UsageError("the backup is binary and holds secrets: redirect it to a file (podku backup:export > FILE)")
+    backup.export(sys.stdout.buffer)
+
+
+@command("backup:import")
+def backup_import() -> None:
+    """Recreate the apps of a backup (read from stdin) on this host and deploy each at its live revision."""
+    if sys.stdin.isatty():
+        raise UsageError("give the backup on stdin: podku backup:import < FILE")
+    backup.restore(sys.stdin.buffer)

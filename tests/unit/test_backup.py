@@ -1,0 +1,200 @@
+"""backup:export and backup:import against the fakes, and the reader's refusals of crafted,
+foreign and truncated archives: each is one error, and nothing is written."""
+
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import fakes
+from podku import apps, backup, deploy, paths, releases, storage
+from podku.errors import PodkuError
+
+
+@pytest.fixture
+def host(home, monkeypatch) -> fakes.FakeHost:
+    monkeypatch.setattr(backup, "storage_tar", python_storage_tar)
+    monkeypatch.setattr(backup.gitrepo, "prepare", lambda repo, name: repo.mkdir(parents=True, exist_ok=True))
+    monkeypatch.setattr(backup.proxy, "apply", lambda: None)
+    return fakes.install(monkeypatch)
+
+
+def python_storage_tar(dest: Path) -> bool:
+    if not storage.root().is_dir():
+        return False
+    with tarfile.open(dest, "w") as archive:
+        archive.add(storage.root(), arcname=".")
+    return True
+
+
+def deployed_app(name: str = "web") -> None:
+    fakes.new_app(name)
+    apps.save_config(name, {"GREETING": "hi"})
+    storage.ensure_directory("files")
+    (storage.directory("files") / "kept.txt").write_text("data")
+    storage.save_mounts(name, ["files:/srv"])
+    paths.AppPaths(name).repo.mkdir(parents=True)
+    (paths.AppPaths(name).repo / "HEAD").write_text("ref: refs/heads/main\n")
+    with apps.lock(name):
+        deploy.deploy_revision(apps.load(name), "a" * 40)
+
+
+def export_bytes() -> bytes:
+    out = io.BytesIO()
+    backup.export(out)
+    return out.getvalue()
+
+
+def wipe() -> None:
+    for path in (paths.APPS, paths.REPOS, storage.root()):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_export_then_import_on_an_empty_host_deploys_the_live_revision(host):
+    deployed_app()
+    data = export_bytes()
+    wipe()
+    backup.restore(io.BytesIO(data))
+    app = apps.load("web")
+    live = releases.load("web", app.live_release)
+    assert (live.rev, live.config, live.mounts) == ("a" * 40, {"GREETING": "hi"}, ["files:/srv"])
+    assert (storage.directory("files") / "kept.txt").read_text() == "data"
+    assert releases.load("web", 1).outcome == releases.Outcome.RETIRED
+    fakes.assert_consistent(host, "web")
+
+
+def test_import_refuses_apps_that_exist_and_changes_nothing(host):
+    deployed_app()
+    data = export_bytes()
+    with pytest.raises(backup.BackupError, match="already exist on this host: web"):
+        backup.restore(io.BytesIO(data))
+    assert [r.id for r in releases.all_of("web")] == [1]
+
+
+def test_a_truncated_backup_is_refused_before_anything_is_placed(host):
+    deployed_app()
+    data = export_bytes()
+    wipe()
+    for cut in (len(data) // 2, len(data) - 1024 * 2 - 512):
+        with pytest.raises(backup.BackupError, match="truncated"):
+            backup.restore(io.BytesIO(data[:cut]))
+        assert apps.all_names() == [] and not storage.root().exists()
+    assert not list(paths.DATA.glob("import-*"))
+
+
+def crafted(*members: tuple[str, bytes | str | None], manifest: str = 'podku-backup v1\n{"apps": []}\n',
+            end: bool = True) -> io.BytesIO:
+    """An archive with MANIFEST, the given members (bytes: a file; None: a directory;
+    'symlink:T', 'hardlink:T', 'device'), and END."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        if manifest is not None:
+            add_file(archive, "MANIFEST", manifest.encode())
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            elif isinstance(content, str):
+                kind, _, target = content.partition(":")
+                info.type = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
+                             "device": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+                info.linkname = target
+                archive.addfile(info)
+            else:
+                add_file(archive, name, content)
+        if end:
+            add_file(archive, "END", b"podku-backup end\n")
+    out.seek(0)
+    return out
+
+
+def add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    archive.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("members, message", [
+    ([("../escape", b"x")], "unexpected member"),
+    ([("state/../../escape", b"x")], "unexpected member"),
+    ([("/etc/passwd", b"x")], "unexpected member"),
+    ([("state/web/x\nb", b"x")], "unexpected member"),
+    ([("other/file", b"x")], "unexpected member"),
+    ([("state/link", "symlink:/home")], "not a regular file"),
+    ([("state/hard", "hardlink:/etc/shadow")], "not a regular file"),
+    ([("state/dev", "device")], "not a regular file"),
+    ([("state/fifo", "fifo")], "not a regular file"),
+])
+def test_crafted_members_are_refused(home, members, message):
+    with pytest.raises(backup.BackupError, match=message):
+        backup.restore(crafted(*members))
+    assert not (paths.HOME / "escape").exists() and apps.all_names() == []
+    assert not list(paths.DATA.glob("import-*"))
+
+
+def test_foreign_files_are_not_a_podku_backup(home):
+    for data in (b"", b"hello world\n" * 100, crafted(manifest="something else\n").getvalue()):
+        with pytest.raises(backup.BackupError, match="not a podku backup"):
+            backup.restore(io.BytesIO(data))
+    other = io.BytesIO()
+    with tarfile.open(fileobj=other, mode="w") as archive:
+        add_file(archive, "etc/passwd", b"root:x:0:0")
+    with pytest.raises(backup.BackupError, match="not a podku backup"):
+        backup.restore(io.BytesIO(other.getvalue()))
+
+
+def test_an_unknown_version_and_a_missing_end_are_refused(home):
+    with pytest.raises(backup.BackupError, match="unsupported backup version"):
+        backup.restore(crafted(manifest='podku-backup v9\n{"apps": []}\n'))
+    with pytest.raises(backup.BackupError, match="truncated"):
+        backup.restore(crafted(("state/", None), end=False))
+
+
+def test_a_huge_member_is_refused_before_it_is_written(home, monkeypatch):
+    monkeypatch.setattr(backup, "MAX_MEMBER_BYTES", 1000)
+    with pytest.raises(backup.BackupError, match="larger than the limit"):
+        backup.restore(crafted(("state/web/big", b"x" * 2000)))
+    assert not list(paths.DATA.glob("import-*"))
+
+
+def test_nested_storage_with_links_or_dotdot_is_refused(home):
+    for name, kind in (("../up", b"x"), ("./files/../../up", b"x"), ("files/link", "symlink:/etc")):
+        nested = io.BytesIO()
+        with tarfile.open(fileobj=nested, mode="w") as archive:
+            if isinstance(kind, bytes):
+                add_file(archive, name, kind)
+            else:
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc"
+                archive.addfile(info)
+        with pytest.raises(PodkuError):
+            backup.restore(crafted(("storage.tar", nested.getvalue())))
+        assert not storage.root().exists()
+
+
+def test_a_repositorys_config_and_hooks_do_not_travel(host):
+    deployed_app()
+    repo = paths.AppPaths("web").repo
+    (repo / "hooks").mkdir()
+    (repo / "hooks" / "post-update").write_text("#!/bin/sh\ntouch /tmp/owned\n")
+    (repo / "config").write_text("[core]\n\tfsmonitor = touch /tmp/owned\n")
+    data = export_bytes()
+    wipe()
+    backup.restore(crafted_with_extra(data, "repos/web.git/hooks/pre-push", b"#!/bin/sh\n"))
+    assert not (repo / "hooks" / "post-update").exists() and not (repo / "hooks" / "pre-push").exists()
+    assert "fsmonitor" not in (repo / "config").read_text()
+
+
+def crafted_with_extra(data: bytes, name: str, content: bytes) -> io.BytesIO:
+    """The archive with one more member just before END."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as source, tarfile.open(fileobj=out, mode="w") as target:
+        for member in source.getmembers():
+            if member.name == "END":
+                add_file(target, name, content)
+            target.addfile(member, source.extractfile(member) if member.isreg() else None)
+    out.seek(0)
+    return out
