@@ -6,7 +6,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from podku import output, paths, state
+from podku import builders, output, paths, state
 from podku.errors import PodkuError
 from podku.run import INHERITED_ENV, child_env, run, stream
 
@@ -61,7 +61,7 @@ def build_file(source: Path) -> Path:
 
 def build_image(source: Path, tag: str) -> None:
     """podman build, its output streamed indented; raises with the last lines on failure."""
-    argv = ["podman", "build", "--network=host", "--tag", tag, "--file", str(build_file(source))]
+    argv = ["podman", "build", "--network=host", "--tag", tag, *builders.prepare(source, builders.app_from_tag(tag))]
     if HOST_CA_BUNDLE.is_file():
         argv += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
     argv.append(str(source))

@@ -352,3 +352,6 @@ def main(args: list[str] | None = None) -> None:
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
     sys.exit(0)
+
+
+from podku import builder_cli  # noqa: E402,F401  (registers builder:* and base:build)

@@ -4,7 +4,8 @@
 #   ROOTFS: a Debian 12 root filesystem with systemd and every package install.sh wants,
 #   BASE:   the tarball install.sh imports as localhost/podku/python:3.11.
 # Both are cached under $PODKU_TEST_CACHE keyed by a hash of their inputs.
-# Prints the two paths, one per line.
+#   NODE:   (third line) the tarball the builder tests import as localhost/podku/node:18.
+# Prints the paths, one per line.
 set -euo pipefail
 
 cache=${PODKU_TEST_CACHE:-/var/cache/podku-test}
@@ -18,6 +19,9 @@ host_packages=(
   procps iproute2 curl less
 )
 base_packages=(python3 python3-venv python3-pip ca-certificates)
+
+# The Node builder's base (podku base:build node builds the same on a real host).
+node_base_packages=(nodejs npm ca-certificates)
 
 key() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
@@ -35,8 +39,9 @@ build_rootfs() {
 }
 
 build_base() {
-  local out=$1 tmp=$1.tmp
-  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${base_packages[*]}")" \
+  local out=$1 tmp=$1.tmp packages=("${@:2}")
+  [ ${#packages[@]} -gt 0 ] || packages=("${base_packages[@]}")
+  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${packages[*]}")" \
     --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
     "$suite" "$tmp" "$mirror" >&2
   mv -T "$tmp" "$out"
@@ -50,5 +55,8 @@ rootfs=$cache/rootfs-$(key "$suite" "$mirror" "${host_packages[@]}" v1)
 base=$cache/base-$(key "$suite" "$mirror" "${base_packages[@]}" v1).tar
 [ -d "$rootfs" ] || build_rootfs "$rootfs"
 [ -f "$base" ] || build_base "$base"
+node_base=$cache/node-base-$(key "$suite" "$mirror" "${node_base_packages[@]}" v1).tar
+[ -f "$node_base" ] || build_base "$node_base" "${node_base_packages[@]}"
 echo "$rootfs"
 echo "$base"
+echo "$node_base"
