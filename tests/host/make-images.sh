@@ -3,8 +3,8 @@
 # in its own network namespace:
 #   ROOTFS: a Debian 12 root filesystem with systemd and every package install.sh wants,
 #   BASE:   the tarball install.sh imports as localhost/podku/python:3.11.
-# Both are cached under $PODKU_TEST_CACHE keyed by a hash of their inputs.
-#   NODE:   (third line) the tarball the builder tests import as localhost/podku/node:18.
+#   NODE:   the tarball the builder tests import as localhost/podku/node:18.
+# All are cached under $PODKU_TEST_CACHE keyed by a hash of their inputs.
 # Prints the paths, one per line.
 set -euo pipefail
 
@@ -39,9 +39,16 @@ build_rootfs() {
 }
 
 build_base() {
-  local out=$1 tmp=$1.tmp packages=("${@:2}")
-  [ ${#packages[@]} -gt 0 ] || packages=("${base_packages[@]}")
-  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${packages[*]}")" \
+  local out=$1 tmp=$1.tmp
+  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${base_packages[*]}")" \
+    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
+    "$suite" "$tmp" "$mirror" >&2
+  mv -T "$tmp" "$out"
+}
+
+build_node_base() {
+  local out=$1 tmp=$1.tmp
+  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${node_base_packages[*]}")" \
     --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
     "$suite" "$tmp" "$mirror" >&2
   mv -T "$tmp" "$out"
@@ -56,7 +63,7 @@ base=$cache/base-$(key "$suite" "$mirror" "${base_packages[@]}" v1).tar
 [ -d "$rootfs" ] || build_rootfs "$rootfs"
 [ -f "$base" ] || build_base "$base"
 node_base=$cache/node-base-$(key "$suite" "$mirror" "${node_base_packages[@]}" v1).tar
-[ -f "$node_base" ] || build_base "$node_base" "${node_base_packages[@]}"
+[ -f "$node_base" ] || build_node_base "$node_base"
 echo "$rootfs"
 echo "$base"
 echo "$node_base"
