@@ -6,6 +6,7 @@ import click
 
 from podku import apps, builders, output
 from podku.cli import app_argument, command
+from podku.errors import UsageError
 from podku.run import run
 
 
@@ -48,8 +49,11 @@ def _detected(app: apps.App) -> str:
 @command("builder:set-global")
 @click.argument("key", callback=lambda _c, _p, value: builders.global_key(value))
 @click.argument("url", required=False, callback=lambda _c, _p, value: value if value is None else builders.index_url(value))
-def builder_set_global(key: str, url: str | None) -> None:
-    """Set pip-index-url or npm-registry for every build (no URL: back to the default)."""
+@click.option("--unset", is_flag=True, help="Back to the default index or registry.")
+def builder_set_global(key: str, url: str | None, unset: bool) -> None:
+    """Set pip-index-url or npm-registry for every build (--unset: back to the default)."""
+    if (url is None) == (not unset):
+        raise UsageError(f"builder:set-global {key} takes a URL or --unset")
     builders.set_global(key, url)
     output.step(f"{key} {'set to ' + url if url else 'unset: builds use the default'}")
 

@@ -260,3 +260,13 @@ def test_static_server_serves_fd_3_and_hides_what_it_must(tmp_path, socket_dir):
     finally:
         server.kill()
         listener.close()
+
+
+@pytest.mark.parametrize("args", [["pip-index-url"], ["pip-index-url", "--"], ["pip-index-url", "--", "--unset"],
+                                  ["pip-index-url", "http://x/", "--unset"]])
+def test_set_global_needs_a_url_or_unset_and_nothing_else(home, args):
+    builders.set_global("pip-index-url", "http://127.0.0.1:1/simple/")
+    assert CliRunner().invoke(cli, ["builder:set-global", *args]).exit_code != 0
+    assert builders.global_settings() == {"pip-index-url": "http://127.0.0.1:1/simple/"}
+    assert CliRunner().invoke(cli, ["builder:set-global", "pip-index-url", "--unset"]).exit_code == 0
+    assert builders.global_settings() == {}
