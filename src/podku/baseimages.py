@@ -55,6 +55,7 @@ def build(name: str, mirror: str = DEFAULT_MIRROR) -> None:
     env = child_env()
     with subprocess.Popen(mmdebstrap_argv(chosen, mirror), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=env) as debootstrap:
+        assert debootstrap.stdout is not None and debootstrap.stderr is not None
         imported = subprocess.run(["podman", "import", "--quiet", "-", chosen.image], stdin=debootstrap.stdout,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         debootstrap.stdout.close()

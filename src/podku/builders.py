@@ -248,8 +248,8 @@ def node_default_command(source: Path) -> str:
         raise BuilderError("package.json is not a JSON object")
     if isinstance(package.get("scripts"), dict) and "start" in package["scripts"]:
         return "npm start"
-    main = package.get("main") if isinstance(package.get("main"), str) else "server.js"
-    return shlex.join(["node", main])
+    main = package.get("main")
+    return shlex.join(["node", main if isinstance(main, str) else "server.js"])
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -271,14 +271,20 @@ def _render_python(source: Path) -> str:
     if command is None:
         raise ProcfileError("a Python app needs a Procfile with a web: line (e.g. web: gunicorn app:app)")
     web = web_process(command)
-    lock = next((name for name in PYTHON_LOCKS if (source / name).is_file()), None)
-    uses_requirements = (source / "requirements.txt").is_file()
-    if not uses_requirements and lock is None:
-        raise BuilderError("the python builder needs requirements.txt, or pyproject.toml with uv.lock or poetry.lock")
+    dependency_files, installer = _python_dependencies(source)
     return templates.render("builders/python.Containerfile.j2", base=PYTHON_BASE, web=web,
-                            dependency_files=["requirements.txt"] if uses_requirements else ["pyproject.toml", lock],
-                            installer="pip" if uses_requirements else lock.split(".")[0],
+                            dependency_files=dependency_files, installer=installer,
                             pip_index=bool(global_settings().get("pip-index-url")), cmd=json.dumps(web.argv))
+
+
+def _python_dependencies(source: Path) -> tuple[list[str], str]:
+    """The files of the dependency layer and what installs them (pip, uv or poetry)."""
+    if (source / "requirements.txt").is_file():
+        return ["requirements.txt"], "pip"
+    for lock in PYTHON_LOCKS:
+        if (source / lock).is_file() and (source / "pyproject.toml").is_file():
+            return ["pyproject.toml", lock], lock.removesuffix(".lock")
+    raise BuilderError("the python builder needs requirements.txt, or pyproject.toml with uv.lock or poetry.lock")
 
 
 def _render_node(source: Path) -> str:
@@ -309,8 +315,7 @@ def write_rendered(text: str) -> Path:
 
 def prepare(source: Path, app: str | None = None) -> list[str]:
     """The `podman build` arguments that choose the build file for the checkout at `source`."""
-    names.app_name(app) if app else None
-    builder = chosen(source, app)
+    builder = chosen(source, names.app_name(app) if app else None)
     if builder == CONTAINERFILE:
         found = next((source / n for n in BUILD_FILES if (source / n).is_file()), None)
         if found is None:
