@@ -130,3 +130,23 @@ def test_hostile_builder_input_is_refused_on_one_line_and_changes_nothing(builde
     refused = builder_host.ssh("builder:set-global", shlex.quote("../pip"), "http://x/", check=False)
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
     assert builder_host.as_deploy_user(f"ls -la {watched}; cat ~/.config/podku/builders.json").stdout == before
+
+
+def test_pruning_dangling_layers_keeps_the_live_dependency_layer(builder_host, repo):
+    """What baseimages.prune_build_cache does after old images are removed (podman image
+    prune): the old releases' build layers go, the live image's dependency layer stays cached."""
+    repo.write(flask_app("p1"))
+    repo.push()
+    repo.write(flask_app("p2", extra_requirements="six==1.16.0\n"))
+    repo.push()
+    builder_host.ssh("releases:set", repo.app, "keep-images", "1")
+    gone = f"for i in $(seq 100); do podman image exists localhost/podku/{repo.app}:r1 || exit 0; sleep 0.3; done; exit 1"
+    builder_host.as_deploy_user(gone)  # r1 retired (after wait-to-retire) and its image removed
+    count = "podman images --all --quiet | wc -l"
+    before = int(builder_host.as_deploy_user(count).stdout)
+    builder_host.as_deploy_user("podman image prune --force >/dev/null")
+    assert int(builder_host.as_deploy_user(count).stdout) < before
+    repo.write(flask_app("p3", extra_requirements="six==1.16.0\n"))
+    third = repo.push()
+    assert "Using cache" in step_output(third.stderr, "pip install")
+    assert builder_host.http_get(host_of(repo.app)) == (200, "flask p3")
