@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,20 +52,33 @@ def static_versions(run: int) -> list[tuple[str, dict[str, str], str]]:
 KINDS = {"python": python_versions, "node": node_versions, "static": static_versions}
 
 
-def timed_push(machine, repo: SourceRepo, files: dict[str, str], expected: str) -> float:
+def timed_push(machine, repo: SourceRepo, files: dict[str, str], expected: str, log: Path) -> float:
+    """Seconds from the push's start until the new release answers; the push's output is
+    kept in `log`, each line with the seconds since the start (where the time goes)."""
     repo.write(files)
     start = time.monotonic()
-    repo.push()
-    return builderapps.wait_for_answer(machine, f"{repo.app}.{DOMAIN}", expected) - start
+    argv = ["ip", "netns", "exec", machine.netns, "git", "-C", str(repo.path), "push",
+            machine.remote(repo.app), "HEAD:main"]
+    with subprocess.Popen(argv, env=machine.git_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True) as push, open(log, "a") as out:
+        for line in push.stderr:
+            out.write(f"[{time.monotonic() - start:6.2f}] {line}")
+    if push.returncode != 0:
+        raise RuntimeError(f"push of {repo.app} failed: see {log}")
+    answered = builderapps.wait_for_answer(machine, f"{repo.app}.{DOMAIN}", expected) - start
+    with open(log, "a") as out:
+        out.write(f"[{answered:6.2f}] answered {expected!r}\n")
+    return answered
 
 
-def measure(machine, workdir: Path, runs: int) -> list[dict]:
+def measure(machine, workdir: Path, runs: int, logs: Path) -> list[dict]:
     records = []
     for run in range(1, runs + 1):
         for kind, versions in KINDS.items():
             repo = SourceRepo(workdir / f"{kind}{run}", machine, f"bench-{kind}-{run}")
             for scenario, files, expected in versions(run):
-                seconds = timed_push(machine, repo, files, expected)
+                log = logs / f"{kind}-{run}-{scenario.replace(' ', '-')}.log"
+                seconds = timed_push(machine, repo, files, expected, log)
                 records.append({"kind": kind, "scenario": scenario, "run": run, "seconds": round(seconds, 3)})
                 print(f"{kind:<7} {scenario:<18} run {run}: {seconds:6.2f} s", flush=True)
     return records
@@ -89,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("deploy_time.json"))
+    parser.add_argument("--logs", type=Path, default=Path("deploy_time_logs"), help="each push's output, timed")
     args = parser.parse_args()
     info = machine_info()
     machine = testhost.TestHost(f"bench{os.getpid() % 100000}", *testhost.build_images())
@@ -98,7 +113,8 @@ def main() -> None:
         machine.install()
         server = builderapps.prepare_host(machine)
         with tempfile.TemporaryDirectory(prefix="podku-bench-") as workdir:
-            records = measure(machine, Path(workdir), args.runs)
+            args.logs.mkdir(parents=True, exist_ok=True)
+            records = measure(machine, Path(workdir), args.runs, args.logs)
     finally:
         if server:
             server.close()
