@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("deploy_time.json"))
     parser.add_argument("--logs", type=Path, default=Path("deploy_time_logs"), help="each push's output, timed")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill still destroys the test host
     info = machine_info()
     machine = testhost.TestHost(f"bench{os.getpid() % 100000}", *testhost.build_images())
     server = None
