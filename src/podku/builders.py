@@ -315,14 +315,16 @@ def write_rendered(text: str) -> Path:
 
 def prepare(source: Path, app: str | None = None) -> list[str]:
     """The `podman build` arguments that choose the build file for the checkout at `source`."""
-    builder = chosen(source, names.app_name(app) if app else None)
+    forced = selected(names.app_name(app)) if app else None
+    builder = forced or detect(in_tree(source))
     if builder == CONTAINERFILE:
         found = next((source / n for n in BUILD_FILES if (source / n).is_file()), None)
         if found is None:
             raise BuilderError("the containerfile builder is set, but there is no Containerfile or Dockerfile")
         return ["--file", str(found)]
     from podku import baseimages, output  # podman only when a base image is needed
-    output.detail(f"No Containerfile: using the {builder} builder")
+    output.detail(f"Using the {builder} builder (set by builder:set)" if forced else
+                  f"No Containerfile: using the {builder} builder")
     baseimages.ensure(NODE if builder == NODE else PYTHON)
     argv = ["--file", str(write_rendered(render(builder, source))), *build_args(builder)]
     if builder == STATIC:

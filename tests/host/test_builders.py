@@ -92,7 +92,7 @@ def test_builder_set_forces_one_and_report_shows_both(builder_host, repo):
     repo.write({**flask_app("never"), **static_site("forced")})
     builder_host.ssh("apps:create", repo.app)
     builder_host.ssh("builder:set", repo.app, "static")
-    repo.push()
+    assert "Using the static builder (set by builder:set)" in repo.push().stderr
     assert builder_host.http_get(host_of(repo.app)) == (200, "static forced")
     report = builder_host.ssh("builder:report", repo.app).stdout
     assert "Builder selected:" in report and "static" in report
