@@ -3,6 +3,7 @@ packages come from pkgserver.py in the host's network namespace."""
 
 import json
 import shlex
+import time
 
 import pytest
 
@@ -140,8 +141,10 @@ def test_pruning_dangling_layers_keeps_the_live_dependency_layer(builder_host, r
     repo.write(flask_app("p2", extra_requirements="six==1.16.0\n"))
     repo.push()
     builder_host.ssh("releases:set", repo.app, "keep-images", "1")
-    gone = f"for i in $(seq 100); do podman image exists localhost/podku/{repo.app}:r1 || exit 0; sleep 0.3; done; exit 1"
-    builder_host.as_deploy_user(gone)  # r1 retired (after wait-to-retire) and its image removed
+    deadline = time.monotonic() + 60  # r1 is retired after wait-to-retire, then its image removed
+    while builder_host.as_deploy_user(f"podman image exists localhost/podku/{repo.app}:r1", check=False).returncode == 0:
+        assert time.monotonic() < deadline, "the image of release 1 was not removed"
+        time.sleep(0.5)
     count = "podman images --all --quiet | wc -l"
     before = int(builder_host.as_deploy_user(count).stdout)
     builder_host.as_deploy_user("podman image prune --force >/dev/null")
