@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from podku import gitrepo, limits, output, paths, state
+from podku import builders, gitrepo, limits, output, paths, state
 from podku.errors import PodkuError
 from podku.run import run, stream
 
@@ -27,7 +27,7 @@ MAX_BUILD_FILE_BYTES = 1024 * 1024
 MAX_READ_BYTES = 1024 * 1024  # app.json and any other file read from a revision
 # Local images a build may start from: podku's base images. Every other localhost/ image
 # is an app's release (localhost/podku/APP:rN): its code is not another app's to read.
-BASE_IMAGE_PREFIXES = ("localhost/podku/python:", "localhost/podku/base-")
+BASE_IMAGE_PREFIXES = ("localhost/podku/python:", "localhost/podku/node:", "localhost/podku/base-")
 RELEASE_TAG = re.compile(r"r[0-9]+")
 IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{1,64}")
 # After the time limit podku kills the build's RUN processes, so podman fails the step and
@@ -153,9 +153,7 @@ def image_refusal(reference: str, stages: set[str]) -> str | None:
 def build_image(source: Path, tag: str, unit: str) -> None:
     """podman build in a scope with limits, output streamed indented; raises BuildFailed."""
     build_limits = limits.load()
-    path = build_file(source)
-    check_build_file(path)
-    podman = ["podman", "build", "--network=host", "--tag", tag, "--file", str(path)]
+    podman = ["podman", "build", "--network=host", "--tag", tag, *build_file_args(source, tag)]
     if HOST_CA_BUNDLE.is_file():
         podman += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
     podman.append(str(source))
@@ -171,6 +169,15 @@ def build_image(source: Path, tag: str, unit: str) -> None:
         watchdog.stop()
     if watchdog.fired or not image_built(tag):  # podman exits 0 when systemd stops it
         raise BuildFailed(time_limit_message(build_limits) if watchdog.fired else "image build failed: no image")
+
+
+def build_file_args(source: Path, tag: str) -> list[str]:
+    """`--file` and build arguments: the user's own Containerfile, checked first, or the one
+    a builder rendered outside the tree from podku's own template."""
+    args = builders.prepare(source, builders.app_from_tag(tag))
+    if Path(args[1]).parent == source:  # the pushed tree's own file
+        check_build_file(build_file(source))
+    return args
 
 
 def scope_argv(unit: str, build_limits: limits.Limits) -> list[str]:

@@ -403,4 +403,4 @@ def _fail(error: BaseException | None, message: str, exit_code: int) -> NoReturn
 
 
 # Commands kept in modules of their own register themselves on `cli` when imported.
-from podku import domains_cli, host_cli, ps_cli  # noqa: E402,F401
+from podku import builder_cli, domains_cli, host_cli, ps_cli  # noqa: E402,F401

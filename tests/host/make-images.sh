@@ -3,8 +3,9 @@
 # in its own network namespace:
 #   ROOTFS: a Debian 12 root filesystem with systemd and every package install.sh wants,
 #   BASE:   the tarball install.sh imports as localhost/podku/python:3.11.
-# Both are cached under $PODKU_TEST_CACHE keyed by a hash of their inputs.
-# Prints the two paths, one per line.
+#   NODE:   the tarball the builder tests import as localhost/podku/node:18.
+# All are cached under $PODKU_TEST_CACHE keyed by a hash of their inputs.
+# Prints the paths, one per line.
 set -euo pipefail
 
 cache=${PODKU_TEST_CACHE:-/var/cache/podku-test}
@@ -20,6 +21,9 @@ host_packages=(
 )
 # python3-flask and gunicorn: the POST-body test app (a view that ignores the body).
 base_packages=(python3 python3-venv python3-pip ca-certificates python3-flask gunicorn)
+
+# The Node builder's base (podku base:build node builds the same on a real host).
+node_base_packages=(nodejs npm ca-certificates)
 
 key() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
@@ -44,6 +48,14 @@ build_base() {
   mv -T "$tmp" "$out"
 }
 
+build_node_base() {
+  local out=$1 tmp=$1.tmp
+  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${node_base_packages[*]}")" \
+    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
+    "$suite" "$tmp" "$mirror" >&2
+  mv -T "$tmp" "$out"
+}
+
 mkdir -p "$cache"
 # Concurrent runs (two checkouts on one machine) build one copy, one after the other.
 exec 9>"$cache/.lock"
@@ -52,5 +64,8 @@ rootfs=$cache/rootfs-$(key "$suite" "$mirror" "${host_packages[@]}" v2)
 base=$cache/base-$(key "$suite" "$mirror" "${base_packages[@]}" v2).tar
 [ -d "$rootfs" ] || build_rootfs "$rootfs"
 [ -f "$base" ] || build_base "$base"
+node_base=$cache/node-base-$(key "$suite" "$mirror" "${node_base_packages[@]}" v1).tar
+[ -f "$node_base" ] || build_node_base "$node_base"
 echo "$rootfs"
 echo "$base"
+echo "$node_base"

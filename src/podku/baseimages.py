@@ -1,0 +1,87 @@
+"""Base images the builders build on, made on the host from Debian packages: rootless
+mmdebstrap piped into `podman import` (no registry is needed, none is trusted)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+from podku import output, paths, state
+from podku.errors import PodkuError, UsageError
+from podku.run import child_env, run
+
+SUITE = "bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+@dataclass(frozen=True)
+class Base:
+    name: str
+    image: str
+    packages: tuple[str, ...]
+
+
+BASES = {
+    "python": Base("python", "localhost/podku/python:3.11",
+                   ("python3", "python3-venv", "python3-pip", "ca-certificates")),
+    "node": Base("node", "localhost/podku/node:18", ("nodejs", "npm", "ca-certificates")),
+}
+
+
+class BaseImageFailed(PodkuError):
+    pass
+
+
+def base(name: str) -> Base:
+    if name not in BASES:
+        raise UsageError(f"unknown base image {name!r}: use one of {', '.join(BASES)} or all")
+    return BASES[name]
+
+
+def exists(image: str) -> bool:
+    return run(["podman", "image", "exists", image], check=False).returncode == 0
+
+
+def mmdebstrap_argv(chosen: Base, mirror: str) -> list[str]:
+    return ["mmdebstrap", "--quiet", "--mode=unshare", "--variant=apt", "--format=tar",
+            f"--include={','.join(chosen.packages)}",
+            "--customize-hook=rm -rf \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*",
+            SUITE, "-", mirror]
+
+
+def build(name: str, mirror: str = DEFAULT_MIRROR) -> None:
+    """mmdebstrap ... - MIRROR | podman import - IMAGE, without a shell between them."""
+    chosen = base(name)
+    output.step(f"Building the base image {chosen.image} from Debian packages (a minute or two)")
+    env = child_env()
+    with subprocess.Popen(mmdebstrap_argv(chosen, mirror), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env) as debootstrap:
+        assert debootstrap.stdout is not None and debootstrap.stderr is not None
+        imported = subprocess.run(["podman", "import", "--quiet", "-", chosen.image], stdin=debootstrap.stdout,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        debootstrap.stdout.close()
+        errors = debootstrap.stderr.read().decode(errors="replace").strip()
+    if debootstrap.returncode != 0:
+        raise BaseImageFailed(f"mmdebstrap failed for {chosen.image}: {_last_line(errors)}")
+    if imported.returncode != 0:
+        raise BaseImageFailed(f"podman import of {chosen.image} failed: {_last_line(imported.stdout)}")
+    output.detail(f"built {chosen.image}")
+
+
+def ensure(name: str) -> None:
+    """Build a builder's base on first use; a build holds the images lock shared already."""
+    chosen = base(name)
+    if not exists(chosen.image):
+        build(name)
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "no output"
+
+
+def prune_build_cache() -> None:
+    """Remove dangling layers (build cache no image uses any more): call it after old
+    releases' images are removed. The dependency layers of kept images stay, being their parents."""
+    with state.locked(paths.IMAGES_LOCK, "images"):
+        run(["podman", "image", "prune", "--force"], check=False)
