@@ -76,8 +76,13 @@ def in_tree(source: Path) -> Callable[[str], bool]:
 
 
 def chosen(source: Path, app: str | None) -> str:
+    return chosen_at(in_tree(source), app)
+
+
+def chosen_at(exists: Callable[[str], bool], app: str | None) -> str:
+    """The builder a deploy uses: the one set by builder:set, or the one detected."""
     forced = selected(app) if app else None
-    return forced or detect(in_tree(source))
+    return forced or detect(exists)
 
 
 # --- per-app and global settings ----------------------------------------------------------

@@ -4,7 +4,21 @@ whatever a cut-off swap left behind is healed before anything new starts."""
 
 import dataclasses
 
-from podku import appjson, apps, build, deploytasks, output, procfile, reconcile, releases, settings, swap
+from podku import (
+    appjson,
+    apps,
+    build,
+    builders,
+    deploytasks,
+    gitrepo,
+    output,
+    processes,
+    procfile,
+    reconcile,
+    releases,
+    settings,
+    swap,
+)
 from podku.errors import PodkuError
 from podku.releases import Release
 
@@ -28,7 +42,7 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     except PodkuError as error:
         releases.save(release.with_outcome(releases.Outcome.FAILED))
         raise DeployFailed(f"{error}; {_still_serving(app)}") from error
-    release = dataclasses.replace(release, port=port, processes=procs)
+    release = dataclasses.replace(release, port=port, processes=_runtime_processes(app, rev, procs))
     releases.save(release)
     return release_to(app, release, tasks=True)
 
@@ -94,6 +108,15 @@ def _still_serving(app: apps.App) -> str:
     if app.live_release is None:
         return "the app has no running release"
     return f"release {app.live_release} is still serving"
+
+
+def _runtime_processes(app: apps.App, rev: str, procs: procfile.Processes) -> procfile.Processes:
+    """A builder already made the Procfile's web line the image's command, adapted to the
+    release's socket (gunicorn, uvicorn --fd 3, or $PORT): it must not be overridden again."""
+    builder = builders.chosen_at(lambda name: gitrepo.has_file(app.paths.repo, rev, name), app.name)
+    if builder == builders.CONTAINERFILE:
+        return procs
+    return {name: argv for name, argv in procs.items() if name != processes.WEB}
 
 
 def _procfile(app: apps.App, rev: str) -> procfile.Processes:

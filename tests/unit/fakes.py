@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from podku import apps, build, health, oneoff, paths, releases, swap, systemd
+from podku import apps, build, gitrepo, health, oneoff, paths, releases, swap, systemd
 from podku.releases import Outcome, Release
 
 
@@ -177,6 +177,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     monkeypatch.setattr(build, "remove_images", podman.remove_images)
     monkeypatch.setattr(build, "read_file_at", lambda repo, rev, name: None)
     monkeypatch.setattr(oneoff, "remove_all", podman.oneoffs_removed.append)
+    monkeypatch.setattr(gitrepo, "has_file", lambda repo, rev, name: name == "Containerfile")
     monkeypatch.setattr(health, "check", checker.check)
     host = FakeHost(manager, podman, checker)
     monkeypatch.setattr(swap, "sleep", host.drained.append)
