@@ -137,7 +137,7 @@ def test_old_build_layers_go_with_old_images_and_the_live_dependency_layer_stays
     removes an image's untagged parents no other image uses. What is dangling after that
     (failed builds) goes with `podman image prune` (baseimages.prune_build_cache); neither
     touches the live image's dependency layer, so the next code-only push reuses it."""
-    repo.write(flask_app("p1"))
+    repo.write(flask_app("p1", extra_requirements=f"# {repo.app}\n"))  # layers no other app shares
     repo.push()
     repo.write(flask_app("p2", extra_requirements="six==1.16.0\n"))
     repo.push()
