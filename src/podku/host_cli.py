@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import click
 
-from podku import apps, backup, deploy, idle, names, output, releases, resources, storage, systemd
+from podku import apps, backup, deploy, idle, names, output, releases, resources, storage
 from podku.cli import app_argument, command
 from podku.errors import UsageError
 
@@ -168,31 +168,6 @@ def ps_set(words: tuple[str, ...], is_global: bool) -> None:
     before = idle.app_setting(apps.load(target).name)
     _apply(target, f"Idle timeout {idle.describe(seconds)}",
            lambda: idle.save_app(target, seconds), lambda: idle.save_app(target, before))
-
-
-@command("ps:report")
-@click.argument("app", required=False, callback=lambda _c, _p, value: value and names.app_name(value))
-def ps_report(app: str | None) -> None:
-    """Each app's live release and whether it is running, idle (stopped, socket listening) or stopped."""
-    for name in [app] if app else apps.all_names():
-        current = apps.load(name)
-        click.echo(f"=====> {name} ps information")
-        if current.live_release is None:
-            click.echo(f"       {'Status:':<28}not deployed")
-            continue
-        live = releases.load(name, current.live_release)
-        click.echo(f"       {'Live release:':<28}v{live.id}")
-        click.echo(f"       {'Idle timeout:':<28}{idle.describe(live.idle_timeout)}")
-        click.echo(f"       {'Status:':<28}{_status(live)}")
-
-
-def _status(live: releases.Release) -> str:
-    app_state = systemd.active_state(live.app_unit)
-    if app_state in ("active", "activating", "reloading"):
-        return "running"
-    if systemd.active_state(live.socket_unit) == "active":
-        return "idle (no container; the next request starts it)" if live.idle_timeout else "stopped (socket listening)"
-    return f"stopped ({app_state or 'unknown'})"
 
 
 # --- backups --------------------------------------------------------------------------

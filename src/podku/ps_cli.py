@@ -3,7 +3,7 @@ cron:list, cron:run. Registered on podku.cli's group (cli.py imports this module
 
 import click
 
-from podku import apps, cron, deploy, output, processes, procfile, reconcile, systemd
+from podku import apps, cron, deploy, idle, names, output, processes, procfile, reconcile, systemd
 from podku.cli import app_argument
 from podku.cli import command as cli_command
 from podku.errors import UsageError
@@ -43,13 +43,22 @@ def ps_scale(app: str, assignments: tuple[str, ...]) -> None:
 
 
 @command("ps:report")
-@app_argument
-def ps_report(app: str) -> None:
-    """The live release, its process types, scale and each instance's state."""
-    current = apps.load(app)
+@click.argument("app", required=False, callback=lambda _c, _p, value: value and names.app_name(value))
+def ps_report(app: str | None) -> None:
+    """Each app's live release, whether it runs or sleeps, its process types, scale and instances."""
+    for name in [app] if app else apps.all_names():
+        _report(apps.load(name))
+
+
+def _report(current: apps.App) -> None:
+    click.echo(f"=====> {current.name} ps information")
+    if current.live_release is None:
+        click.echo(f"       {'Status:':<24}not deployed")
+        return
     live = deploy.live_release(current)
-    click.echo(f"=====> {app} ps information")
     click.echo(f"       {'Live release:':<24}{live.id}")
+    click.echo(f"       {'Status:':<24}{idle.status(live)}")
+    click.echo(f"       {'Idle timeout:':<24}{idle.describe(live.idle_timeout)}")
     click.echo(f"       {'Stopped:':<24}{'true' if current.stopped else 'false'}")
     click.echo(f"       {'Socket:':<24}{systemd.active_state(live.socket_unit)}")
     for name, count in processes.scale_of(current, live).items():

@@ -23,3 +23,11 @@ def test_no_module_imports_podku_inside_a_function():
                  for number, line in enumerate(path.read_text().splitlines(), 1)
                  if line.startswith((" ", "\t")) and line.strip().startswith(("from podku", "import podku"))]
     assert offenders == []
+
+
+def test_every_command_is_defined_once():
+    """click keeps the last of two commands of one name, silently: a feature would vanish."""
+    import re
+    defined = [name for path in sorted((SRC / "podku").glob("*.py"))
+               for name in re.findall(r'command\(\s*"([a-z:-]+)"', path.read_text())]
+    assert sorted({name for name in defined if defined.count(name) > 1}) == []
