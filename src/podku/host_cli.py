@@ -53,9 +53,7 @@ def storage_ensure_directory(name: str) -> None:
 @click.argument("mount", callback=lambda _c, _p, value: "{}:{}".format(*storage.parse_mount(value)))
 def storage_mount(app: str, mount: str) -> None:
     """Mount NAME:/container/path into the app: a new release."""
-    before = storage.mounts(apps.load(app).name)
-    after = storage.with_mount(app, mount)
-    _apply(app, f"Mount {mount}", lambda: storage.save_mounts(app, after), lambda: storage.save_mounts(app, before))
+    _change_mounts(app, f"Mount {mount}", storage.with_mount(app, mount))
 
 
 @command("storage:unmount")
@@ -63,9 +61,12 @@ def storage_mount(app: str, mount: str) -> None:
 @click.argument("mount", callback=lambda _c, _p, value: "{}:{}".format(*storage.parse_mount(value)))
 def storage_unmount(app: str, mount: str) -> None:
     """Remove a mount from the app (its directory stays): a new release."""
+    _change_mounts(app, f"Unmount {mount}", storage.without_mount(app, mount))
+
+
+def _change_mounts(app: str, description: str, after: list[str]) -> None:
     before = storage.mounts(apps.load(app).name)
-    after = storage.without_mount(app, mount)
-    _apply(app, f"Unmount {mount}", lambda: storage.save_mounts(app, after), lambda: storage.save_mounts(app, before))
+    _apply(app, description, lambda: storage.save_mounts(app, after), lambda: storage.save_mounts(app, before))
 
 
 @command("storage:list")
