@@ -26,7 +26,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from podku import __version__, apps, deploy, gitrepo, names, output, paths, proxy, releases, sshkeys, state, storage
+from podku import (
+    __version__,
+    apps,
+    deploy,
+    domains,
+    gitrepo,
+    names,
+    output,
+    paths,
+    proxy,
+    releases,
+    sshkeys,
+    state,
+    storage,
+)
 from podku.errors import PodkuError, UsageError
 from podku.run import run, run_to_file
 
@@ -263,6 +277,8 @@ def restore(stream: IO[bytes]) -> None:
         _place(staging, app_names)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    with state.locked(domains.lock_path(), "domains"):
+        domains.reconcile()  # the apps' names become links Caddy routes by, on this host's domain
     proxy.apply()
     output.step(f"Restored {len(app_names)} app(s): {', '.join(app_names) or 'none'}")
     failed = [name for name in app_names if not _redeploy(name)]
