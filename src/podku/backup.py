@@ -192,7 +192,7 @@ def _checked(archive: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, IO[byt
 
 
 def read_manifest(handle: IO[bytes] | None) -> dict:
-    text = handle.read().decode(errors="replace") if handle else ""
+    text = _read(handle, 1024 * 1024, MANIFEST).decode(errors="replace") if handle else ""
     magic, _, rest = text.partition("\n")
     if not magic.startswith(f"{MAGIC} v"):
         raise BackupError("not a podku backup (its manifest has no podku-backup line)")
@@ -219,11 +219,19 @@ def write_member(root: Path, member: tarfile.TarInfo, handle: IO[bytes] | None, 
     with os.fdopen(fd, "wb") as out:
         remaining = member.size
         while remaining > 0 and handle is not None:
-            chunk = handle.read(min(remaining, 1024 * 1024))
+            chunk = _read(handle, min(remaining, 1024 * 1024), member.name)
             if not chunk:
                 raise BackupError(f"truncated: {member.name} ends early")
             out.write(chunk)
             remaining -= len(chunk)
+
+
+def _read(handle: IO[bytes], size: int, name: str) -> bytes:
+    """A member's next bytes: the stream may end or break here too, not only between members."""
+    try:
+        return handle.read(size)
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise BackupError(f"truncated: {name} ends early ({' '.join(str(error).split())})") from None
 
 
 def unpack(stream: IO[bytes], staging: Path) -> dict:

@@ -198,3 +198,26 @@ def crafted_with_extra(data: bytes, name: str, content: bytes) -> io.BytesIO:
             target.addfile(member, source.extractfile(member) if member.isreg() else None)
     out.seek(0)
     return out
+
+
+def test_a_backup_cut_anywhere_is_refused_as_podku_error_never_as_a_crash(tmp_path):
+    """The stream may end inside a member's data, not only between members."""
+    import io
+    import tarfile
+
+    from podku import backup
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in [(backup.MANIFEST, b'podku-backup v1\n{"apps": []}'), ("config/x", b"y" * 300_000),
+                           (backup.END, b"")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    whole = buffer.getvalue()
+    end_marker = whole.index(backup.END.encode())  # a cut after it loses only the padding
+    for cut in range(0, end_marker, 997):
+        staging = tmp_path / f"cut{cut}"
+        staging.mkdir()
+        with pytest.raises(backup.BackupError):
+            backup.unpack(io.BytesIO(whole[:cut]), staging)
