@@ -8,10 +8,13 @@ from dataclasses import dataclass
 
 from podku import output, paths, state
 from podku.errors import PodkuError, UsageError
-from podku.run import child_env, run
+from podku.run import child_env, last_line, run
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+# what an error quotes when the command printed nothing
+NO_OUTPUT = "no output"
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,9 @@ def build(name: str, mirror: str = DEFAULT_MIRROR) -> None:
         debootstrap.stdout.close()
         errors = debootstrap.stderr.read().decode(errors="replace").strip()
     if debootstrap.returncode != 0:
-        raise BaseImageFailed(f"mmdebstrap failed for {chosen.image}: {_last_line(errors)}")
+        raise BaseImageFailed(f"mmdebstrap failed for {chosen.image}: {last_line(errors, NO_OUTPUT)}")
     if imported.returncode != 0:
-        raise BaseImageFailed(f"podman import of {chosen.image} failed: {_last_line(imported.stdout)}")
+        raise BaseImageFailed(f"podman import of {chosen.image} failed: {last_line(imported.stdout, NO_OUTPUT)}")
     output.detail(f"built {chosen.image}")
 
 
@@ -73,11 +76,6 @@ def ensure(name: str) -> None:
     chosen = base(name)
     if not exists(chosen.image):
         build(name)
-
-
-def _last_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else "no output"
 
 
 def prune_build_cache() -> None:

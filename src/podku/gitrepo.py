@@ -13,7 +13,7 @@ from pathlib import Path
 
 from podku import limits, paths, state, templates
 from podku.errors import PodkuError
-from podku.run import INHERITED_ENV, child_env, run
+from podku.run import INHERITED_ENV, child_env, last_line, run
 
 # Inside a pre-receive hook the pushed objects sit in a quarantine directory that only
 # these variables point at: git must see them to read the new revision.
@@ -26,6 +26,9 @@ HOOK = Path("hooks") / "pre-receive"
 # Git running for podku never runs a hook of its own (checkout would run post-checkout).
 SAFE_GIT_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.symlinks=true",
                    "-c", "advice.detachedHead=false")
+
+# what an error quotes when the command printed nothing
+GIT_SILENT = "git said nothing"
 
 
 class RepoError(PodkuError):
@@ -95,14 +98,14 @@ def checkout(repo: Path, rev: str, destination: Path) -> None:
                      _git(repo, *work_tree, "checkout-index", "--all", "--force")):
             result = run(argv, env=env, check=False)
             if result.returncode != 0:
-                raise RepoError(f"cannot check out revision {rev[:12]}: {_last_line(result.stdout)}")
+                raise RepoError(f"cannot check out revision {rev[:12]}: {last_line(result.stdout, GIT_SILENT)}")
 
 
 def refuse_oversized_tree(repo: Path, rev: str) -> None:
     result = run(_git(repo, "ls-tree", "-r", "-l", "--full-tree", "--end-of-options", rev),
                  env=git_env(), check=False)
     if result.returncode != 0:
-        raise RepoError(f"cannot read revision {rev[:12]}: {_last_line(result.stdout)}")
+        raise RepoError(f"cannot read revision {rev[:12]}: {last_line(result.stdout, GIT_SILENT)}")
     entries = result.stdout.splitlines()
     sizes = (line.split("\t", 1)[0].split()[3] for line in entries if "\t" in line)
     total = sum(int(size) for size in sizes if size.isdigit())
@@ -137,7 +140,7 @@ def read_file(repo: Path, rev: str, name: str, max_bytes: int) -> str | None:
     blob = run(_git(repo, "cat-file", "blob", "--end-of-options", revision(object_name)),
                env=git_env(), check=False)
     if blob.returncode != 0:
-        raise RepoError(f"cannot read {name} at {rev[:12]}: {_last_line(blob.stdout)}")
+        raise RepoError(f"cannot read {name} at {rev[:12]}: {last_line(blob.stdout, GIT_SILENT)}")
     return blob.stdout
 
 
@@ -150,7 +153,3 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def _git(repo: Path, *args: str) -> list[str]:
     return ["git", *SAFE_GIT_CONFIG, "--git-dir", str(repo), *args]
 
-
-def _last_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else "git said nothing"

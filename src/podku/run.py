@@ -30,11 +30,17 @@ def child_env(extra: Mapping[str, str] | None = None, inherit: Sequence[str] = I
 MAX_LINE_BYTES = 8 * 1024  # one line of a streamed command's output
 
 
+def last_line(output: str, default: str = "") -> str:
+    """The last line a command printed: what an error message quotes of it."""
+    lines = output.strip().splitlines()
+    return lines[-1] if lines else default
+
+
 class CommandFailed(PodkuError):
     def __init__(self, argv: Sequence[str], returncode: int, output: str = ""):
         self.argv, self.returncode, self.output = list(argv), returncode, output
-        tail = output.strip().splitlines()[-1:] if output.strip() else []
-        reason = f": {tail[0]}" if tail else ""
+        tail = last_line(output)
+        reason = f": {tail}" if tail else ""
         super().__init__(f"{shlex.join(self.argv)} failed with exit code {returncode}{reason}")
 
 
