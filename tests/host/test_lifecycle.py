@@ -7,17 +7,23 @@ import subprocess
 import time
 
 
-def images_of(host, app: str) -> list[str]:
-    listing = host.as_deploy_user(f"podman images --format '{{{{.Tag}}}}' localhost/podku/{app}").stdout
-    return sorted(listing.split())
+def images_of(host, app: str) -> list[str] | None:
+    """The app's image tags, or None when podman's listing raced with an image removal."""
+    listing = host.as_deploy_user(f"podman images --format '{{{{.Tag}}}}' localhost/podku/{app}", check=False)
+    if listing.returncode != 0:
+        assert "image not known" in listing.stderr, listing.stderr
+        return None
+    return sorted(listing.stdout.split())
 
 
 def wait_for_images(host, app: str, expected: list[str], timeout: float = 60) -> None:
     """Old releases retire (and their images go) a few seconds after a swap."""
     deadline = time.monotonic() + timeout
-    while images_of(host, app) != expected and time.monotonic() < deadline:
+    seen = images_of(host, app)
+    while seen != expected and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert images_of(host, app) == expected
+        seen = images_of(host, app)
+    assert seen == expected
 
 
 def test_old_images_are_pruned_and_rollback_to_them_is_refused(host, app_repo):
@@ -85,7 +91,7 @@ def test_destroy_removes_the_app_its_units_and_its_route(host, app_repo):
     assert host.http_get(f"{app}.podku.localhost")[0] == 404
     units = host.as_deploy_user("ls ~/.config/systemd/user").stdout.split()
     assert not [unit for unit in units if unit.startswith(f"{app}-r") or unit == f"{app}.service"]
-    assert images_of(host, app) == []
+    wait_for_images(host, app, [], timeout=5)  # destroy removes them itself; 5 s only for the listing race
 
 
 def test_run_starts_a_one_off_container_of_the_live_release(host, app_repo):
