@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
-from podku import output, paths, state
+from podku import output
 from podku.errors import PodkuError, UsageError
 from podku.run import child_env, last_line, run
 
@@ -76,10 +76,3 @@ def ensure(name: str) -> None:
     chosen = base(name)
     if not exists(chosen.image):
         build(name)
-
-
-def prune_build_cache() -> None:
-    """Remove dangling layers (build cache no image uses any more): call it after old
-    releases' images are removed. The dependency layers of kept images stay, being their parents."""
-    with state.locked(paths.IMAGES_LOCK, "images"):
-        run(["podman", "image", "prune", "--force"], check=False)

@@ -14,6 +14,7 @@ import shutil
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from podku import builders, gitrepo, limits, output, paths, state
@@ -150,10 +151,12 @@ def image_refusal(reference: str, stages: set[str]) -> str | None:
 
 # --- building -----------------------------------------------------------------------------
 
-def build_image(source: Path, tag: str, unit: str) -> None:
-    """podman build in a scope with limits, output streamed indented; raises BuildFailed."""
+def build_image(source: Path, tag: str, unit: str) -> str:
+    """podman build in a scope with limits, output streamed indented; raises BuildFailed.
+    Returns the builder used."""
     build_limits = limits.load()
-    podman = ["podman", "build", "--network=host", "--tag", tag, *build_file_args(source, tag)]
+    prepared = prepare_build(source, tag)
+    podman = ["podman", "build", "--network=host", "--tag", tag, *prepared.build_args]
     if HOST_CA_BUNDLE.is_file():
         podman += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
     podman.append(str(source))
@@ -169,15 +172,16 @@ def build_image(source: Path, tag: str, unit: str) -> None:
         watchdog.stop()
     if watchdog.fired or not image_built(tag):  # podman exits 0 when systemd stops it
         raise BuildFailed(time_limit_message(build_limits) if watchdog.fired else "image build failed: no image")
+    return prepared.builder
 
 
-def build_file_args(source: Path, tag: str) -> list[str]:
-    """`--file` and build arguments: the user's own Containerfile, checked first, or the one
-    a builder rendered outside the tree from podku's own template."""
-    args = builders.prepare(source, builders.app_from_tag(tag))
-    if Path(args[1]).parent == source:  # the pushed tree's own file
+def prepare_build(source: Path, tag: str) -> builders.Prepared:
+    """The builder and its build arguments: the user's own Containerfile, checked first, or
+    the one a builder rendered outside the tree from podku's own template."""
+    prepared = builders.prepare(source, builders.app_from_tag(tag))
+    if prepared.builder == builders.CONTAINERFILE:
         check_build_file(build_file(source))
-    return args
+    return prepared
 
 
 def scope_argv(unit: str, build_limits: limits.Limits) -> list[str]:
@@ -285,6 +289,9 @@ def remove_images(tags: list[str], wait: bool = False) -> bool:
             return False
         for tag in tags:
             run(["podman", "image", "rm", "--ignore", tag], check=False)
+        # The build cache those images leave dangling (their own layers); the dependency
+        # layers kept images share are their parents and stay. No build runs: we hold the lock.
+        run(["podman", "image", "prune", "--force"], check=False)
     return True
 
 
@@ -316,12 +323,18 @@ def read_file_at(repo: Path, rev: str, name: str) -> str | None:
     return gitrepo.read_file(repo, rev, name, MAX_READ_BYTES)
 
 
-def build_release(repo: Path, rev: str, tag: str, workdir: Path) -> int | None:
-    """Build `rev` as `tag`; returns the image's EXPOSEd port, if any."""
+@dataclass(frozen=True)
+class Built:
+    builder: str
+    port: int | None  # the image's EXPOSEd port, if any: the app then binds $PORT
+
+
+def build_release(repo: Path, rev: str, tag: str, workdir: Path) -> Built:
+    """Build `rev` as `tag`."""
     try:
         with state.locked(paths.IMAGES_LOCK, "images", shared=True):
             gitrepo.checkout(repo, rev, workdir)
-            build_image(workdir, tag, unit=f"podku-build-{workdir.name}")
-            return exposed_port(tag)
+            builder = build_image(workdir, tag, unit=f"podku-build-{workdir.name}")
+            return Built(builder, exposed_port(tag))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

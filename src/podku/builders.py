@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from podku import baseimages, names, output, paths, state, templates
+from podku import baseimages, names, output, paths, procfile, state, templates
 from podku.errors import PodkuError, UsageError
 
 CONTAINERFILE, PYTHON, NODE, STATIC = "containerfile", "python", "node", "static"
@@ -33,7 +33,6 @@ APP_PORT = 5000
 UVICORN_DEFAULT_PORT = 8000
 GLOBAL_KEYS = {"pip-index-url": "PIP_INDEX_URL", "npm-registry": "npm_config_registry"}
 MAX_URL = 2048
-PROCFILE_LINE = re.compile(r"([a-z0-9_-]{1,63}):[ \t]*(\S.*)")
 SHELL_SYNTAX = re.compile(r"[`$|&;<>\\]")
 STATIC_CONTEXT = "podku"  # the --build-context name of podku's own files (the static server)
 
@@ -76,13 +75,8 @@ def in_tree(source: Path) -> Callable[[str], bool]:
 
 
 def chosen(source: Path, app: str | None) -> str:
-    return chosen_at(in_tree(source), app)
-
-
-def chosen_at(exists: Callable[[str], bool], app: str | None) -> str:
     """The builder a deploy uses: the one set by builder:set, or the one detected."""
-    forced = selected(app) if app else None
-    return forced or detect(exists)
+    return (selected(app) if app else None) or detect(in_tree(source))
 
 
 # --- per-app and global settings ----------------------------------------------------------
@@ -148,21 +142,6 @@ def _shown(value: str, limit: int = 40) -> str:
 
 
 # --- Procfile and the web process ---------------------------------------------------------
-
-def parse_procfile(text: str) -> dict[str, str]:
-    """`name: command` lines; blank lines and # comments are skipped, anything else is an error."""
-    entries: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = PROCFILE_LINE.fullmatch(line.rstrip())
-        if not match:
-            raise ProcfileError(f"Procfile line {number} is not 'name: command' (names: a-z, 0-9, _ and -)")
-        if match[1] in entries:
-            raise ProcfileError(f"Procfile line {number}: process type {match[1]} appears twice")
-        entries[match[1]] = match[2]
-    return entries
-
 
 def command_argv(command: str, port: int = APP_PORT) -> list[str]:
     """A Procfile command as an argument list: no shell runs it, so $PORT is the only
@@ -241,7 +220,7 @@ def procfile_web(source: Path) -> str | None:
     path = source / "Procfile"
     if not path.is_file() or path.is_symlink():
         return None
-    return parse_procfile(path.read_text(errors="replace")).get("web")
+    return procfile.commands(path.read_text(errors="replace")).get("web")
 
 
 def node_default_command(source: Path) -> str:
@@ -318,22 +297,28 @@ def write_rendered(text: str) -> Path:
     return path
 
 
-def prepare(source: Path, app: str | None = None) -> list[str]:
-    """The `podman build` arguments that choose the build file for the checkout at `source`."""
+@dataclass(frozen=True)
+class Prepared:
+    builder: str
+    build_args: list[str]  # for `podman build`: --file and the builder's --build-arg values
+
+
+def prepare(source: Path, app: str | None = None) -> Prepared:
+    """The builder for the checkout at `source`, and the `podman build` arguments it needs."""
     forced = selected(names.app_name(app)) if app else None
-    builder = forced or detect(in_tree(source))
+    builder = chosen(source, app)
     if builder == CONTAINERFILE:
         found = next((source / n for n in BUILD_FILES if (source / n).is_file()), None)
         if found is None:
             raise BuilderError("the containerfile builder is set, but there is no Containerfile or Dockerfile")
-        return ["--file", str(found)]
+        return Prepared(builder, ["--file", str(found)])
     output.detail(f"Using the {builder} builder (set by builder:set)" if forced else
                   f"No Containerfile: using the {builder} builder")
     baseimages.ensure(NODE if builder == NODE else PYTHON)
     argv = ["--file", str(write_rendered(render(builder, source))), *build_args(builder)]
     if builder == STATIC:
         argv += ["--build-context", f"{STATIC_CONTEXT}={templates.units_dir() / 'builders'}"]
-    return argv
+    return Prepared(builder, argv)
 
 
 def app_from_tag(tag: str) -> str | None:

@@ -10,7 +10,6 @@ from podku import (
     build,
     builders,
     deploytasks,
-    gitrepo,
     output,
     processes,
     procfile,
@@ -38,11 +37,11 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
                            release_id=release_id)
     output.step(f"Building {app.name} from {rev[:7]} ...")
     try:
-        port = build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id))
+        built = build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id))
     except PodkuError as error:
         releases.save(release.with_outcome(releases.Outcome.FAILED))
         raise DeployFailed(f"{error}; {_still_serving(app)}") from error
-    release = dataclasses.replace(release, port=port, processes=_runtime_processes(app, rev, procs))
+    release = dataclasses.replace(release, port=built.port, processes=_runtime_processes(built.builder, procs))
     releases.save(release)
     return release_to(app, release, tasks=True)
 
@@ -110,10 +109,9 @@ def _still_serving(app: apps.App) -> str:
     return f"release {app.live_release} is still serving"
 
 
-def _runtime_processes(app: apps.App, rev: str, procs: procfile.Processes) -> procfile.Processes:
+def _runtime_processes(builder: str, procs: procfile.Processes) -> procfile.Processes:
     """A builder already made the Procfile's web line the image's command, adapted to the
     release's socket (gunicorn, uvicorn --fd 3, or $PORT): it must not be overridden again."""
-    builder = builders.chosen_at(lambda name: gitrepo.has_file(app.paths.repo, rev, name), app.name)
     if builder == builders.CONTAINERFILE:
         return procs
     return {name: argv for name, argv in procs.items() if name != processes.WEB}

@@ -114,16 +114,6 @@ def refuse_oversized_tree(repo: Path, rev: str) -> None:
                         f"(at most {MAX_TREE_ENTRIES} files, {MAX_TREE_BYTES} bytes)")
 
 
-def has_file(repo: Path, rev: str, name: str) -> bool:
-    """Whether `rev` has a regular file (a blob, not a link) at `name`."""
-    rev = revision(rev)
-    if "\n" in name:
-        raise RepoError(f"invalid file name {name!r}")
-    found = run(_git(repo, "ls-tree", "--end-of-options", rev, "--", name), env=git_env(), check=False)
-    mode = found.stdout.split()[0] if found.returncode == 0 and found.stdout.split() else ""
-    return mode in ("100644", "100755")
-
-
 def read_file(repo: Path, rev: str, name: str, max_bytes: int) -> str | None:
     """A file's text at `rev` (at most `max_bytes`), or None where `rev` has no such file."""
     rev = revision(rev)

@@ -33,23 +33,33 @@ class UnknownProcessType(UsageError):
 
 def parse(text: str) -> Processes:
     """{type: argv} in file order, or ProcfileInvalid naming the first bad line."""
+    return {name: argv for name, _, argv in entries(text)}
+
+
+def commands(text: str) -> dict[str, str]:
+    """{type: command as written}, checked exactly as parse() checks it."""
+    return {name: command for name, command, _ in entries(text)}
+
+
+def entries(text: str) -> list[tuple[str, str, list[str]]]:
+    """(type, command, argv) for each process line, in file order."""
     if len(text.encode(errors="replace")) > MAX_BYTES:
         raise ProcfileInvalid(f"Procfile is larger than {MAX_BYTES // 1024} KiB")
-    processes: Processes = {}
+    found: list[tuple[str, str, list[str]]] = []
     for number, line in enumerate(text.split("\n"), 1):
         line = line.removesuffix("\r")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        name, argv = parse_line(line, number)
-        if name in processes:
-            raise ProcfileInvalid(f"Procfile line {number}: process type {name!r} is defined twice")
-        processes[name] = argv
-        if len(processes) > MAX_TYPES:
+        entry = parse_line(line, number)
+        if any(entry[0] == name for name, _, _ in found):
+            raise ProcfileInvalid(f"Procfile line {number}: process type {entry[0]!r} is defined twice")
+        found.append(entry)
+        if len(found) > MAX_TYPES:
             raise ProcfileInvalid(f"Procfile line {number}: more than {MAX_TYPES} process types")
-    return processes
+    return found
 
 
-def parse_line(line: str, number: int) -> tuple[str, list[str]]:
+def parse_line(line: str, number: int) -> tuple[str, str, list[str]]:
     where = f"Procfile line {number}"
     if len(line) > MAX_LINE_CHARS:
         raise ProcfileInvalid(f"{where}: longer than {MAX_LINE_CHARS} characters")
@@ -58,16 +68,16 @@ def parse_line(line: str, number: int) -> tuple[str, list[str]]:
     found = LINE.fullmatch(line.strip())
     if found is None:
         raise ProcfileInvalid(f"{where}: expected `name: command`")
-    name = type_name(found.group(1), where)
+    name, command = type_name(found.group(1), where), found.group(2)
     try:
-        argv = shlex.split(found.group(2), comments=False, posix=True)
+        argv = shlex.split(command, comments=False, posix=True)
     except ValueError as error:
         raise ProcfileInvalid(f"{where}: cannot split the command: {error}") from None
     if not argv:
         raise ProcfileInvalid(f"{where}: process type {name!r} has no command")
     if len(argv) > MAX_ARGS:
         raise ProcfileInvalid(f"{where}: more than {MAX_ARGS} arguments")
-    return name, argv
+    return name, command, argv
 
 
 def type_name(name: str, where: str = "process type") -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from podku import apps, build, gitrepo, health, oneoff, paths, releases, swap, systemd
+from podku import apps, build, builders, health, oneoff, paths, releases, swap, systemd
 from podku.releases import Outcome, Release
 
 
@@ -114,9 +114,9 @@ class FakePodman:
     removed: list[str] = field(default_factory=list)
     oneoffs_removed: list[str] = field(default_factory=list)  # apps whose one-off containers went
 
-    def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> int | None:
+    def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
         self.images.add(tag)
-        return None
+        return build.Built(builders.CONTAINERFILE, None)
 
     def image_exists(self, tag: str) -> bool:
         return tag in self.images
@@ -177,7 +177,6 @@ def install(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     monkeypatch.setattr(build, "remove_images", podman.remove_images)
     monkeypatch.setattr(build, "read_file_at", lambda repo, rev, name: None)
     monkeypatch.setattr(oneoff, "remove_all", podman.oneoffs_removed.append)
-    monkeypatch.setattr(gitrepo, "has_file", lambda repo, rev, name: name == "Containerfile")
     monkeypatch.setattr(health, "check", checker.check)
     host = FakeHost(manager, podman, checker)
     monkeypatch.setattr(swap, "sleep", host.drained.append)

@@ -150,7 +150,8 @@ def test_image_removal_never_waits_for_a_build(home, monkeypatch):
                               capture_output=True, text=True, timeout=10)
     assert held.stdout.strip() == "False", held.stderr
     assert build.remove_images(["localhost/podku/a:r1"]) is True
-    assert removed == [["podman", "image", "rm", "--ignore", "localhost/podku/a:r1"]]
+    assert removed == [["podman", "image", "rm", "--ignore", "localhost/podku/a:r1"],
+                       ["podman", "image", "prune", "--force"]]  # and the build cache it left
 
 
 REMOVE_IN_ANOTHER_PROCESS = """

@@ -7,7 +7,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from podku import apps, baseimages, builders, templates
+from podku import apps, baseimages, builders, procfile, templates
 from podku.cli import cli
 
 
@@ -62,12 +62,13 @@ def test_a_forced_builder_wins_over_detection(home, tmp_path):
 
 # --- Procfile and web process -------------------------------------------------------------
 
-def test_procfile_parsing_is_strict():
-    assert builders.parse_procfile("# c\n\nweb: gunicorn app:app\nworker: python w.py\n") == {
-        "web": "gunicorn app:app", "worker": "python w.py"}
+def test_the_web_command_comes_from_the_one_procfile_parser(tmp_path):
+    tree(tmp_path, {"Procfile": "# c\n\nweb: gunicorn 'app:app'\nworker: python w.py\n"})
+    assert builders.procfile_web(tmp_path) == "gunicorn 'app:app'"
     for bad in ("Web: x", "web gunicorn", "web:", "we b: x", "web: a\nweb: b", "../x: y"):
-        with pytest.raises(builders.ProcfileError):
-            builders.parse_procfile(bad)
+        tree(tmp_path, {"Procfile": bad})
+        with pytest.raises(procfile.ProcfileInvalid):
+            builders.procfile_web(tmp_path)
 
 
 @pytest.mark.parametrize("command, argv, port", [
@@ -172,17 +173,18 @@ def test_prepare_writes_the_containerfile_outside_the_tree(home, tmp_path, monke
     monkeypatch.setattr(baseimages, "ensure", lambda name: None)
     source = tree(tmp_path / "src", {"requirements.txt": "", "Procfile": "web: gunicorn app:app\n"})
     before = sorted(p.name for p in source.rglob("*"))
-    argv = builders.prepare(source, "shop")
+    argv = builders.prepare(source, "shop").build_args
     assert argv[0] == "--file" and not argv[1].startswith(str(source))
     assert sorted(p.name for p in source.rglob("*")) == before
-    assert builders.prepare(source, "shop") == argv  # content-addressed: one file per content
+    assert builders.prepare(source, "shop").build_args == argv  # content-addressed: one file per content
     tree(source, {"Containerfile": "FROM scratch\n"})
-    assert builders.prepare(source, "shop") == ["--file", str(source / "Containerfile")]
+    own_file = ["--file", str(source / "Containerfile")]
+    assert builders.prepare(source, "shop") == builders.Prepared("containerfile", own_file)
 
 
 def test_prepare_for_static_adds_podkus_build_context(home, tmp_path, monkeypatch):
     monkeypatch.setattr(baseimages, "ensure", lambda name: None)
-    argv = builders.prepare(tree(tmp_path, {".static": ""}))
+    argv = builders.prepare(tree(tmp_path, {".static": ""})).build_args
     assert argv[-2:] == ["--build-context", f"podku={templates.units_dir() / 'builders'}"]
     assert (templates.units_dir() / "builders" / "static-server.py").is_file()
 

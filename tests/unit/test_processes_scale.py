@@ -113,7 +113,7 @@ def test_bad_scale_changes_nothing(host, words, message):
 
 
 def test_a_port_app_runs_one_web_instance(host, monkeypatch):
-    monkeypatch.setattr(build, "build_release", lambda *args: 8000)
+    monkeypatch.setattr(build, "build_release", lambda *args: build.Built("containerfile", 8000))
     push()
     with pytest.raises(processes.ScaleInvalid, match=r"\$PORT"):
         scale("web=2")
