@@ -7,7 +7,9 @@ keeping its PID so systemd's LISTEN_PID still matches."""
 
 import os
 import time
+from pathlib import Path
 
+from podku import paths
 from podku.errors import PodkuError
 from podku.run import replace_process, run
 
@@ -17,10 +19,19 @@ SOCKET_PROXYD = next((path for path in ("/usr/lib/systemd/systemd-socket-proxyd"
 TCP_LISTEN = "0A"
 
 
+def pidfile(container: str) -> Path:
+    """Where `podman run --pidfile` leaves the app's PID: reading it costs no podman call,
+    which is most of an idle $PORT app's wake-up."""
+    return paths.RUNTIME / f"{container}.pid"
+
+
 def container_pid(container: str) -> int:
-    result = run(["podman", "inspect", "--format", "{{.State.Pid}}", container], check=False)
-    pid = result.stdout.strip()
-    if result.returncode != 0 or not pid.isdigit() or pid == "0":
+    try:
+        pid = pidfile(container).read_text().strip()
+    except FileNotFoundError:  # units rendered before podku wrote pidfiles
+        result = run(["podman", "inspect", "--format", "{{.State.Pid}}", container], check=False)
+        pid = result.stdout.strip() if result.returncode == 0 else ""
+    if not pid.isdigit() or pid == "0" or not os.path.exists(f"/proc/{pid}"):
         raise PodkuError(f"container {container} is not running")
     return int(pid)
 

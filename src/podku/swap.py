@@ -86,6 +86,7 @@ def install_units(release: Release) -> None:
                   container=release.container, env_file=env_file(release), port=release.port,
                   socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT,
                   podku=paths.PODKU_EXECUTABLE, command=processes.web_command(release),
+                  pidfile=bridge.pidfile(release.container),
                   **runtime_values(release))
     systemd.write_unit(release.socket_unit, templates.render("release.socket.j2", **values))
     processes.install_units(release, values)
@@ -134,8 +135,9 @@ def stop_release(release: Release) -> None:
             systemd.stop(unit)
             systemd.reset_failed(unit)
         systemd.remove_unit(unit)
-    with contextlib.suppress(FileNotFoundError):
-        env_file(release).unlink()
+    for leftover in (env_file(release), bridge.pidfile(release.container)):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
     systemd.reload()
 
 

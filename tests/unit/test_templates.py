@@ -9,7 +9,7 @@ from podku import templates
 REPO = Path(__file__).resolve().parents[2]
 
 VALUES = dict(app="my-app", release=7, unit="my-app-r7", image="localhost/podku/my-app:r7",
-              container="podku-my-app-r7",
+              container="podku-my-app-r7", pidfile=Path("/run/user/1000/podku/podku-my-app-r7.pid"),
               env_file=Path("/home/podku/.local/state/podku/apps/my-app/releases/7.env"),
               socket_path=Path("/run/user/1000/podku/my-app/web-r7.sock"), stop_timeout=10,
               extra_flags=[], idle_timeout=0, inner_socket=None,
@@ -120,6 +120,7 @@ def test_a_port_app_gets_port_in_its_environment_and_no_network():
     argv = shlex.split(directives(unit)["ExecStart"][0])
     assert "--network=none" in argv
     assert argv[argv.index("--env") + 1] == "PORT=5000"
+    assert argv[argv.index("--pidfile") + 1] == "/run/user/1000/podku/podku-my-app-r7.pid"  # the bridge reads it
     assert argv[-1] == "localhost/podku/my-app:r7"
     assert directives(unit)["ExecStartPost"] == ["/opt/podku/bin/podku internal:wait-port podku-my-app-r7 5000"]
 
