@@ -32,6 +32,7 @@ import json
 import math
 import os
 import signal
+import ssl
 import sys
 import tempfile
 import threading
@@ -91,6 +92,7 @@ class Target:
     timeout: float
     post_every: int = 0
     post_bytes: int = 512
+    tls: ssl.SSLContext | None = None  # https://: verified against --cacert, SNI from the Host header
 
 
 # --------------------------------------------------------------------------
@@ -109,26 +111,39 @@ def is_loopback_host(host: str) -> bool:
     return address.is_loopback
 
 
-def parse_loopback_url(url: str) -> tuple[str, int]:
-    """Return (host, port) of an http:// URL, refusing non-loopback hosts."""
+def parse_loopback_url(url: str) -> tuple[str, str, int]:
+    """Return (scheme, host, port) of an http:// or https:// URL, refusing non-loopback hosts."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
         port = parts.port
     except ValueError as exc:
         raise LoadConfigError(f"invalid --url {url!r}: {exc}") from None
-    if parts.scheme != "http":
-        raise LoadConfigError(f"invalid --url {url!r}: only http:// is supported")
+    if parts.scheme not in ("http", "https"):
+        raise LoadConfigError(f"invalid --url {url!r}: only http:// and https:// are supported")
     if not host or not is_loopback_host(host):
         raise LoadConfigError(
             f"refusing non-loopback target {host!r}: only 127.0.0.0/8, ::1 and localhost are allowed"
         )
-    return host, port or 80
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
+
+
+def tls_context(scheme: str, cacert: str | None) -> ssl.SSLContext | None:
+    if scheme == "http":
+        if cacert:
+            raise LoadConfigError("--cacert is for https:// URLs")
+        return None
+    if not cacert:
+        raise LoadConfigError("an https:// URL needs --cacert (the CA that signed the server's certificate)")
+    try:
+        return ssl.create_default_context(cafile=cacert)
+    except (OSError, ssl.SSLError) as exc:
+        raise LoadConfigError(f"cannot load --cacert {cacert!r}: {exc}") from None
 
 
 def build_target(url: str, host_header: str | None, timeout: float, path: str,
-                 post_every: int = 0, post_bytes: int = 512) -> Target:
-    host, port = parse_loopback_url(url)
+                 post_every: int = 0, post_bytes: int = 512, cacert: str | None = None) -> Target:
+    scheme, host, port = parse_loopback_url(url)
     if not path.startswith("/"):
         raise LoadConfigError(f"--path must start with '/', got {path!r}")
     if not timeout > 0:
@@ -136,7 +151,7 @@ def build_target(url: str, host_header: str | None, timeout: float, path: str,
     if post_every < 0 or not 0 <= post_bytes <= MAX_POST_BYTES:
         raise LoadConfigError(f"--post-every must be >= 0 and --post-bytes 0..{MAX_POST_BYTES}")
     return Target(host=host, port=port, path=path, host_header=host_header or None, timeout=timeout,
-                  post_every=post_every, post_bytes=post_bytes)
+                  post_every=post_every, post_bytes=post_bytes, tls=tls_context(scheme, cacert))
 
 
 def request_method(target: Target, seq: int) -> tuple[str, bytes | None]:
@@ -166,7 +181,22 @@ def client_uses_keepalive(client_id: int, keepalive: str) -> bool:
 # --------------------------------------------------------------------------
 
 
+class NamedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to a loopback address with the SNI and certificate name of the Host header."""
+
+    def __init__(self, target: Target):
+        super().__init__(target.host, target.port, timeout=target.timeout, context=target.tls)
+        self.server_name = target.host_header or target.host
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        assert self._context is not None
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_name)
+
+
 def new_connection(target: Target) -> http.client.HTTPConnection:
+    if target.tls is not None:
+        return NamedHTTPSConnection(target)
     return http.client.HTTPConnection(target.host, target.port, timeout=target.timeout)
 
 
@@ -369,6 +399,7 @@ def run(
     path: str = "/",
     post_every: int = 0,
     post_bytes: int = 512,
+    cacert: str | None = None,
 ) -> list[Record]:
     """Generate load in-process and return every request record.
 
@@ -376,7 +407,7 @@ def run(
     the configuration is invalid or the target is not loopback. Takes at most
     about duration + timeout + JOIN_GRACE_S seconds.
     """
-    target = build_target(url, host_header, timeout, path, post_every, post_bytes)
+    target = build_target(url, host_header, timeout, path, post_every, post_bytes, cacert)
     validate_load_shape(clients, keepalive, duration)
 
     stop_clients = threading.Event()
@@ -528,7 +559,8 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="load.py", description="Bounded HTTP load generator (loopback only).")
-    parser.add_argument("--url", required=True, help="http://127.0.0.1:PORT/ (loopback only)")
+    parser.add_argument("--url", required=True, help="http(s)://127.0.0.1:PORT/ (loopback only)")
+    parser.add_argument("--cacert", default=None, help="CA file that verifies an https:// server")
     parser.add_argument("--host-header", default=None, help="value of the Host header")
     parser.add_argument("--clients", type=int, default=8, help=f"concurrent clients, 1..{MAX_CLIENTS}")
     parser.add_argument("--keepalive", choices=KEEPALIVE_MODES, default="mix")
@@ -555,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         # Everything is checked before any connection or long run starts.
-        build_target(args.url, args.host_header, args.timeout, args.path, args.post_every, args.post_bytes)
+        build_target(args.url, args.host_header, args.timeout, args.path, args.post_every, args.post_bytes,
+                     args.cacert)
         validate_load_shape(args.clients, args.keepalive, args.duration)
         ensure_parent_directory(args.out)
         if args.ready_file:
@@ -575,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         path=args.path,
         post_every=args.post_every,
         post_bytes=args.post_bytes,
+        cacert=args.cacert,
     )
     summary = summarize(records)
     write_results(args.out, records, summary)

@@ -65,16 +65,22 @@ SCENARIOS = {"redeploy": redeploy, "config:set": config_set, "ps:restart": resta
              "rollback": rollback, "SIGKILL": kill, "other apps": other_apps}
 
 
+HTTPS_SCENARIOS = ("redeploy", "other apps")
+# Test hosts use Caddy's internal CA (install.sh --tls internal): its root verifies the load.
+CADDY_ROOT = "home/podku/.local/share/caddy/pki/authorities/local/root.crt"
+
+
 def measure(host: testhost.TestHost, repo: testhost.AppRepo, name: str, swaps: int, keepalive: str,
-            clients: int, workdir: Path, state: dict) -> str:
-    with testhost.LoadRun(host, repo.app, workdir, clients=clients, keepalive=keepalive) as run:
+            clients: int, workdir: Path, state: dict, https: bool = False) -> str:
+    cacert = host.root / CADDY_ROOT if https else None
+    with testhost.LoadRun(host, repo.app, workdir, clients=clients, keepalive=keepalive, cacert=cacert) as run:
         for _ in range(swaps):
             SCENARIOS[name](repo, state)
         time.sleep(1)
     summary = run.summary
     figures = " ".join(f"{key}={summary[key]}" for key in
                        ("requests", "non2xx", "errors", "p50_ms", "p99_ms", "max_ms", "longest_gap_s"))
-    return f"| {name} | {repo.app} | {keepalive} | {swaps} | {figures} |"
+    return f"| {name}{' (HTTPS)' if https else ''} | {repo.app} | {keepalive} | {swaps} | {figures} |"
 
 
 def main() -> None:
@@ -97,9 +103,15 @@ def main() -> None:
             state = {"n": 0, "deploy": deploy_options}
             redeploy(repo, state)
             state["push_seconds"] = []
-            for name in SCENARIOS:
+            rows = [(name, False) for name in SCENARIOS] + [(name, True) for name in HTTPS_SCENARIOS]
+            for name, https in rows:
+                if https:
+                    host.in_netns(["curl", "-sS", "-o", "/dev/null", "--cacert", str(host.root / CADDY_ROOT),
+                                   "--resolve", f"{app}.podku.localhost:443:127.0.0.1",
+                                   f"https://{app}.podku.localhost/"])  # the certificate, issued on demand
                 for keepalive in ("on", "off"):
-                    print(measure(host, repo, name, args.swaps, keepalive, args.clients, workdir, state), flush=True)
+                    print(measure(host, repo, name, args.swaps, keepalive, args.clients, workdir, state, https),
+                          flush=True)
             pushes = state["push_seconds"]
             print(f"{app}: code-only redeploy (git push to app answering from the new release): "
                   f"median {statistics.median(pushes):.2f}s, max {max(pushes):.2f}s over {len(pushes)} pushes",

@@ -42,6 +42,7 @@ from podku import (
     apps,
     bridge,
     build,
+    gunicorn,
     health,
     output,
     paths,
@@ -82,6 +83,7 @@ def install_units(release: Release) -> None:
     """Render the release's units; they are inert until its socket is started."""
     app_paths = paths.AppPaths(release.app)
     state.write_if_changed(env_file(release), release.environment_file(), mode=0o600)
+    gunicorn.install()
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
                   container=release.container, env_file=env_file(release), port=release.port,
                   socket_path=app_paths.release_socket(release.id), stop_timeout=STOP_TIMEOUT,
@@ -100,7 +102,9 @@ def install_units(release: Release) -> None:
 
 def runtime_values(release: Release) -> dict:
     """Template values from the release's runtime settings: limits, storage, idle timeout."""
-    return dict(extra_flags=resources.podman_flags(release.resources) + storage.podman_flags(release.mounts),
+    flags = [*resources.podman_flags(release.resources), *storage.podman_flags(release.mounts),
+             *gunicorn.podman_flags(release.config)]
+    return dict(extra_flags=flags,
                 idle_timeout=release.idle_timeout, inner_socket=release.inner_socket_unit,
                 inner_socket_path=inner_socket_path(release), socket_proxyd=bridge.SOCKET_PROXYD)
 

@@ -269,13 +269,16 @@ class LoadRun:
     namespace) while a test changes the app; the records come back when it ends."""
 
     def __init__(self, machine: TestHost, app: str, workdir: Path, clients: int = 8,
-                 keepalive: str = "mix", path: str = "/", post_every: int = 0, host_header: str | None = None):
+                 keepalive: str = "mix", path: str = "/", post_every: int = 0, host_header: str | None = None,
+                 cacert: Path | None = None):
         self.load = load
         self.out, self.stop, self.ready = workdir / "load.json", workdir / "load.stop", workdir / "load.ready"
         for leftover in (self.out, self.stop, self.ready):  # from an earlier run in workdir
             leftover.unlink(missing_ok=True)
-        argv = [sys.executable, str(LOAD_TOOL), "--url", "http://127.0.0.1:80/", "--host-header",
-                host_header or f"{app}.podku.localhost", "--clients", str(clients), "--keepalive", keepalive,
+        url = "https://127.0.0.1:443/" if cacert else "http://127.0.0.1:80/"  # https: verified by cacert
+        argv = [sys.executable, str(LOAD_TOOL), "--url", url, *(["--cacert", str(cacert)] if cacert else []),
+                "--host-header", host_header or f"{app}.podku.localhost",
+                "--clients", str(clients), "--keepalive", keepalive,
                 "--duration", "900", "--out", str(self.out), "--stop-file", str(self.stop),
                 "--ready-file", str(self.ready), "--path", path, "--post-every", str(post_every)]
         self.process = subprocess.Popen(["ip", "netns", "exec", machine.netns, *argv],

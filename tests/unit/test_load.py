@@ -10,6 +10,7 @@ import http.client
 import http.server
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -266,6 +267,28 @@ def test_run_rejects_bad_configuration_before_connecting(monkeypatch):
     assert load.main(["--url", "http://10.1.2.3/", "--out", "/nonexistent/never-written.json"]) == 2
     for host in ["127.0.0.1", "127.8.9.10", "::1", "localhost", "LOCALHOST"]:
         assert load.is_loopback_host(host)
+
+
+def self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_https_sends_the_host_header_as_sni_and_verifies_the_certificate(server, tmp_path):
+    cert, key = self_signed(tmp_path, "app.podku.localhost")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    url = f"https://127.0.0.1:{server.port}/"
+    records = load.run(url, "app.podku.localhost", 2, "mix", RUN_SECONDS, cacert=str(cert))
+    assert records and load.failures(records) == []
+    wrong_name = load.run(url, "other.podku.localhost", 1, "on", RUN_SECONDS, cacert=str(cert))
+    assert wrong_name and all("certificate" in (record["error"] or "") for record in wrong_name)
+    with pytest.raises(ValueError, match="--cacert"):
+        load.run(url, "app.podku.localhost", 1, "on", 1)
 
 
 # ---------------------------------------------------------------- CLI
