@@ -63,6 +63,21 @@ def host_memory(host: testhost.TestHost) -> float:
     return (int(stats["total_rss"]) + int(stats.get("total_shmem", 0))) / MiB
 
 
+USER_MANAGER_PSS = ("for pid in $(pgrep -u podku -x systemd) $(pgrep -u podku -x '(sd-pam)'); do "
+                    "awk '/^Pss:/ {print $2}' /proc/$pid/smaps_rollup; done")
+
+
+def platform_with_one_idle_app(host: testhost.TestHost) -> str:
+    """What podku costs with one idle app: Caddy, the deploy user's systemd, the idle app's
+    units (listening sockets only: no process), all PSS (binary pages included)."""
+    units = pss_by_unit(host)
+    caddy = units.get("podku-caddy.service", 0)
+    app = sum(per_app(units).values())
+    manager = sum(int(kb) for kb in host.sh(USER_MANAGER_PSS).stdout.split())
+    return (f"platform + one idle app: Caddy {caddy / 1024:.1f} + user manager {manager / 1024:.1f} "
+            f"+ idle app {app / 1024:.1f} = {(caddy + manager + app) / 1024:.1f} MiB PSS")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=30)
@@ -85,6 +100,9 @@ def main() -> None:
               f"host without page cache {host_memory(host):.0f} MiB", flush=True)
         for number in range(args.apps):
             host.git(repo.path, "push", "--quiet", host.remote(f"app{number}"), "HEAD:main")
+            if number == 0:
+                wait_idle(host)
+                print(platform_with_one_idle_app(host), flush=True)
             if (number + 1) % args.every and number + 1 != args.apps:
                 continue
             count = number + 1

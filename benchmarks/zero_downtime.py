@@ -87,7 +87,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--swaps", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help=f"comma-separated, of: {', '.join(SCENARIOS)} (HTTPS rows: {', '.join(HTTPS_SCENARIOS)})")
     args = parser.parse_args()
+    chosen = args.scenarios.split(",")
+    if not set(chosen) <= set(SCENARIOS):
+        parser.error(f"unknown scenario in {args.scenarios!r}")
     rootfs, base = testhost.build_images()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still remove the test host
     host = testhost.TestHost("bench", rootfs, base)
@@ -103,7 +108,7 @@ def main() -> None:
             state = {"n": 0, "deploy": deploy_options}
             redeploy(repo, state)
             state["push_seconds"] = []
-            rows = [(name, False) for name in SCENARIOS] + [(name, True) for name in HTTPS_SCENARIOS]
+            rows = [(name, False) for name in chosen] + [(name, True) for name in HTTPS_SCENARIOS if name in chosen]
             for name, https in rows:
                 if https:
                     host.in_netns(["curl", "-sS", "-o", "/dev/null", "--cacert", str(host.root / CADDY_ROOT),
