@@ -7,7 +7,7 @@ systemd-nspawn), installs podku, sets a short global idle timeout, then deploys 
 every app is idle, then requests each app once and times that first request. Reports
 memory of podku and Caddy at rest, memory per running app, first-request latency after idle
 (median, max), and the largest N at which every app answered within 1 s.
-Run as root:  sudo python3 benchmarks/density.py [--apps 30] [--every 10]
+Run as root:  sudo python3 benchmarks/density.py [--apps 30] [--every 10] [--expose 8000]
 """
 
 import argparse
@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=30)
     parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--memory", default=str(1024 * MiB))
+    parser.add_argument("--expose", type=int, default=None,
+                        help="apps bind $PORT=N (through podku's bridge) instead of taking fd 3")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     host = testhost.TestHost("density", *testhost.build_images(), memory_max=int(args.memory))
@@ -93,7 +95,7 @@ def main() -> None:
         host.install()
         host.podku("ps:set", "--global", "idle-timeout", f"{IDLE}s")
         repo = testhost.AppRepo(workdir / "app", host, "app0")
-        repo.write(env={"MESSAGE": "dense"})
+        repo.write(env={"MESSAGE": "dense"}, expose=args.expose)
         wait_idle(host)
         units = pss_by_unit(host)
         print(f"at rest, no app: Caddy {units.get('podku-caddy.service', 0) / 1024:.1f} MiB PSS, "

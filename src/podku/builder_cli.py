@@ -26,10 +26,10 @@ def builder_report(app: str) -> None:
     """The app's selected and detected builder, and the host's index settings."""
     current = apps.load(app)
     click.echo(f"=====> {app} builder information")
-    click.echo(f"       {'Builder selected:':<28}{builders.selected(app) or ''}")
-    click.echo(f"       {'Builder detected:':<28}{_detected(current)}")
+    output.field("Builder selected", builders.selected(app) or "")
+    output.field("Builder detected", _detected(current))
     for key, value in sorted(builders.global_settings().items()):
-        click.echo(f"       {('Builder global ' + key + ':'):<28}{value}")
+        output.field("Builder global " + key, value)
 
 
 def _detected(app: apps.App) -> str:

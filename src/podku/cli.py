@@ -230,7 +230,7 @@ def checks_report(app: str) -> None:
     checks = apps.load(app).health_checks
     click.echo(f"=====> {app} checks information")
     for key, value in checks.to_dict().items():
-        click.echo(f"       {('Checks ' + key.replace('_', ' ') + ':'):<28}{value}")
+        output.field("Checks " + key.replace("_", " "), value)
 
 
 @command("checks:set")

@@ -83,15 +83,11 @@ def domains_report(app: str | None, global_: bool) -> None:
         apps.load(podku_names.app_name(app))
         names = domains.names_of(app, current)
         click.echo(f"=====> {app} domains information")
-        _row("Domains app enabled", str(bool(names)).lower())
-        _row("Domains app vhosts", " ".join(names))
-    _row("Domains global enabled", "true")
-    _row("Domains global vhosts", current.domain)
-    _row("Domains global tls", current.tls)
-
-
-def _row(label: str, value: str) -> None:
-    click.echo(f"       {label + ':':<28}{value}")
+        output.field("Domains app enabled", str(bool(names)).lower())
+        output.field("Domains app vhosts", " ".join(names))
+    output.field("Domains global enabled", "true")
+    output.field("Domains global vhosts", current.domain)
+    output.field("Domains global tls", current.tls)
 
 
 def _with_names(app: str, current: domains.Domains, names: list[str], add: bool) -> domains.Domains:

@@ -131,13 +131,13 @@ def resource_report(app: str) -> None:
     """The app's limits: its own, the defaults, and what its live release runs with."""
     current = apps.load(app)
     click.echo(f"=====> {app} resource information")
-    click.echo(f"       {'Own limits:':<28}{_describe(resources.app_limits(app).to_dict()) or '-'}")
-    click.echo(f"       {'Default limits:':<28}{_describe(resources.global_defaults().to_dict())}")
+    output.field("Own limits", _describe(resources.app_limits(app).to_dict()) or "-")
+    output.field("Default limits", _describe(resources.global_defaults().to_dict()))
     if current.live_release is not None:
         live = releases.load(app, current.live_release)
-        click.echo(f"       {'Live release limits:':<28}{_describe(live.resources) or '-'}")
+        output.field("Live release limits", _describe(live.resources) or "-")
     reason = resources.enforcement()
-    click.echo(f"       {'Enforced:':<28}{'yes' if reason is None else 'not enforced on this host: ' + reason}")
+    output.field("Enforced", "yes" if reason is None else "not enforced on this host: " + reason)
 
 
 def _describe(values: dict) -> str:

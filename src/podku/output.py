@@ -33,6 +33,11 @@ def detail(message: str) -> None:
         _write(DETAIL + line)
 
 
+def field(label: str, value: object) -> None:
+    """One row of a report (`apps:report` and the like), aligned as Dokku aligns them."""
+    _write(f"{DETAIL}{label + ':':<28}{value}")
+
+
 def warn(message: str) -> None:
     _write(WARNING + message, stream=sys.stderr)
 

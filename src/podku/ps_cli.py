@@ -53,18 +53,18 @@ def ps_report(app: str | None) -> None:
 def _report(current: apps.App) -> None:
     click.echo(f"=====> {current.name} ps information")
     if current.live_release is None:
-        click.echo(f"       {'Status:':<24}not deployed")
+        output.field("Status", "not deployed")
         return
     live = deploy.live_release(current)
-    click.echo(f"       {'Live release:':<24}{live.id}")
-    click.echo(f"       {'Status:':<24}{idle.status(live)}")
-    click.echo(f"       {'Idle timeout:':<24}{idle.describe(live.idle_timeout)}")
-    click.echo(f"       {'Stopped:':<24}{'true' if current.stopped else 'false'}")
-    click.echo(f"       {'Socket:':<24}{systemd.active_state(live.socket_unit)}")
+    output.field("Live release", live.id)
+    output.field("Status", idle.status(live))
+    output.field("Idle timeout", idle.describe(live.idle_timeout))
+    output.field("Stopped", "true" if current.stopped else "false")
+    output.field("Socket", systemd.active_state(live.socket_unit))
     for name, count in processes.scale_of(current, live).items():
         argv = live.processes.get(name)
         shown = output.printable(" ".join(argv))[:200] if argv else "(the image's command)"
-        click.echo(f"       {'Process ' + name + ':':<24}scale {count}: {shown}")
+        output.field("Process " + name, f"scale {count}: {shown}")
     for unit, state in processes.report(current, live):
         click.echo(f"       {unit + ':':<40}{state}")
 

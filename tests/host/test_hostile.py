@@ -168,6 +168,9 @@ def test_hostile_words_in_every_command_are_refused_in_one_line(host, deployed):
                          "config:unset {app} {w}", "rollback {app} {w}", "releases:set {app} keep-images {w}",
                          "checks:set {app} {w} 1", "checks:set {app} attempts {w}", "logs {w}",
                          "ssh-keys:remove {w}", "domains:set-global {w}", "urls {w}", "run {w} true",
+                         "cron:list {w}", "cron:run {app} {w}", "cron:run {w} 1",
+                         # `doctor --` is a plain `doctor` (every app): click ends options there
+                         *(["doctor {w}"] if word != "--" else []),
                          "apps:destroy {w} --force"):
             result = ssh_raw(host, template.format(app=app, w=quoted))
             assert result.returncode != 0, (template, word)
