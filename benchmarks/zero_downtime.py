@@ -73,7 +73,8 @@ CADDY_ROOT = "home/podku/.local/share/caddy/pki/authorities/local/root.crt"
 def measure(host: testhost.TestHost, repo: testhost.AppRepo, name: str, swaps: int, keepalive: str,
             clients: int, workdir: Path, state: dict, https: bool = False) -> str:
     cacert = host.root / CADDY_ROOT if https else None
-    with testhost.LoadRun(host, repo.app, workdir, clients=clients, keepalive=keepalive, cacert=cacert) as run:
+    with testhost.LoadRun(host, repo.app, workdir, clients=clients, keepalive=keepalive, cacert=cacert,
+                          post_every=0) as run:  # GETs: the README's figures are for GETs
         for _ in range(swaps):
             SCENARIOS[name](repo, state)
         time.sleep(1)

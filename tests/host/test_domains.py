@@ -140,7 +140,7 @@ def test_route_changes_and_certificates_fail_no_request_under_load(host, app_rep
     deploy_flask_app(app_repo)
     cacert = host.root / CADDY_ROOT
     before = caddy_state(host)
-    with load_run(app, post_every=4) as run:
+    with load_run(app) as run:
         for number in range(3):
             host.ssh("apps:create", f"{app}c{number}")
         host.ssh("domains:add", f"{app}c0", f"c0-{app}.example.org", f"c0.{app}.test")
@@ -164,7 +164,7 @@ def test_posts_whose_body_gunicorn_never_reads_get_the_apps_answer(host, app_rep
                              "-H", f"Host: {app_repo.app}.podku.localhost", "--data-binary", "@-",
                              "http://127.0.0.1/"], input="x" * (4 << 20))
         assert big.stdout == "flask\n200", (big.stdout[-200:], big.stderr)
-    with load_run(app_repo.app, post_every=4) as run:
+    with load_run(app_repo.app) as run:
         time.sleep(25)
     posts = [record for record in run.records if record.get("method") == "POST"]
     print(f"gunicorn POSTs: {len(posts)} ({len(run.records)} requests)")

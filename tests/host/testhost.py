@@ -266,10 +266,11 @@ class AppRepo:
 
 class LoadRun:
     """Constant concurrent load through Caddy (benchmarks/load.py, in the host's network
-    namespace) while a test changes the app; the records come back when it ends."""
+    namespace) while a test changes the app; the records come back when it ends. Every 4th
+    request of a client is a POST with a body, unless `post_every` says otherwise."""
 
     def __init__(self, machine: TestHost, app: str, workdir: Path, clients: int = 8,
-                 keepalive: str = "mix", path: str = "/", post_every: int = 0, host_header: str | None = None,
+                 keepalive: str = "mix", path: str = "/", post_every: int = 4, host_header: str | None = None,
                  cacert: Path | None = None):
         self.load = load
         self.out, self.stop, self.ready = workdir / "load.json", workdir / "load.stop", workdir / "load.ready"
