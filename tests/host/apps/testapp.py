@@ -4,6 +4,7 @@ MESSAGE       the body it answers (with the release number)
 START_DELAY   seconds to wait before serving (a slow start)
 EXIT_AT_START exit at once with this code (a broken release)
 STATUS        the HTTP status it answers (500: fails its health check)
+GET /allocate/N  holds N more MiB, touched (to meet its memory limit)
 It serves on fd 3 when systemd passes a socket (LISTEN_FDS=1), else it binds $PORT."""
 
 import os
@@ -14,6 +15,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+HELD: list[bytes] = []
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -21,6 +24,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         body = f"{os.environ.get('MESSAGE', 'hello')} r{os.environ.get('PODKU_RELEASE', '?')}".encode()
+        if self.path.startswith("/allocate/"):
+            HELD.append(b"x" * (int(self.path.rsplit("/", 1)[1]) << 20))
         if self.path == "/config":
             body = os.environ.get("GREETING", "-").encode()
         self.send_response(int(os.environ.get("STATUS", "200")))
