@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from podku import apps, output, paths, procfile, resources, storage, systemd, templates
+from podku import apps, output, paths, procfile, systemd, templates
 from podku.errors import UsageError
 from podku.releases import Release
 
@@ -142,7 +142,7 @@ def render(release: Release, item: Entry, env_file: str) -> dict[str, str]:
                   on_calendar=item.on_calendar, image=release.image, env_file=env_file,
                   container=f"podku-{release.app}-cron-{item.id}", timeout=RUN_TIMEOUT,
                   command=procfile.exec_args(item.argv),
-                  extra_flags=resources.podman_flags(release.resources) + storage.podman_flags(release.mounts))
+                  extra_flags=release.podman_flags())
     return {service(release.app, item.id): templates.render("cron.service.j2", **values),
             timer(release.app, item.id): templates.render("cron.timer.j2", **values)}
 

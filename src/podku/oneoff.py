@@ -8,7 +8,7 @@ import sys
 import tempfile
 import uuid
 
-from podku import apps, releases, resources, storage
+from podku import apps, releases
 from podku.errors import PodkuError
 from podku.run import interactive, run
 
@@ -27,7 +27,7 @@ def run_command(app: apps.App, command: list[str]) -> int:
         argv = ["podman", "run", "--rm", "--interactive", "--network=none", "--name", name,
                 "--label", f"podku.app={app.name}", "--label", f"{LABEL}={app.name}",
                 "--env-file", env_file.name,
-                *resources.podman_flags(release.resources), *storage.podman_flags(release.mounts)]
+                *release.podman_flags()]
         if sys.stdin.isatty() and sys.stdout.isatty():
             argv.append("--tty")
         return interactive([*argv, release.image, *command], on_hangup=lambda: _remove([name]))

@@ -86,6 +86,11 @@ class Release:
         """The unit whose processes are the app's (what `systemctl --user status APP` shows)."""
         return f"{self.unit}-app.service" if self.bridged else self.web_unit
 
+    def podman_flags(self) -> list[str]:
+        """What every container of the release gets from its runtime settings: its limits
+        and its storage mounts."""
+        return [*resources.podman_flags(self.resources), *storage.podman_flags(self.mounts)]
+
     def environment_file(self) -> str:
         """The app's environment in podman's --env-file format: its config and who it is."""
         env = {**self.config, "PODKU_APP": self.app, "PODKU_RELEASE": str(self.id)}

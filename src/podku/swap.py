@@ -49,10 +49,8 @@ from podku import (
     processes,
     reconcile,
     releases,
-    resources,
     settings,
     state,
-    storage,
     systemd,
     templates,
 )
@@ -102,9 +100,7 @@ def install_units(release: Release) -> None:
 
 def runtime_values(release: Release) -> dict:
     """Template values from the release's runtime settings: limits, storage, idle timeout."""
-    flags = [*resources.podman_flags(release.resources), *storage.podman_flags(release.mounts),
-             *gunicorn.podman_flags(release.config)]
-    return dict(extra_flags=flags,
+    return dict(extra_flags=[*release.podman_flags(), *gunicorn.podman_flags(release.config)],
                 idle_timeout=release.idle_timeout, inner_socket=release.inner_socket_unit,
                 inner_socket_path=inner_socket_path(release), socket_proxyd=bridge.SOCKET_PROXYD)
 
