@@ -53,9 +53,7 @@ def redeploy(app: apps.App, description: str, source: Release | None = None,
     base = source or live_release(app)
     release = releases.new(app.name, base.rev, base.image, description,
                            base.config if config is None else config, base.app_json, base.port,
-                           release_id=releases.next_id(app.name))
-    release = dataclasses.replace(release, processes=base.processes)
-    releases.save(release)
+                           release_id=releases.next_id(app.name), processes=base.processes)
     return release_to(app, release, tasks=config is not None)
 
 

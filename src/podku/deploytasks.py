@@ -9,7 +9,7 @@ container is not committed to the image. No network, like the app's own containe
 
 from typing import Any
 
-from podku import output, procfile
+from podku import oneoff, output, procfile
 from podku.errors import PodkuError, UsageError
 from podku.releases import Release
 from podku.run import stream
@@ -59,7 +59,7 @@ def run_task(release: Release, name: str, argv: list[str], env_file: str) -> Non
     container = f"{release.container}-{name}"
     podman = ["podman", "run", "--rm", "--replace", "--name", container, "--network=none",
               "--timeout", str(TASK_TIMEOUT), "--env-file", env_file,
-              "--label", f"podku.app={release.app}", "--label", f"podku.oneoff={release.app}",
+              "--label", f"podku.app={release.app}", "--label", f"{oneoff.LABEL}={release.app}",
               release.image, *argv]
     try:
         stream(podman, output.detail)

@@ -64,9 +64,7 @@ def apply(current: settings.Settings | None = None) -> None:
 
 def write() -> None:
     """Only the file Caddy reads when it starts (before a restart)."""
-    config = render(settings.load())
-    if not (paths.CADDY_CONFIG.exists() and paths.CADDY_CONFIG.read_text() == config):
-        state.write_atomic(paths.CADDY_CONFIG, config)
+    state.write_if_changed(paths.CADDY_CONFIG, render(settings.load()))
 
 
 def _load(config: str) -> None:

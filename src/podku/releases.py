@@ -124,12 +124,14 @@ def next_id(app: str) -> int:
 
 
 def new(app: str, rev: str, image: str, description: str, config: dict[str, str],
-        app_json: dict | None = None, port: int | None = None, *, release_id: int | None = None) -> Release:
+        app_json: dict | None = None, port: int | None = None, *, release_id: int | None = None,
+        processes: dict[str, list[str]] | None = None) -> Release:
     """A pending release, saved. A deploy allocates `release_id` once (its image tag and build
     directory are named from it too) and passes it; without it the next free id is taken."""
     release = Release(app=app, id=next_id(app) if release_id is None else release_id,
                       rev=rev, image=image, description=description,
                       config=dict(config), app_json=dict(app_json or {}), port=port,
+                      processes=dict(processes or {}),
                       resources=resources.effective(app), mounts=storage.mounts(app),
                       idle_timeout=idle.timeout(app))
     save(release)
