@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from podku import apps, baseimages, builders, output
+from podku import apps, baseimages, builders, gitrepo, output
 from podku.cli import app_argument, command
 from podku.errors import UsageError
-from podku.run import run
 
 
 @command("builder:set")
@@ -34,12 +33,9 @@ def builder_report(app: str) -> None:
 
 def _detected(app: apps.App) -> str:
     """What a push of the branch's head would use ('' before the first push)."""
-    listed = run(["git", "--git-dir", str(app.paths.repo), "ls-tree", "-r", "--name-only", "HEAD", "--",
-                  *builders.BUILD_FILES, "requirements.txt", "pyproject.toml", *builders.PYTHON_LOCKS,
-                  "package.json", "public/index.html", ".static"], check=False)
-    if listed.returncode != 0:
+    present = gitrepo.present_at_head(app.paths.repo, builders.MARKER_FILES)
+    if present is None:
         return ""
-    present = set(listed.stdout.splitlines())
     try:
         return builders.detect(present.__contains__)
     except builders.NoBuilder:

@@ -25,6 +25,9 @@ BUILDERS = (CONTAINERFILE, PYTHON, NODE, STATIC)
 AUTO = "auto"
 BUILD_FILES = ("Containerfile", "Dockerfile")
 PYTHON_LOCKS = ("uv.lock", "poetry.lock")
+# Every file detect() asks about.
+MARKER_FILES = (*BUILD_FILES, "requirements.txt", "pyproject.toml", *PYTHON_LOCKS, "package.json",
+                "public/index.html", ".static")
 LOOKED_FOR = ("Containerfile or Dockerfile, requirements.txt, pyproject.toml with uv.lock or "
               "poetry.lock, package.json, public/index.html or a .static marker")
 PYTHON_BASE, NODE_BASE = "localhost/podku/python:3.11", "localhost/podku/node:18"

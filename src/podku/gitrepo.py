@@ -9,6 +9,7 @@ after `--end-of-options`, so a revision can never be read as an option."""
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from podku import limits, paths, state, templates
@@ -112,6 +113,13 @@ def refuse_oversized_tree(repo: Path, rev: str) -> None:
     if total > MAX_TREE_BYTES or len(entries) > MAX_TREE_ENTRIES:
         raise RepoError(f"revision {rev[:12]} is too large to build: {len(entries)} files, {total} bytes "
                         f"(at most {MAX_TREE_ENTRIES} files, {MAX_TREE_BYTES} bytes)")
+
+
+def present_at_head(repo: Path, names: Sequence[str]) -> set[str] | None:
+    """Which of `names` the branch's head has (None before the first push)."""
+    listed = run(_git(repo, "ls-tree", "-r", "--name-only", "--end-of-options", "HEAD", "--", *names),
+                 env=git_env(), check=False)
+    return set(listed.stdout.splitlines()) if listed.returncode == 0 else None
 
 
 def read_file(repo: Path, rev: str, name: str, max_bytes: int) -> str | None:

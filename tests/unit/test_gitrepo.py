@@ -187,3 +187,10 @@ def test_an_unknown_revision_is_a_one_line_error(bare, tmp_path):
     with pytest.raises(gitrepo.RepoError, match="cannot read revision") as failed:
         gitrepo.checkout(bare, "1" * 40, tmp_path / "out")
     assert "\n" not in str(failed.value)
+
+
+def test_present_at_head_lists_which_names_the_branch_head_has(bare, tmp_path):
+    assert gitrepo.present_at_head(bare, ["requirements.txt"]) is None  # nothing pushed yet
+    commit_files(bare, tmp_path, {"requirements.txt": "", "public/index.html": "", "app.py": ""})
+    assert gitrepo.present_at_head(bare, ["requirements.txt", "public/index.html", "package.json"]) == {
+        "requirements.txt", "public/index.html"}
