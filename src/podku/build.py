@@ -275,7 +275,7 @@ def exposed_port(image: str) -> int | None:
 
 def image_exists(tag: str) -> bool:
     with state.locked(paths.IMAGES_LOCK, "images", shared=True):
-        return run(["podman", "image", "exists", tag], check=False).returncode == 0
+        return image_built(tag)
 
 
 def remove_images(tags: list[str], wait: bool = False) -> bool:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from podku import paths, run
+from podku import output, paths, run
 
 
 def caddy_data() -> Path:
@@ -31,9 +31,10 @@ def read(path: Path) -> dict[str, str]:
 def describe(name: str) -> str:
     found = files_for(name)
     if not found:
-        return f"       {name}: no certificate yet (Caddy gets one on the first HTTPS request)"
+        return f"{output.DETAIL}{name}: no certificate yet (Caddy gets one on the first HTTPS request)"
     lines = []
     for path in found:
         cert = read(path)
-        lines.append(f"       {name}: issuer {cert['issuer']}; names {cert['names']}; expires {cert['expires']}")
+        lines.append(f"{output.DETAIL}{name}: issuer {cert['issuer']}; names {cert['names']}; "
+                     f"expires {cert['expires']}")
     return "\n".join(lines)

@@ -41,10 +41,9 @@ def issuer(current: settings.Settings) -> dict:
 
 
 def render(current: settings.Settings) -> str:
-    https_suffix = "" if current.https_port == 443 else f":{current.https_port}"
     text = templates.render(
         "caddy.json.j2", admin_socket=str(paths.CADDY_ADMIN_SOCKET), hosts_dir=str(domains.hosts_dir()),
-        http_port=current.http_port, https_port=current.https_port, https_suffix=https_suffix,
+        http_port=current.http_port, https_port=current.https_port, https_suffix=current.https_suffix,
         tls=current.tls, ask_address=ASK_ADDRESS, internal_pattern=INTERNAL_PATTERN,
         internal_subjects=internal_subjects(current), issuer=issuer(current))
     json.loads(text)  # a template mistake must fail here, not inside Caddy

@@ -40,10 +40,14 @@ class Settings:
         """Whether HTTP for `name` redirects to HTTPS (public names with a real certificate)."""
         return self.tls == "auto" and not is_internal(name)
 
+    @property
+    def https_suffix(self) -> str:
+        """`:PORT` after a name in an https URL, unless the port is 443."""
+        return "" if self.https_port == 443 else f":{self.https_port}"
+
     def url(self, name: str) -> str:
         if self.uses_https(name):
-            port = "" if self.https_port == 443 else f":{self.https_port}"
-            return f"https://{name}{port}/"
+            return f"https://{name}{self.https_suffix}/"
         port = "" if self.http_port == 80 else f":{self.http_port}"
         return f"http://{name}{port}/"
 
