@@ -207,12 +207,8 @@ def remove_all(app: str) -> None:
 
 # --- commands -------------------------------------------------------------------------------
 
-def live_entries(app: apps.App, live: Release) -> list[Entry]:
-    return entries(live.app_json)
-
-
 def find(app: apps.App, live: Release, text: str) -> Entry:
-    for item in live_entries(app, live):
+    for item in entries(live.app_json):
         if text.isascii() and text.isdigit() and len(text) <= 3 and int(text) == item.id:
             return item
     raise CronInvalid(f"{app.name} has no cron entry {text[:40]!r}: `cron:list {app.name}` lists them")

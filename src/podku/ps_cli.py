@@ -101,7 +101,7 @@ def cron_list(app: str) -> None:
     current = apps.load(app)
     live = deploy.live_release(current)
     click.echo(f"=====> {app} cron tasks")
-    for item in cron.live_entries(current, live):
+    for item in cron.entries(live.app_json):
         click.echo(f"{item.id:<4}{item.schedule:<20}{output.printable(item.command)[:200]}")
 
 
