@@ -16,6 +16,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HELD: list[bytes] = []
+STOPPING = threading.Event()
+# After SIGTERM: how long requests already on their way are still answered (each with
+# Connection: close) before the process exits: an app that drains, as the contract asks.
+DRAIN_SECONDS = 1.0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -31,6 +35,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(int(os.environ.get("STATUS", "200")))
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
+        if STOPPING.is_set():
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
@@ -54,12 +61,14 @@ def main() -> None:
     else:
         server.socket = socket.create_server(("127.0.0.1", int(os.environ["PORT"])), backlog=1024)
     def stop(*_ignored):
+        STOPPING.set()
         threading.Thread(target=server.shutdown).start()
 
     signal.signal(signal.SIGTERM, stop)
     print(f"testapp: serving {os.environ.get('MESSAGE')}", flush=True)
     server.serve_forever(poll_interval=0.2)
-    server.server_close()
+    server.server_close()  # no new connections; the open ones drain
+    time.sleep(DRAIN_SECONDS)
 
 
 if __name__ == "__main__":
