@@ -1,3 +1,3 @@
-from podku.cli import main
+from podku.cli.main import main
 
 main()

@@ -6,8 +6,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 
-from podku import health, names, paths, state
+from podku import health, names
 from podku.errors import UsageError
+from podku.host import paths, state
 
 DEFAULT_KEEP_IMAGES = 5
 

@@ -26,23 +26,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from podku import (
-    __version__,
-    apps,
-    deploy,
-    domains,
-    gitrepo,
-    names,
-    output,
-    paths,
-    proxy,
-    releases,
-    sshkeys,
-    state,
-    storage,
-)
+from podku import __version__, apps, deploy, domains, names, output, releases, sshkeys
 from podku.errors import PodkuError, UsageError
-from podku.run import run, run_to_file
+from podku.host import paths, state
+from podku.host.commands import run, run_to_file
+from podku.image import gitrepo
+from podku.runtime import storage
 
 MAGIC = "podku-backup"
 VERSION = 1
@@ -287,7 +276,7 @@ def restore(stream: IO[bytes]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
     with state.locked(domains.lock_path(), "domains"):
         domains.reconcile()  # the apps' names become links Caddy routes by, on this host's domain
-    proxy.apply()
+    domains.load_proxy()
     output.step(f"Restored {len(app_names)} app(s): {', '.join(app_names) or 'none'}")
     failed = [name for name in app_names if not _redeploy(name)]
     if failed:

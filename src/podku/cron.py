@@ -15,8 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from podku import apps, output, paths, procfile, systemd, templates
+from podku import apps, output
 from podku.errors import UsageError
+from podku.host import paths, systemd, templates
+from podku.image import procfile
 from podku.releases import Release
 
 MAX_ENTRIES = 20

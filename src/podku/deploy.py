@@ -4,21 +4,10 @@ whatever a cut-off swap left behind is healed before anything new starts."""
 
 import dataclasses
 
-from podku import (
-    appjson,
-    apps,
-    build,
-    builders,
-    deploytasks,
-    output,
-    processes,
-    procfile,
-    reconcile,
-    releases,
-    settings,
-    swap,
-)
+from podku import appjson, apps, deploytasks, output, processes, reconcile, releases, swap
 from podku.errors import PodkuError
+from podku.host import settings
+from podku.image import build, builders, procfile
 from podku.releases import Release
 
 

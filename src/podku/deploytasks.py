@@ -9,10 +9,11 @@ container is not committed to the image. No network, like the app's own containe
 
 from typing import Any
 
-from podku import oneoff, output, procfile
+from podku import oneoff, output
 from podku.errors import PodkuError, UsageError
+from podku.host.commands import stream
+from podku.image import procfile
 from podku.releases import Release
-from podku.run import stream
 
 TASK_TIMEOUT = 1800  # seconds; podman kills the container after that
 SCRIPTS = ("predeploy", "postdeploy")

@@ -7,20 +7,17 @@ connections). Only the list of internal-CA names under --tls auto is in Caddy's 
 
 import contextlib
 import ipaddress
-import os
 import re
 import socket
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-from podku import apps, output, paths, proxy, settings, state
+from podku import apps, output
 from podku.errors import UsageError
-
-
-def hosts_dir():
-    """One symlink per routed name (Caddy's working directory)."""
-    return paths.STATE / "hosts"
+from podku.host import paths, settings, state
+from podku.proxy import caddy as proxy
+from podku.proxy import routes
 
 
 def lock_path():
@@ -150,35 +147,53 @@ def changing(app: str) -> Iterator[None]:
 # --- links --------------------------------------------------------------------------------
 
 def link(name: str, app: str) -> None:
-    target = os.path.relpath(paths.AppPaths(app).stable_socket, hosts_dir())
-    state.symlink_atomic(target, hosts_dir() / name)
+    routes.link(name, paths.AppPaths(app).stable_socket)
 
 
-def unlink(name: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (hosts_dir() / name).unlink()
+unlink = routes.unlink
 
 
 def linked() -> dict[str, str]:
     """name -> app, as the hosts directory says now."""
-    if not hosts_dir().is_dir():
-        return {}
-    found = {}
-    for entry in hosts_dir().iterdir():
-        if entry.is_symlink() and not entry.name.startswith("."):
-            found[entry.name] = os.path.basename(os.readlink(entry)).removesuffix(".sock")
-    return found
+    return {name: socket.removesuffix(".sock") for name, socket in routes.targets().items()}
 
 
 def reconcile() -> None:
     """Make the hosts directory say what the apps' records say (setup, set-global)."""
-    hosts_dir().mkdir(parents=True, exist_ok=True)
+    routes.hosts_dir().mkdir(parents=True, exist_ok=True)
     wanted = owners()
     for name, app in linked().items():
         if wanted.get(name) != app:
             unlink(name)
     for name, app in wanted.items():
         link(name, app)
+
+
+# --- Caddy's config ------------------------------------------------------------------------
+
+def internal_subjects(current: settings.Settings) -> list[str]:
+    """The names Caddy's internal CA signs under --tls auto (the others go to ACME)."""
+    if current.tls != "auto":
+        return []
+    subjects = {name for app in apps.all_names() for name in names_of(app, current)
+                if settings.is_internal(name)}
+    if settings.is_internal(current.domain):
+        subjects = {name for name in subjects if not name.endswith("." + current.domain)}
+        subjects.add("*." + current.domain)
+    return sorted(subjects)
+
+
+def load_proxy(current: settings.Settings | None = None) -> None:
+    """Caddy's config for these settings and every app's internal-CA names, loaded only
+    when it changed (proxy.caddy.apply)."""
+    current = current or settings.load()
+    proxy.apply(current, internal_subjects(current))
+
+
+def write_proxy() -> None:
+    """Only the file Caddy reads when it starts (before a restart)."""
+    current = settings.load()
+    proxy.write(current, internal_subjects(current))
 
 
 # --- what the commands do ------------------------------------------------------------------
@@ -202,7 +217,7 @@ def change(app: str, wanted: Domains) -> tuple[list[str], list[str]]:
     for name in removed:
         unlink(name)
     save(app, wanted)
-    proxy.apply()  # a no-op unless the internal-CA names changed
+    load_proxy()  # a no-op unless the internal-CA names changed
     for name in added:
         link(name, app)
     return added, removed

@@ -5,8 +5,9 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from podku import names, unixhttp
+from podku import names
 from podku.errors import PodkuError, UsageError
+from podku.host import unixhttp
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Which earlier release a rollback returns to."""
 
-from podku import apps, build, releases
+from podku import apps, releases
 from podku.errors import UsageError
+from podku.image import build
 
 
 def rollback_target(app: apps.App, wanted: int | None) -> releases.Release:

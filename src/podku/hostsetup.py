@@ -4,8 +4,9 @@ the boot-time reconcile unit."""
 import dataclasses
 import time
 
-from podku import domains, paths, proxy, settings, systemd, templates, unixhttp
+from podku import domains
 from podku.errors import PodkuError
+from podku.host import paths, settings, systemd, templates, unixhttp
 
 CADDY_UNIT = "podku-caddy.service"
 RECONCILE_UNIT = "podku-reconcile.service"
@@ -26,10 +27,10 @@ def setup(domain: str, http_port: int, restart_proxy: bool = False) -> None:
     domains.reconcile()  # the hosts directory Caddy routes by (made here on an upgrade)
     running = systemd.active_state(CADDY_UNIT) == "active"
     if running and (caddy_changed or restart_proxy):
-        proxy.write()  # a new unit or binary: the config goes to the new process, not the old
+        domains.write_proxy()  # a new unit or binary: the config goes to the new process, not the old
         systemd.restart(CADDY_UNIT)
     else:
-        proxy.apply()  # writes the config; loads it into Caddy if it is running
+        domains.load_proxy()  # writes the config; loads it into Caddy if it is running
         if not running:
             systemd.start(CADDY_UNIT)
     _wait_for_admin_api()

@@ -2,8 +2,10 @@
 
 import contextlib
 
-from podku import apps, build, cron, domains, gitrepo, names, oneoff, output, paths, proxy, releases, swap, systemd
+from podku import apps, cron, domains, names, oneoff, output, releases, swap
 from podku.errors import UsageError
+from podku.host import paths, systemd
+from podku.image import build, gitrepo
 
 
 class AppExists(UsageError):
@@ -42,7 +44,7 @@ def destroy(name: str) -> None:
         build.remove_images(sorted({r.image for r in releases.all_of(name)}), wait=True)
         domains.app_destroyed(name)
         apps.remove_state(name)
-        proxy.apply()  # a no-op unless the app had names of Caddy's internal CA
+        domains.load_proxy()  # a no-op unless the app had names of Caddy's internal CA
     output.step(f"Destroying {app.name}... done")
 
 

@@ -10,7 +10,7 @@ import uuid
 
 from podku import apps, releases
 from podku.errors import PodkuError
-from podku.run import interactive, run
+from podku.host.commands import interactive, run
 
 LABEL = "podku.oneoff"
 

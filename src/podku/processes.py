@@ -24,8 +24,10 @@ first. Callers hold the app's lock."""
 import contextlib
 import re
 
-from podku import apps, output, procfile, systemd, templates
+from podku import apps, output
 from podku.errors import UsageError
+from podku.host import systemd, templates
+from podku.image import procfile
 from podku.releases import Release
 
 MAX_SCALE = 10  # instances of one process type
@@ -242,3 +244,13 @@ def log_units(app: str, every: list[Release], process_type: str | None = None) -
     if not units or process_type == RELEASE:
         raise procfile.UnknownProcessType(f"unknown process type {process_type!r}: no release of {app} has it")
     return units
+
+
+def run_state(live: Release) -> str:
+    """Whether the live release runs, sleeps (idle: no container, its socket listening) or is stopped."""
+    app_state = systemd.active_state(live.app_unit)
+    if app_state in ("active", "activating", "reloading"):
+        return "running"
+    if systemd.active_state(live.socket_unit) == "active":
+        return "idle (no container; the next request starts it)" if live.idle_timeout else "stopped (socket listening)"
+    return f"stopped ({app_state or 'unknown'})"

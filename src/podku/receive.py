@@ -5,9 +5,10 @@ import os
 import shlex
 import sys
 
-from podku import apps, deploy, gitrepo, lifecycle, names, output
+from podku import apps, deploy, lifecycle, names, output
 from podku.errors import UsageError
-from podku.run import replace_process
+from podku.host.commands import replace_process
+from podku.image import gitrepo
 
 GIT_SERVICES = ("git-receive-pack", "git-upload-pack")
 ZERO_REV = "0" * 40

@@ -21,8 +21,9 @@ import re
 import sys
 from collections.abc import Callable
 
-from podku import apps, cron, output, processes, releases, state, systemd
+from podku import apps, cron, output, processes, releases
 from podku.errors import PodkuError
+from podku.host import state, systemd
 from podku.releases import Outcome, Release
 
 STEPS = ("enable", "symlink", "links", "outcomes", "retire")

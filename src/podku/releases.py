@@ -4,8 +4,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 
-from podku import idle, paths, resources, state, storage
 from podku.errors import UsageError
+from podku.host import paths, state
+from podku.runtime import idle, resources, storage
 
 
 class Outcome(str, Enum):

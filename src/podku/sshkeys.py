@@ -3,9 +3,9 @@
 import re
 from typing import IO
 
-from podku import paths, state
 from podku.errors import UsageError
-from podku.run import run
+from podku.host import paths, state
+from podku.host.commands import run
 
 MAX_KEY_BYTES = 16 * 1024  # an RSA-16384 public key line is about 2.8 KiB
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")

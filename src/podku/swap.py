@@ -38,23 +38,11 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from podku import (
-    apps,
-    bridge,
-    build,
-    gunicorn,
-    health,
-    output,
-    paths,
-    processes,
-    reconcile,
-    releases,
-    settings,
-    state,
-    systemd,
-    templates,
-)
+from podku import apps, health, output, processes, reconcile, releases
+from podku.host import paths, settings, state, systemd, templates
+from podku.image import build
 from podku.releases import Outcome, Release
+from podku.runtime import bridge, gunicorn
 
 STOP_TIMEOUT = 10
 CRASH_AFTER_ENV = "PODKU_CRASH_AFTER"

@@ -1,6 +1,6 @@
 """Shared fixtures for podku's unit tests: no root, no podman, no systemd.
 
-pystemd may be missing here: podku.systemd imports it only inside its real manager
+pystemd may be missing here: podku.host.systemd imports it only inside its real manager
 (UserManager), so podku.swap, deploy, lifecycle, reconcile and hostsetup import without it.
 A test that reaches the user manager or podman must first put the fakes in place
 (tests/unit/fakes.py: `fakes.install(monkeypatch)` after the `home` fixture), never the real ones.
@@ -20,12 +20,12 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 sys.path.insert(0, str(SRC))
 
-from podku import paths  # noqa: E402
+from podku.host import paths  # noqa: E402
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
-    """A fresh HOME and XDG tree under tmp_path, seen by podku.paths and by child processes."""
+    """A fresh HOME and XDG tree under tmp_path, seen by podku.host.paths and by child processes."""
     home = tmp_path / "home"
     home.mkdir()
     state = home / ".local" / "state"
@@ -40,7 +40,7 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
 
-    # podku.paths computed its constants at import time: point each one at the tmp tree.
+    # podku.host.paths computed its constants at import time: point each one at the tmp tree.
     values = {
         "HOME": home,
         "STATE": state / "podku",
@@ -65,7 +65,7 @@ def home(tmp_path, monkeypatch) -> Path:
         monkeypatch.setattr(paths, name, value)
     escaped = [name for name, value in vars(paths).items()  # the program itself is not state
                if isinstance(value, Path) and name != "PODKU_EXECUTABLE" and not value.is_relative_to(tmp_path)]
-    assert not escaped, f"podku.paths constants not redirected by this fixture: {escaped}"
+    assert not escaped, f"podku.host.paths constants not redirected by this fixture: {escaped}"
     return home
 
 

@@ -1,7 +1,7 @@
 """In-memory stand-ins for the deploy user's systemd manager, podman and the health check, so
 that swap, deploy, lifecycle and reconcile run in unit tests: no root, no D-Bus, no podman.
 
-`install(monkeypatch)` puts them in place (after the `home` fixture has redirected podku.paths)
+`install(monkeypatch)` puts them in place (after the `home` fixture has redirected podku.host.paths)
 and returns a FakeHost. Unit files and links stay real files under the test's tmp tree: the
 fake manager reads them as systemd would (a unit it has no file for is not found)."""
 
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from podku import apps, build, builders, health, oneoff, paths, releases, swap, systemd
+from podku import apps, health, oneoff, releases, swap
+from podku.host import paths, systemd
+from podku.image import build, builders
 from podku.releases import Outcome, Release
 
 

@@ -1,7 +1,8 @@
 import pytest
 
-from podku import apps, health, paths
+from podku import apps, health
 from podku.errors import UsageError
+from podku.host import paths
 
 
 def test_a_new_app_has_default_checks_and_no_live_release():

@@ -3,8 +3,9 @@
 import pytest
 
 import fakes
-from podku import apps, deploy, lifecycle, paths, releases, systemd
+from podku import apps, deploy, lifecycle, releases
 from podku.errors import UsageError
+from podku.host import paths, systemd
 
 
 @pytest.fixture

@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 
 import fakes
-from podku import apps, backup, deploy, paths, releases, storage
+from podku import apps, backup, deploy, releases
 from podku.errors import PodkuError
+from podku.host import paths
+from podku.runtime import storage
 
 
 @pytest.fixture
 def host(home, monkeypatch) -> fakes.FakeHost:
     monkeypatch.setattr(backup, "storage_tar", python_storage_tar)
     monkeypatch.setattr(backup.gitrepo, "prepare", lambda repo, name: repo.mkdir(parents=True, exist_ok=True))
-    monkeypatch.setattr(backup.proxy, "apply", lambda: None)
+    monkeypatch.setattr(backup.domains, "load_proxy", lambda: None)
     return fakes.install(monkeypatch)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from podku import build
+from podku.image import build
 
 
 def test_containerfile_is_preferred(tmp_path):
@@ -158,7 +158,8 @@ REMOVE_IN_ANOTHER_PROCESS = """
 import sys
 from pathlib import Path
 sys.path.insert(0, %r)
-from podku import build, paths
+from podku.image import build
+from podku.host import paths
 paths.IMAGES_LOCK = Path(sys.argv[1])
 build.run = lambda *a, **k: None
 print(build.remove_images(["localhost/podku/a:r1"]))

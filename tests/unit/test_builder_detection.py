@@ -7,8 +7,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from podku import apps, baseimages, builders, procfile, templates
-from podku.cli import cli
+from podku import apps
+from podku.cli.main import cli
+from podku.host import templates
+from podku.image import baseimages, builders, procfile
 
 
 def tree(path, files: dict[str, str]):

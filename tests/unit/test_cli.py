@@ -6,7 +6,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from podku import apps, cli, health, paths, settings, sshkeys, systemd
+from podku import apps, health, sshkeys
+from podku.cli import main as cli
+from podku.host import paths, settings, systemd
 
 
 class NoSystemd:

@@ -6,8 +6,9 @@ import json
 import pytest
 
 import fakes
-from podku import appjson, apps, cron, deploy, reconcile, systemd
+from podku import appjson, apps, cron, deploy, reconcile
 from podku.errors import UsageError
+from podku.host import systemd
 
 
 @pytest.mark.parametrize("schedule, calendar", [

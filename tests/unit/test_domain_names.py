@@ -2,8 +2,10 @@ import os
 
 import pytest
 
-from podku import apps, domains, settings
+from podku import apps, domains
 from podku.errors import UsageError
+from podku.host import settings
+from podku.proxy import routes
 
 
 @pytest.mark.parametrize("text, name", [
@@ -57,7 +59,7 @@ def make_app(name: str) -> None:
 
 def test_a_new_app_answers_to_its_default_name_through_one_link(home):
     make_app("web")
-    link = domains.hosts_dir() / "web.podku.localhost"
+    link = routes.hosts_dir() / "web.podku.localhost"
     assert os.readlink(link) == "../sock/web.sock"
     assert domains.names_of("web") == ["web.podku.localhost"]
     assert domains.linked() == {"web.podku.localhost": "web"}
@@ -101,7 +103,7 @@ def test_destroying_an_app_removes_its_links_only(home):
 def test_reconcile_follows_the_global_domain(home):
     make_app("web")
     settings.save(settings.Settings(domain="apps.example.com"))
-    (domains.hosts_dir() / "stale.example.com").symlink_to("../sock/gone.sock")
+    (routes.hosts_dir() / "stale.example.com").symlink_to("../sock/gone.sock")
     domains.reconcile()
     assert domains.linked() == {"web.apps.example.com": "web"}
 
@@ -121,7 +123,7 @@ def test_local_addresses():
 # --- the commands, in-process ----------------------------------------------------------------
 
 def podku(capsys, *args: str) -> tuple[int, str, str]:
-    from podku import cli
+    from podku.cli import main as cli
     with pytest.raises(SystemExit) as exit_:
         cli.main(list(args))
     captured = capsys.readouterr()

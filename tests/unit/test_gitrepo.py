@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from podku import gitrepo, limits, paths
+from podku.host import paths
+from podku.image import gitrepo, limits
 
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
                 "GIT_COMMITTER_EMAIL": "t@x"}

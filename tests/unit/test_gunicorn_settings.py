@@ -7,7 +7,9 @@ import shlex
 import pytest
 
 import fakes
-from podku import apps, deploy, gunicorn, systemd, templates
+from podku import apps, deploy
+from podku.host import systemd, templates
+from podku.runtime import gunicorn
 
 SHIPPED = templates.units_dir() / "runtime" / "gunicorn.conf.py"
 

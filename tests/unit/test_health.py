@@ -3,9 +3,10 @@ import threading
 
 import pytest
 
-from podku import health, unixhttp
+from podku import health
 from podku.errors import PodkuError, UsageError
 from podku.health import Checks, HealthCheckFailed
+from podku.host import unixhttp
 
 FAST = Checks(attempts=3, timeout=2, wait=0, initial_delay=0)
 

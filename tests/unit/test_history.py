@@ -2,8 +2,9 @@ import subprocess
 
 import pytest
 
-from podku import apps, build, history, releases
+from podku import apps, history, releases
 from podku.errors import UsageError
+from podku.image import build
 from podku.releases import FAILED, LIVE, PENDING, RETIRED, Release
 
 

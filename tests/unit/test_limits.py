@@ -1,6 +1,7 @@
 import pytest
 
-from podku import limits, paths
+from podku.host import paths
+from podku.image import limits
 
 
 def test_defaults_fit_a_small_host(home):

@@ -4,8 +4,10 @@ reconcile deriving instances and enable links, release tasks before the swap."""
 import pytest
 
 import fakes
-from podku import apps, build, deploy, deploytasks, processes, reconcile, releases, swap, systemd
+from podku import apps, deploy, deploytasks, processes, reconcile, releases, swap
 from podku.errors import PodkuError, UsageError
+from podku.host import systemd
+from podku.image import build
 
 PROCFILE = "web: python3 app.py\nworker: python3 worker.py\nclock: python3 clock.py\nrelease: ./migrate\n"
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from podku import procfile
-from podku.procfile import ProcfileInvalid
+from podku.image import procfile
+from podku.image.procfile import ProcfileInvalid
 
 
 def test_types_commands_comments_and_blank_lines():

@@ -2,8 +2,11 @@ import json
 
 import pytest
 
-from podku import apps, domains, paths, proxy
-from podku.settings import Settings
+from podku import apps, domains
+from podku.host import paths
+from podku.host.settings import Settings
+from podku.proxy import caddy as proxy
+from podku.proxy import routes
 
 
 def servers(config: dict) -> dict:
@@ -15,23 +18,27 @@ def app_route(server: dict) -> dict:
     return route
 
 
+def config_text(settings: Settings) -> str:
+    return proxy.render(settings, domains.internal_subjects(settings))
+
+
 def render(**settings) -> dict:
-    return json.loads(proxy.render(Settings(**settings)))
+    return json.loads(config_text(Settings(**settings)))
 
 
 @pytest.mark.parametrize("count", [0, 1, 3])
 def test_creating_apps_changes_nothing_in_the_config(home, count):
-    before = proxy.render(Settings(tls="internal"))
+    before = config_text(Settings(tls="internal"))
     for number in range(count):
         apps.save(apps.App(name=f"app{number}"))
         domains.app_created(f"app{number}")
-    assert proxy.render(Settings(tls="internal")) == before
-    assert proxy.render(Settings(tls="auto")) == proxy.render(Settings(tls="auto"))
+    assert config_text(Settings(tls="internal")) == before
+    assert config_text(Settings(tls="auto")) == config_text(Settings(tls="auto"))
 
 
 def test_one_route_dials_the_host_name_when_its_link_exists(home):
     route = app_route(servers(render())["podku"])
-    assert route["match"] == [{"file": {"root": str(domains.hosts_dir()), "try_files": ["{http.request.host}"]}}]
+    assert route["match"] == [{"file": {"root": str(routes.hosts_dir()), "try_files": ["{http.request.host}"]}}]
     [handler] = route["handle"]
     assert handler["handler"] == "reverse_proxy"
     assert handler["upstreams"] == [{"dial": "unix/{http.request.host}"}]
@@ -91,14 +98,14 @@ def test_admin_api_listens_on_the_unix_socket_for_localhost_only(home):
 
 
 def test_apply_writes_the_config_when_caddy_is_not_running(home):
-    proxy.apply()
+    domains.load_proxy()
     assert json.loads(paths.CADDY_CONFIG.read_text())["apps"]["http"]["servers"]["podku"]
 
 
 def test_apply_posts_the_config_to_the_admin_api(home, http_socket, monkeypatch):
     caddy = http_socket(status=200, body=b"")
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
-    proxy.apply()
+    domains.load_proxy()
     [request] = caddy.requests
     assert (request["method"], request["path"]) == ("POST", "/load")
     assert request["headers"]["Content-Type"] == "application/json"
@@ -111,36 +118,36 @@ def test_apply_reports_a_refusal_by_caddy(home, http_socket, monkeypatch):
     caddy = http_socket(status=400, body=b"bad route\n")
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
     with pytest.raises(PodkuError, match=r"Caddy refused the new routes \(HTTP 400\): bad route"):
-        proxy.apply()
+        domains.load_proxy()
 
 
 def test_an_unchanged_config_is_not_loaded_again_and_new_apps_load_nothing(home, http_socket, monkeypatch):
     caddy = http_socket(status=200, body=b"")
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
-    proxy.apply()
+    domains.load_proxy()
     apps.save(apps.App(name="web"))
     domains.app_created("web")
-    proxy.apply()
+    domains.load_proxy()
     assert len(caddy.requests) == 1
 
 
 def test_a_refused_config_is_not_kept(home, http_socket, monkeypatch):
     from podku.errors import PodkuError
 
-    proxy.apply()  # Caddy not running: the file is written
+    domains.load_proxy()  # Caddy not running: the file is written
     before = paths.CADDY_CONFIG.read_text()
     caddy = http_socket(status=400, body=b"no\n")
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
     apps.save(apps.App(name="web"))
     domains.save("web", domains.Domains(custom=["web.test"]))
     with pytest.raises(PodkuError):
-        proxy.apply()
+        domains.load_proxy()
     assert paths.CADDY_CONFIG.read_text() == before
 
 
 def test_write_only_writes_the_file(home, http_socket, monkeypatch):
     caddy = http_socket(status=200, body=b"")
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
-    proxy.write()
+    domains.write_proxy()
     assert json.loads(paths.CADDY_CONFIG.read_text())["apps"]["http"]
     assert caddy.requests == []

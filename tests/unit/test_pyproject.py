@@ -23,7 +23,7 @@ def test_every_installed_file_exists():
 
 
 def test_templates_are_installed_where_podku_looks_for_them():
-    from podku import templates
+    from podku.host import templates
 
     assert "share/podku/units" in data_files()
     assert templates.CANDIDATE_DIRS[0].parts[-3:] == ("share", "podku", "units")
@@ -34,3 +34,12 @@ def test_test_module_names_are_unique_across_unit_and_host():
     unit = {path.name for path in (REPO / "tests" / "unit").glob("test_*.py")}
     host = {path.name for path in (REPO / "tests" / "host").glob("test_*.py")}
     assert unit & host == set()
+
+
+def test_every_package_is_installed():
+    """A subpackage missing from pyproject's list installs without error and fails on the host."""
+    with open(REPO / "pyproject.toml", "rb") as handle:
+        listed = set(tomllib.load(handle)["tool"]["setuptools"]["packages"])
+    found = {".".join(path.parent.relative_to(REPO / "src").parts)
+             for path in (REPO / "src" / "podku").rglob("__init__.py")}
+    assert listed == found

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import fakes
-from podku import apps, deploy, hostsetup, paths, reconcile, releases, state, systemd
+from podku import apps, deploy, hostsetup, reconcile, releases
+from podku.host import paths, state, systemd
 from podku.releases import Outcome
 
 SRC = Path(__file__).resolve().parents[2] / "src"

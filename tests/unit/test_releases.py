@@ -1,7 +1,8 @@
 import pytest
 
-from podku import paths, releases
+from podku import releases
 from podku.errors import UsageError
+from podku.host import paths
 from podku.releases import Release
 
 

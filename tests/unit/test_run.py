@@ -1,8 +1,8 @@
 import pytest
 
-from podku import run as run_module
 from podku.errors import PodkuError
-from podku.run import CommandFailed, child_env, run, stream
+from podku.host import commands as run_module
+from podku.host.commands import CommandFailed, child_env, run, stream
 
 
 def test_child_env_inherits_only_the_listed_variables(monkeypatch):

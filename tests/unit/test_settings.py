@@ -1,8 +1,8 @@
 import pytest
 
-from podku import paths, settings
 from podku.errors import UsageError
-from podku.settings import Settings
+from podku.host import paths, settings
+from podku.host.settings import Settings
 
 
 def test_defaults():

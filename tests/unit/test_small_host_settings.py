@@ -6,8 +6,11 @@ import json
 import pytest
 
 import fakes
-from podku import apps, cli, deploy, idle, releases, resources, storage, swap, systemd
+from podku import apps, deploy, releases, swap
+from podku.cli import main as cli
 from podku.errors import UsageError
+from podku.host import systemd
+from podku.runtime import idle, resources, storage
 
 # --- parsing ---------------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from podku import paths, sshkeys
+from podku import sshkeys
 from podku.errors import UsageError
+from podku.host import paths
 
 
 def make_key(directory: Path, name: str = "k", comment: str = "me@laptop") -> str:

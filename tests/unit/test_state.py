@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from podku import state
+from podku.host import state
 
 
 def test_write_atomic_writes_the_text_and_creates_parents(tmp_path):

@@ -4,7 +4,8 @@ and a crash between any two steps, healed by the next command."""
 import pytest
 
 import fakes
-from podku import apps, deploy, reconcile, releases, swap, systemd
+from podku import apps, deploy, reconcile, releases, swap
+from podku.host import systemd
 from podku.releases import Outcome
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from podku import templates
+from podku.host import templates
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 import pytest
 
-from podku import unixhttp
+from podku.host import unixhttp
 
 
 def test_get_returns_status_and_body(http_socket):

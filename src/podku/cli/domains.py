@@ -1,14 +1,17 @@
 """domains:* and certs:report (Dokku's names), and the installer's TLS settings.
 
-Imported at the bottom of cli.py: the commands register themselves on podku.cli.cli."""
+Registered on the command group of podku.cli.base."""
 
 import dataclasses
 
 import click
 
-from podku import apps, certs, cli, domains, output, settings
+from podku import apps, domains, output
 from podku import names as podku_names
+from podku.cli import base as cli
 from podku.errors import UsageError
+from podku.host import settings
+from podku.proxy import certs
 
 
 def _names(_ctx, _param, values: tuple[str, ...]) -> list[str]:

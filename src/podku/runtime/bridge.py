@@ -9,9 +9,9 @@ import os
 import time
 from pathlib import Path
 
-from podku import paths
 from podku.errors import PodkuError
-from podku.run import replace_process, run
+from podku.host import paths
+from podku.host.commands import replace_process, run
 
 SOCKET_PROXYD = next((path for path in ("/usr/lib/systemd/systemd-socket-proxyd",
                                         "/lib/systemd/systemd-socket-proxyd") if os.path.exists(path)),

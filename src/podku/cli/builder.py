@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from podku import apps, baseimages, builders, gitrepo, output
-from podku.cli import app_argument, command
+from podku import apps, output
+from podku.cli.base import app_argument, command
 from podku.errors import UsageError
+from podku.image import baseimages, builders, gitrepo
 
 
 @command("builder:set")

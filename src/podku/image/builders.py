@@ -17,8 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from podku import baseimages, names, output, paths, procfile, state, templates
+from podku import names, output
 from podku.errors import PodkuError, UsageError
+from podku.host import paths, state, templates
+from podku.image import baseimages, procfile
 
 CONTAINERFILE, PYTHON, NODE, STATIC = "containerfile", "python", "node", "static"
 BUILDERS = (CONTAINERFILE, PYTHON, NODE, STATIC)

@@ -12,9 +12,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from podku import limits, paths, state, templates
 from podku.errors import PodkuError
-from podku.run import INHERITED_ENV, child_env, last_line, run
+from podku.host import paths, state, templates
+from podku.host.commands import INHERITED_ENV, child_env, last_line, run
+from podku.image import limits
 
 # Inside a pre-receive hook the pushed objects sit in a quarantine directory that only
 # these variables point at: git must see them to read the new revision.

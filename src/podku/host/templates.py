@@ -9,7 +9,7 @@ import jinja2
 # Installed: pyproject's data-files put units/ under <prefix>/share/podku. From a source
 # tree (tests, development): the repository's own units/.
 CANDIDATE_DIRS = (Path(sys.prefix) / "share" / "podku" / "units",
-                  Path(__file__).resolve().parents[2] / "units")
+                  Path(__file__).resolve().parents[3] / "units")
 
 
 def units_dir() -> Path:

@@ -10,9 +10,7 @@ from typing import NoReturn
 import click
 
 from podku import (
-    __version__,
     apps,
-    bridge,
     deploy,
     domains,
     health,
@@ -23,32 +21,19 @@ from podku import (
     oneoff,
     output,
     processes,
-    proxy,
     receive,
     reconcile,
     releases,
-    settings,
     sshkeys,
-    state,
     swap,
 )
+from podku.cli import builder, host, ps  # noqa: F401  (each registers its commands on the group)
+from podku.cli import domains as domains_commands  # noqa: F401
+from podku.cli.base import app_argument, cli, command
 from podku.errors import PodkuError, UsageError
-from podku.run import debugging, replace_process
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(version=__version__, prog_name="podku")
-def cli() -> None:
-    """podku: git push to deploy rootless Podman apps behind Caddy."""
-
-
-def command(name: str, hidden: bool = False, **options):
-    return cli.command(name, hidden=hidden, **options)
-
-
-def app_argument(function):
-    return click.argument("app", callback=lambda _ctx, _param, value: names.app_name(value))(function)
-
+from podku.host import settings, state
+from podku.host.commands import debugging, replace_process
+from podku.runtime import bridge
 
 # --- apps ---------------------------------------------------------------------------
 
@@ -98,7 +83,7 @@ def domains_set_global(domain: str, http_port: int | None) -> None:
     current = settings.load()
     wanted = dataclasses.replace(current, domain=domain, http_port=http_port or current.http_port)
     with state.locked(domains.lock_path(), "domains"):
-        proxy.apply(wanted)  # Caddy accepts the routes first: a refused change is not kept
+        domains.load_proxy(wanted)  # Caddy accepts the routes first: a refused change is not kept
         settings.save(wanted)
         domains.reconcile()
     output.step(f"Set global domain to {domain}")
@@ -400,7 +385,3 @@ def _fail(error: BaseException | None, message: str, exit_code: int) -> NoReturn
         traceback.print_exception(error)
     output.warn(output.one_line(message))
     sys.exit(exit_code)
-
-
-# Commands kept in modules of their own register themselves on `cli` when imported.
-from podku import builder_cli, domains_cli, host_cli, ps_cli  # noqa: E402,F401

@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from podku import builders, gitrepo, limits, output, paths, state
+from podku import output
 from podku.errors import PodkuError
-from podku.run import run, stream
+from podku.host import paths, state
+from podku.host.commands import run, stream
+from podku.image import builders, gitrepo, limits
 
 BUILD_FILES = ("Containerfile", "Dockerfile")
 IGNORE_FILES = (".containerignore", ".dockerignore")

@@ -9,8 +9,8 @@ inner socket that systemd hands to the app as fd 3. `0` means never (the default
 
 import re
 
-from podku import paths, releases, state, systemd  # releases imports this module too
 from podku.errors import UsageError
+from podku.host import paths, state
 
 FILE_NAME = "idle.json"
 GLOBAL_FILE_NAME = "idle.json"
@@ -66,16 +66,6 @@ def save_app(app: str, seconds: int | None) -> None:
 
 def save_global(seconds: int) -> None:
     state.write_json(_global_file(), {"idle_timeout": seconds})
-
-
-def status(live: "releases.Release") -> str:
-    """Whether the live release runs, sleeps (idle: no container, its socket listening) or is stopped."""
-    app_state = systemd.active_state(live.app_unit)
-    if app_state in ("active", "activating", "reloading"):
-        return "running"
-    if systemd.active_state(live.socket_unit) == "active":
-        return "idle (no container; the next request starts it)" if live.idle_timeout else "stopped (socket listening)"
-    return f"stopped ({app_state or 'unknown'})"
 
 
 def describe(seconds: int) -> str:

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from podku import output, paths, run
+from podku import output
+from podku.host import commands as run
+from podku.host import paths
 
 
 def caddy_data() -> Path:

@@ -3,8 +3,9 @@
 import ipaddress
 from dataclasses import asdict, dataclass, fields
 
-from podku import names, paths, state
+from podku import names
 from podku.errors import UsageError
+from podku.host import paths, state
 
 DEFAULT_DOMAIN = "podku.localhost"
 TLS_MODES = ("auto", "internal", "off")

@@ -1,12 +1,15 @@
 """Commands for process types and cron: ps:scale, ps:report, ps:stop, ps:start, ps:rebuild,
-cron:list, cron:run. Registered on podku.cli's group (cli.py imports this module last)."""
+cron:list, cron:run. Registered on the group of podku.cli.base."""
 
 import click
 
-from podku import apps, cron, deploy, idle, names, output, processes, procfile, reconcile, systemd
-from podku.cli import app_argument
-from podku.cli import command as cli_command
+from podku import apps, cron, deploy, names, output, processes, reconcile
+from podku.cli.base import app_argument
+from podku.cli.base import command as cli_command
 from podku.errors import UsageError
+from podku.host import systemd
+from podku.image import procfile
+from podku.runtime import idle
 
 
 class StrictCommand(click.Command):
@@ -57,7 +60,7 @@ def _report(current: apps.App) -> None:
         return
     live = deploy.live_release(current)
     output.field("Live release", live.id)
-    output.field("Status", idle.status(live))
+    output.field("Status", processes.run_state(live))
     output.field("Idle timeout", idle.describe(live.idle_timeout))
     output.field("Stopped", "true" if current.stopped else "false")
     output.field("Socket", systemd.active_state(live.socket_unit))

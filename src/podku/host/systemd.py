@@ -3,7 +3,7 @@
 Every request to the user manager goes through the module-level `manager`, an object with
 the `Manager` protocol's methods. The real one, `UserManager`, talks D-Bus through pystemd
 (imported on first use, so that importing podku never needs it) and runs systemd-run and
-journalctl through podku.run; unit tests put an in-memory fake in its place
+journalctl through podku.host.commands; unit tests put an in-memory fake in its place
 (tests/unit/fakes.py). Unit files and links are plain files and are handled here directly.
 Whatever pystemd or D-Bus raises leaves this module as a one-line SystemdError."""
 
@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from podku import paths, state
 from podku.errors import PodkuError
-from podku.run import run
+from podku.host import paths, state
+from podku.host.commands import run
 
 JOB_TIMEOUT = 120.0
 JOB_POLL = 0.05

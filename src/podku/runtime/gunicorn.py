@@ -5,7 +5,7 @@ Caddy answers 502 to some such POSTs instead of passing on the app's own answer.
 from collections.abc import Mapping
 from pathlib import Path
 
-from podku import paths, state, templates
+from podku.host import paths, state, templates
 
 ENV = "GUNICORN_CMD_ARGS"
 CONTAINER_PATH = "/run/podku/gunicorn.conf.py"

@@ -1,5 +1,5 @@
 """Commands for a small host: storage, resource limits, idle apps, backups. Registered on
-podku.cli.cli (cli.py imports this module at its end). A settings change that affects the
+podku.cli.base.cli. A settings change that affects the
 running app is a new release, swapped in like a config change."""
 
 import sys
@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import click
 
-from podku import apps, backup, deploy, idle, names, output, releases, resources, storage
-from podku.cli import app_argument, command
+from podku import apps, backup, deploy, names, output, releases
+from podku.cli.base import app_argument, command
 from podku.errors import UsageError
+from podku.runtime import idle, resources, storage
 
 
 def _apply(app: str, description: str, save: Callable[[], None], restore: Callable[[], None]) -> None:

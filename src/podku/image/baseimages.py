@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from podku import output
 from podku.errors import PodkuError, UsageError
-from podku.run import child_env, last_line, run
+from podku.host.commands import child_env, last_line, run
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

@@ -7,8 +7,8 @@ import json
 import re
 from dataclasses import dataclass, fields
 
-from podku import paths
 from podku.errors import PodkuError
+from podku.host import paths
 
 LIMITS_FILE_NAME = "limits.json"
 

@@ -10,8 +10,9 @@ Storage is host-wide: `apps:destroy` leaves it in place."""
 import posixpath
 import re
 
-from podku import names, paths, state
+from podku import names
 from podku.errors import UsageError
+from podku.host import paths, state
 
 FILE_NAME = "storage.json"
 CONTAINER_PATH = re.compile(r"/[A-Za-z0-9._@+=~/-]{1,4095}")

@@ -14,9 +14,9 @@ import os
 import re
 from dataclasses import asdict, dataclass
 
-from podku import paths, state
 from podku.errors import UsageError
-from podku.run import run
+from podku.host import paths, state
+from podku.host.commands import run
 
 DEFAULT_MEMORY = 256 * 1024 ** 2
 MIN_MEMORY = 6 * 1024 ** 2  # podman refuses less

@@ -1,30 +1,19 @@
 """Caddy: one config for every app, loaded through the admin API only when it changes.
 
-Routing is by Host header through files (domains.hosts_dir()), so apps and names come and go
+Routing is by Host header through files (routes.py), so apps and names come and go
 without a config load. What is in the config: ports, the TLS mode and ACME issuer, and
 under --tls auto the internal-CA names (so that no ACME order is ever made for them)."""
 
 import json
 
-from podku import apps, domains, paths, settings, state, templates, unixhttp
 from podku.errors import PodkuError
+from podku.host import paths, settings, state, templates, unixhttp
+from podku.proxy import routes
 
 # The on-demand TLS "ask" endpoint (Caddy 2.6 asks over HTTP): a server inside the same
 # Caddy answering 200 for names that have a link in the hosts directory.
 ASK_ADDRESS = "127.0.0.1:2020"
 INTERNAL_PATTERN = r"(^localhost$|\.(localhost|test|internal|local)$|^[0-9.]+$)"
-
-
-def internal_subjects(current: settings.Settings) -> list[str]:
-    """The names Caddy's internal CA signs under --tls auto (the others go to ACME)."""
-    if current.tls != "auto":
-        return []
-    subjects = {name for app in apps.all_names() for name in domains.names_of(app, current)
-                if settings.is_internal(name)}
-    if settings.is_internal(current.domain):
-        subjects = {name for name in subjects if not name.endswith("." + current.domain)}
-        subjects.add("*." + current.domain)
-    return sorted(subjects)
 
 
 def issuer(current: settings.Settings) -> dict:
@@ -40,30 +29,32 @@ def issuer(current: settings.Settings) -> dict:
     return acme
 
 
-def render(current: settings.Settings) -> str:
+def render(current: settings.Settings, internal_subjects: list[str]) -> str:
+    """The whole config; `internal_subjects`: the names Caddy's internal CA signs under --tls
+    auto (so that no ACME order is ever made for them)."""
     text = templates.render(
-        "caddy.json.j2", admin_socket=str(paths.CADDY_ADMIN_SOCKET), hosts_dir=str(domains.hosts_dir()),
+        "caddy.json.j2", admin_socket=str(paths.CADDY_ADMIN_SOCKET), hosts_dir=str(routes.hosts_dir()),
         http_port=current.http_port, https_port=current.https_port, https_suffix=current.https_suffix,
         tls=current.tls, ask_address=ASK_ADDRESS, internal_pattern=INTERNAL_PATTERN,
-        internal_subjects=internal_subjects(current), issuer=issuer(current))
+        internal_subjects=internal_subjects, issuer=issuer(current))
     json.loads(text)  # a template mistake must fail here, not inside Caddy
     return text
 
 
-def apply(current: settings.Settings | None = None) -> None:
+def apply(current: settings.Settings, internal_subjects: list[str]) -> None:
     """Load the config into the running Caddy, then keep it as the file Caddy reads at boot.
     An unchanged config is not loaded again: every load reloads all of Caddy. A config
     Caddy refuses is not kept."""
-    config = render(current or settings.load())
+    config = render(current, internal_subjects)
     if paths.CADDY_CONFIG.exists() and paths.CADDY_CONFIG.read_text() == config:
         return
     _load(config)
     state.write_atomic(paths.CADDY_CONFIG, config)
 
 
-def write() -> None:
+def write(current: settings.Settings, internal_subjects: list[str]) -> None:
     """Only the file Caddy reads when it starts (before a restart)."""
-    state.write_if_changed(paths.CADDY_CONFIG, render(settings.load()))
+    state.write_if_changed(paths.CADDY_CONFIG, render(current, internal_subjects))
 
 
 def _load(config: str) -> None:
