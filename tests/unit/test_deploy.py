@@ -3,7 +3,7 @@
 import pytest
 
 import fakes
-from podku import apps, deploy, history, releases
+from podku import apps, deploy, releases
 from podku.errors import UsageError
 from podku.releases import Outcome
 
@@ -22,7 +22,7 @@ def push(rev: str) -> releases.Release:
 def rollback(wanted: int | None = None) -> releases.Release:
     with apps.lock("web"):
         app = apps.load("web")
-        target = history.rollback_target(app, wanted)
+        target = deploy.rollback_target(app, wanted)
         return deploy.redeploy(app, f"Rollback to v{target.id}", source=target)
 
 

@@ -14,7 +14,6 @@ from podku import (
     deploy,
     domains,
     health,
-    history,
     hostsetup,
     lifecycle,
     names,
@@ -123,7 +122,7 @@ def rollback(app: str, release: str | None) -> None:
     """Swap back to an earlier release's image and config (default: the one before)."""
     with apps.lock(app):
         current = apps.load(app)
-        target = history.rollback_target(current, names.release_id(release) if release else None)
+        target = deploy.rollback_target(current, names.release_id(release) if release else None)
         deploy.redeploy(current, f"Rollback to v{target.id}", source=target)
 
 
