@@ -19,7 +19,7 @@ targets=(tests)
 for arg in "$@"; do
   [ -e "${arg%%::*}" ] && targets=()
 done
-/usr/bin/python3 -m pytest -p no:cacheprovider -v -rfEs "$@" "${targets[@]}"
+/usr/bin/python3 -m pytest -p no:cacheprovider -v -rfEs --durations=25 "$@" "${targets[@]}"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
