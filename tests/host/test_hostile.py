@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-HOSTILE_WORDS = ["a;id", "$(id)", "`id`", "../etc", "--", "-x", "a\nb", "\x1b[2J", "x" * 5000, "*", "''"]
+# The whole matrix of words and commands is tests/unit/test_hostile_words.py; here one case
+# of each class goes end to end through real ssh.
+HOSTILE_WORDS = ["a;id", "$(id)", "../etc", "a\nb", "\x1b[2J"]
 WATCHED = ["~/.ssh/authorized_keys", "~/.local/share/podku/venv/bin/podku"]
 
 
@@ -42,17 +44,14 @@ def deployed(host, app_repo):
     return app_repo
 
 
-@pytest.mark.parametrize("command", [
-    "-- git-hook {app}", "-- setup --domain evil.test", "--help", "/bin/sh", "sh -c id", "bash",
-    "ps:retire {app} 1", "internal:bridge podku-{app}-r1 80", "git-hook {app}",
-    "'' help", "--version", "scp -t /tmp", "rsync --server . /tmp",
-])
-def test_only_public_commands_run_over_ssh(host, deployed, command):
+def test_only_public_commands_run_over_ssh(host, deployed):
+    """The allowlist's matrix is in tests/unit/test_cli.py."""
     app = deployed.app
     before = fingerprint(host, app)
-    result = ssh_raw(host, command.format(app=app))
-    assert_one_line_refusal(result, code=2)
-    assert b"is not a podku command" in result.stderr
+    for command in ("-- git-hook {app}", "/bin/sh", "ps:retire {app} 1", "scp -t /tmp"):
+        result = ssh_raw(host, command.format(app=app))
+        assert_one_line_refusal(result, code=2)
+        assert b"is not a podku command" in result.stderr
     assert fingerprint(host, app) == before
     assert host.http_get(f"{app}.podku.localhost") == (200, "target r1")
 
@@ -67,14 +66,9 @@ def test_the_git_hook_cannot_be_made_to_truncate_a_file(host, deployed):
     assert fingerprint(host, app) == before
 
 
-@pytest.mark.parametrize("app_json, reason", [
-    ("[1]", "must be a JSON object, not list"),
-    ('"x"', "must be a JSON object, not str"),
-    ('{"healthchecks": {"web": {}}}', "healthchecks.web must be a list of objects"),
-    ('{"healthchecks": {"web": [{"attempts": 100, "timeout": 600}]}}', "the most is 900s"),
-    ("[" * 5000 + "]" * 5000, "nested deeper than"),
-], ids=["list", "string", "web-not-a-list", "checks-too-long", "deep"])
-def test_a_malformed_app_json_rejects_the_push_and_the_live_release_serves(host, deployed, app_json, reason):
+def test_a_malformed_app_json_rejects_the_push_and_the_live_release_serves(host, deployed):
+    """Every malformed app.json is in tests/unit/test_appjson.py."""
+    app_json, reason = "[" * 5000 + "]" * 5000, "nested deeper than"
     (deployed.path / "app.json").write_text(app_json)
     deployed.write(env={"MESSAGE": "never"})
     result = deployed.push(check=False)
@@ -84,13 +78,10 @@ def test_a_malformed_app_json_rejects_the_push_and_the_live_release_serves(host,
     assert host.http_get(f"{deployed.app}.podku.localhost") == (200, "target r1")
 
 
-@pytest.mark.parametrize("assignment, reason", [
-    (b"A=\x1b]0;owned\x07\x1b[2J", b"control characters"),
-    (b"A=\xff\xfe", b"not valid UTF-8"),
-    (b"A=" + b"x" * 40000, b"longer than 32 KiB"),
-], ids=["escape-sequences", "not-utf8", "huge"])
-def test_config_values_that_break_terminals_or_deploys_are_refused(host, deployed, assignment, reason):
+def test_config_values_that_break_terminals_or_deploys_are_refused(host, deployed):
+    """Not UTF-8, too long and the rest: tests/unit/test_cli.py."""
     app = deployed.app
+    assignment, reason = b"A=\x1b]0;owned\x07\x1b[2J", b"control characters"
     for flags in (b"", b"--no-restart "):
         result = ssh_raw(host, b"config:set " + flags + app.encode() + b" '" + assignment + b"'")
         assert_one_line_refusal(result, code=2)
@@ -164,13 +155,7 @@ def test_hostile_words_in_every_command_are_refused_in_one_line(host, deployed):
     before = fingerprint(host, app)
     for word in HOSTILE_WORDS:
         quoted = "'" + word.replace("'", "'\\''") + "'"
-        for template in ("apps:create {w}", "config:set {app} {w}", "config:get {app} {w}",
-                         "config:unset {app} {w}", "rollback {app} {w}", "releases:set {app} keep-images {w}",
-                         "checks:set {app} {w} 1", "checks:set {app} attempts {w}", "logs {w}",
-                         "ssh-keys:remove {w}", "domains:set-global {w}", "urls {w}", "run {w} true",
-                         "cron:list {w}", "cron:run {app} {w}", "cron:run {w} 1",
-                         # `doctor --` is a plain `doctor` (every app): click ends options there
-                         *(["doctor {w}"] if word != "--" else []),
+        for template in ("apps:create {w}", "config:set {app} {w}", "rollback {app} {w}", "run {w} true",
                          "apps:destroy {w} --force"):
             result = ssh_raw(host, template.format(app=app, w=quoted))
             assert result.returncode != 0, (template, word)
