@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# podku's host installer: run once as root on a fresh Debian 12 / Ubuntu 22.04+ host, from
+# podku's host installer: run once as root on a fresh Debian 12+ / Ubuntu 24.04+ host, from
 # a plain copy of the source tree. Non-interactive and idempotent: a second run changes
 # nothing and succeeds.
 #
@@ -36,7 +36,7 @@ detail() { printf -- '       %s\n' "$*"; }
 die() { printf -- ' !     %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -54,7 +54,7 @@ parse_args() {
       --acme-ca) ACME_CA=${2:?--acme-ca needs a directory URL}; shift 2 ;;
       --acme-ca-root) ACME_CA_ROOT=${2:?--acme-ca-root needs a PEM file}; shift 2 ;;
       -h|--help) usage 0 ;;
-      *) printf ' !     unknown option %s\n' "$1" >&2; usage 2 ;;
+      *) printf ' !     unknown option %s\n' "$1" >&2; usage 2 >&2 ;;
     esac
   done
   [[ $DEPLOY_USER =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || die "invalid user name: $DEPLOY_USER"
@@ -90,7 +90,7 @@ check_host() {
   . /etc/os-release
   case "$ID" in
     debian|ubuntu) ;;
-    *) die "unsupported distribution $ID: podku supports Debian 12 and Ubuntu 22.04+" ;;
+    *) die "unsupported distribution $ID: podku supports Debian 12+ and Ubuntu 24.04+" ;;
   esac
 }
 
