@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from podku import apps, output
+from podku import apps, naming, output
 from podku.errors import UsageError
 from podku.host import paths, systemd, templates
 from podku.image import procfile
@@ -124,25 +124,25 @@ def _list(values: list[int] | None) -> str:
 # --- units ----------------------------------------------------------------------------------
 
 def service(app: str, entry_id: int) -> str:
-    return f"{app}-cron@{entry_id}.service"
+    return naming.cron_unit(app, entry_id, "service")
 
 
 def timer(app: str, entry_id: int) -> str:
-    return f"{app}-cron@{entry_id}.timer"
+    return naming.cron_unit(app, entry_id, "timer")
 
 
 def _files(app: str) -> list[str]:
     """The cron unit files the app has now."""
-    pattern = re.compile(rf"{re.escape(app)}-cron@[0-9]+\.(service|timer)")
+    pattern = naming.cron_unit_pattern(app)
     directory = paths.SYSTEMD_UNITS
-    return sorted(p.name for p in directory.glob(f"{app}-cron@*") if pattern.fullmatch(p.name)) \
+    return sorted(p.name for p in directory.glob(naming.cron_unit(app, "*", "*")) if pattern.fullmatch(p.name)) \
         if directory.is_dir() else []
 
 
 def render(release: Release, item: Entry, env_file: str) -> dict[str, str]:
     values = dict(app=release.app, release=release.id, id=item.id, schedule=item.schedule,
                   on_calendar=item.on_calendar, image=release.image, env_file=env_file,
-                  container=f"podku-{release.app}-cron-{item.id}", timeout=RUN_TIMEOUT,
+                  container=naming.cron_container(release.app, item.id), timeout=RUN_TIMEOUT,
                   command=procfile.exec_args(item.argv),
                   extra_flags=release.podman_flags())
     return {service(release.app, item.id): templates.render("cron.service.j2", **values),
@@ -153,7 +153,7 @@ def reconcile(app: apps.App, live: Release | None) -> list[str]:
     """The app's timers are exactly the live release's cron entries, each active."""
     wanted: dict[str, str] = {}
     if live is not None:
-        env_file = str(app.paths.releases / f"{live.id}.env")  # swap.env_file: written with its units
+        env_file = str(app.paths.env_file(live.id))  # written with the release's units
         try:
             for item in entries(live.app_json):
                 wanted.update(render(live, item, env_file))

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-from podku import apps, output
+from podku import apps, naming, output
 from podku.errors import UsageError
 from podku.host import paths, settings, state
 from podku.proxy import caddy as proxy
@@ -155,7 +155,8 @@ unlink = routes.unlink
 
 def linked() -> dict[str, str]:
     """name -> app, as the hosts directory says now."""
-    return {name: socket.removesuffix(".sock") for name, socket in routes.targets().items()}
+    found = {name: naming.parse_stable_socket_file(socket) for name, socket in routes.targets().items()}
+    return {name: app for name, app in found.items() if app}
 
 
 def reconcile() -> None:

@@ -2,6 +2,7 @@
 
 import re
 
+from podku import naming
 from podku.errors import UsageError
 
 APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -82,10 +83,10 @@ def release_id(text: str) -> int:
 
 def container(name: str) -> str:
     """A release's container name, as podku's own units pass it (podku-APP-rN)."""
-    app, sep, release = name.removeprefix("podku-").rpartition("-r")
-    if not name.startswith("podku-") or not sep or not ASCII_NUMBER.fullmatch(release):
+    parsed = naming.parse_container(name)
+    if parsed is None:
         raise UsageError(f"invalid container name {name!r}: expected podku-APP-rN")
-    app_name(app)
+    app_name(parsed[0])
     return name
 
 

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import uuid
 
-from podku import apps, releases
+from podku import apps, naming, releases
 from podku.errors import PodkuError
 from podku.host.commands import interactive, run
 
@@ -19,7 +19,7 @@ def run_command(app: apps.App, command: list[str]) -> int:
     if app.live_release is None:
         raise PodkuError(f"{app.name} has not been deployed yet: git push to it first")
     release = releases.load(app.name, app.live_release)
-    name = f"podku-{app.name}-run-{uuid.uuid4().hex[:8]}"
+    name = naming.oneoff_container(app.name, uuid.uuid4().hex[:8])
     with tempfile.NamedTemporaryFile("w", prefix="podku-run-", suffix=".env") as env_file:
         os.fchmod(env_file.fileno(), 0o600)
         env_file.write(release.environment_file())

@@ -24,7 +24,7 @@ first. Callers hold the app's lock."""
 import contextlib
 import re
 
-from podku import apps, output
+from podku import apps, naming, output
 from podku.errors import UsageError
 from podku.host import systemd, templates
 from podku.image import procfile
@@ -49,13 +49,13 @@ def types(release: Release) -> list[str]:
 
 
 def template(release: Release, process_type: str) -> str:
-    return f"{release.unit}-{process_type}@.service"
+    return naming.process_unit(release.app, release.id, process_type, "")
 
 
 def instance(release: Release, process_type: str, number: int) -> str:
     if process_type == WEB and number == 1:
         return release.web_unit
-    return f"{release.unit}-{process_type}@{number}.service"
+    return naming.process_unit(release.app, release.id, process_type, number)
 
 
 def unit_files(release: Release) -> list[str]:
@@ -65,7 +65,7 @@ def unit_files(release: Release) -> list[str]:
 
 
 def instance_pattern(app: str) -> re.Pattern[str]:
-    return re.compile(rf"{re.escape(app)}-r(\d+)-([a-z][a-z0-9_-]*)@(\d+)\.service")
+    return naming.process_unit_pattern(app)
 
 
 def web_command(release: Release) -> str:
@@ -89,7 +89,7 @@ def install_units(release: Release, values: dict) -> None:
 
 def forget(release: Release) -> None:
     """Stop the release's process instances and remove their links and templates."""
-    for unit in owned(release.app, systemd.running(f"{release.unit}-*@*.service"), [release]):
+    for unit in owned(release.app, systemd.running(naming.process_unit(release.app, release.id, "*", "*")), [release]):
         _stop(unit)
     for link in owned(release.app, systemd.enabled(WANTS_TARGET), [release]):
         systemd.disable(link, WANTS_TARGET)
@@ -161,7 +161,7 @@ def wanted_units(app: apps.App, release: Release) -> list[str]:
 def reconcile(app: apps.App, live: Release | None, every: list[Release]) -> list[str]:
     """Make the running instances and their enable links match the record (see above)."""
     wanted = wanted_units(app, live) if live is not None else []
-    running = owned(app.name, systemd.running(f"{app.name}-r*-*@*.service"), every)
+    running = owned(app.name, systemd.running(naming.process_unit(app.name, "*", "*", "*")), every)
     fixed = _links(app, wanted, every)
     if fixed:
         systemd.reload()
@@ -233,14 +233,15 @@ def log_units(app: str, every: list[Release], process_type: str | None = None) -
     """journalctl --user-unit arguments (globs only after `@`, so never another app's) for one
     process type's logs, or every unit of the app's."""
     if process_type is None:
-        return [unit for r in every for unit in (*r.units, *(f"{r.unit}-{name}@*.service" for name in types(r)))] \
-            + ([f"{app}-cron@*.service"] if every else [])
+        instances = [naming.process_unit(app, r.id, name, "*") for r in every for name in types(r)]
+        return [unit for r in every for unit in r.units] + instances \
+            + ([naming.cron_unit(app, "*", "service")] if every else [])
     procfile.type_name(process_type)
     if process_type == CRON and not any(CRON in r.processes for r in every):
-        return [f"{app}-cron@*.service"]
+        return [naming.cron_unit(app, "*", "service")]
     if process_type == WEB:
-        return [unit for r in every for unit in (*r.units, f"{r.unit}-web@*.service")]
-    units = [f"{r.unit}-{process_type}@*.service" for r in every if process_type in r.processes]
+        return [unit for r in every for unit in (*r.units, naming.process_unit(app, r.id, WEB, "*"))]
+    units = [naming.process_unit(app, r.id, process_type, "*") for r in every if process_type in r.processes]
     if not units or process_type == RELEASE:
         raise procfile.UnknownProcessType(f"unknown process type {process_type!r}: no release of {app} has it")
     return units

@@ -17,11 +17,10 @@ The socket listens before the symlink points at it, so no connection meets a dea
 A swap runs these same steps right after writing the record; `podku doctor`, every deploy,
 every retirement and the boot unit run them on their own. Callers hold the app's lock."""
 
-import re
 import sys
 from collections.abc import Callable
 
-from podku import apps, cron, output, processes, releases
+from podku import apps, cron, naming, output, processes, releases
 from podku.errors import PodkuError
 from podku.host import state, systemd
 from podku.releases import Outcome, Release
@@ -91,7 +90,7 @@ def _listening(live: Release) -> list[str]:
 
 
 def _release_sockets(app: apps.App) -> set[str]:
-    pattern = re.compile(rf"{re.escape(app.name)}-r\d+\.socket")
+    pattern = naming.release_socket_pattern(app.name)
     return {unit for unit in systemd.enabled(SOCKETS_TARGET) if pattern.fullmatch(unit)}
 
 
@@ -166,7 +165,7 @@ def _outcomes(app: apps.App, every: list[Release]) -> list[str]:
 
 
 def retire_timer(app: str, release_id: int) -> str:
-    return f"podku-retire-{app}-r{release_id}"
+    return naming.retire_unit(app, release_id)
 
 
 def _schedule_retirement(app: apps.App, every: list[Release]) -> list[str]:

@@ -4,6 +4,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 
+from podku import naming
 from podku.errors import UsageError
 from podku.host import paths, state
 from podku.runtime import idle, resources, storage
@@ -50,11 +51,11 @@ class Release:
     @property
     def unit(self) -> str:
         """The release's systemd unit name, without the .socket/.service suffix."""
-        return f"{self.app}-r{self.id}"
+        return naming.release_unit(self.app, self.id)
 
     @property
     def container(self) -> str:
-        return f"podku-{self.app}-r{self.id}"
+        return naming.container(self.app, self.id)
 
     @property
     def socket_unit(self) -> str:
@@ -140,7 +141,7 @@ def new(app: str, rev: str, image: str, description: str, config: dict[str, str]
 
 
 def image_tag(app: str, release_id: int) -> str:
-    return f"localhost/podku/{app}:r{release_id}"
+    return naming.image(app, release_id)
 
 
 SERVED = (Outcome.LIVE, Outcome.DRAINING, Outcome.RETIRED)

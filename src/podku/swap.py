@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from podku import apps, health, output, processes, reconcile, releases
+from podku import apps, health, naming, output, processes, reconcile, releases
 from podku.host import paths, settings, state, systemd, templates
 from podku.image import build
 from podku.releases import Outcome, Release
@@ -62,7 +62,7 @@ def step_done(step: str) -> None:
 
 
 def env_file(release: Release) -> Path:
-    return paths.AppPaths(release.app).releases / f"{release.id}.env"
+    return paths.AppPaths(release.app).env_file(release.id)
 
 
 def install_units(release: Release) -> None:
@@ -94,7 +94,7 @@ def runtime_values(release: Release) -> dict:
 
 
 def inner_socket_path(release: Release) -> Path:
-    return paths.AppPaths(release.app).release_socket(release.id).with_name(f"app-r{release.id}.sock")
+    return paths.AppPaths(release.app).release_socket(release.id).with_name(naming.inner_socket_file(release.id))
 
 
 def start_and_check(app: apps.App, release: Release) -> None:

@@ -191,11 +191,6 @@ def test_prepare_for_static_adds_podkus_build_context(home, tmp_path, monkeypatc
     assert (templates.units_dir() / "builders" / "static-server.py").is_file()
 
 
-def test_app_from_tag():
-    assert builders.app_from_tag("localhost/podku/shop:r12") == "shop"
-    assert builders.app_from_tag("localhost/x:1") is None
-
-
 # --- validation of what users type ----------------------------------------------------------
 
 HOSTILE = ["x;id", "$(id)", "../static", "--", "py\nthon", "a" * 10000, "", " python", "python ", "PYTHON"]

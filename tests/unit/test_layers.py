@@ -5,14 +5,15 @@ points down a layer or stays inside its own package.
     apps, releases, deploy... the deploy core, flat in podku/         3
     image/, runtime/, proxy/  the parts a release is made of         2  (never each other)
     host/                     what podku runs on: systemd, podman...  1
-    errors, output, names     what everything uses                    0
+    errors, output, names,    what everything uses                    0
+    naming
 """
 
 import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-FOUNDATION = {"podku", "podku.errors", "podku.output", "podku.names", "podku.__init__"}
+FOUNDATION = {"podku", "podku.errors", "podku.output", "podku.names", "podku.naming"}
 PARTS = ("podku.image", "podku.runtime", "podku.proxy")
 
 

@@ -5,6 +5,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from podku import naming
+
 HOME = Path(os.environ.get("HOME") or Path.home())
 
 
@@ -69,13 +71,16 @@ class AppPaths:
     @property
     def stable_socket(self) -> Path:
         """The path Caddy dials: a symlink to the live release's socket."""
-        return STABLE_SOCKETS / f"{self.name}.sock"
+        return STABLE_SOCKETS / naming.stable_socket_file(self.name)
 
     def release_record(self, release: int) -> Path:
         return self.releases / f"{release}.json"
 
+    def env_file(self, release: int) -> Path:
+        return self.releases / naming.env_file(release)
+
     def release_socket(self, release: int) -> Path:
-        return RUNTIME / self.name / f"web-r{release}.sock"
+        return RUNTIME / self.name / naming.release_socket_file(release)
 
     def build_dir(self, release: int) -> Path:
-        return BUILDS / f"{self.name}-r{release}"
+        return BUILDS / naming.build_dir(self.name, release)

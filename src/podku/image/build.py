@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from podku import output
+from podku import naming, output
 from podku.errors import PodkuError
 from podku.host import paths, state
 from podku.host.commands import run, stream
@@ -180,10 +180,18 @@ def build_image(source: Path, tag: str, unit: str) -> str:
 def prepare_build(source: Path, tag: str) -> builders.Prepared:
     """The builder and its build arguments: the user's own Containerfile, checked first, or
     the one a builder rendered outside the tree from podku's own template."""
-    prepared = builders.prepare(source, builders.app_from_tag(tag))
+    prepared = builders.prepare(source, _release_of(tag)[0])
     if prepared.builder == builders.CONTAINERFILE:
         check_build_file(build_file(source))
     return prepared
+
+
+def _release_of(tag: str) -> tuple[str, int]:
+    """(app, release) of the tag deploy gave the build."""
+    release = naming.parse_image(tag)
+    if release is None:
+        raise BuildFailed(f"not a release image tag: {tag}")
+    return release
 
 
 def scope_argv(unit: str, build_limits: limits.Limits) -> list[str]:
@@ -336,7 +344,7 @@ def build_release(repo: Path, rev: str, tag: str, workdir: Path) -> Built:
     try:
         with state.locked(paths.IMAGES_LOCK, "images", shared=True):
             gitrepo.checkout(repo, rev, workdir)
-            builder = build_image(workdir, tag, unit=f"podku-build-{workdir.name}")
+            builder = build_image(workdir, tag, unit=naming.build_unit(*_release_of(tag)))
             return Built(builder, exposed_port(tag))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -324,9 +324,3 @@ def prepare(source: Path, app: str | None = None) -> Prepared:
     if builder == STATIC:
         argv += ["--build-context", f"{STATIC_CONTEXT}={templates.units_dir() / 'builders'}"]
     return Prepared(builder, argv)
-
-
-def app_from_tag(tag: str) -> str | None:
-    """The app of a release image tag (localhost/podku/APP:rN)."""
-    match = re.fullmatch(r"localhost/podku/([a-z0-9-]+):r[0-9]+", tag)
-    return match[1] if match else None
