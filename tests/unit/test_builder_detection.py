@@ -270,3 +270,9 @@ def test_set_global_needs_a_url_or_unset_and_nothing_else(home, args):
     assert builders.global_settings() == {"pip-index-url": "http://127.0.0.1:1/simple/"}
     assert CliRunner().invoke(cli, ["builder:set-global", "pip-index-url", "--unset"]).exit_code == 0
     assert builders.global_settings() == {}
+
+
+def test_every_module_of_the_builders_package_is_a_builder_in_detection_order():
+    assert [builder.name for builder in builders.REGISTRY] == ["containerfile", "python", "node", "static"]
+    assert builders.bases()[0].image == "localhost/podku/python:3.11"
+    assert {base.name for base in builders.bases()} == {"python", "node"}

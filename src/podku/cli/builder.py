@@ -57,11 +57,10 @@ def builder_set_global(key: str, url: str | None, unset: bool) -> None:
 
 
 @command("base:build")
-@click.argument("name", default="all", type=click.Choice(["python", "node", "all"]))
+@click.argument("name", default="all", type=click.Choice([*(base.name for base in builders.bases()), "all"]))
 @click.option("--mirror", default=None, help="A Debian mirror URL (http or https).")
 def base_build(name: str, mirror: str | None) -> None:
     """Build a builder's base image from Debian packages (rootless mmdebstrap)."""
-    chosen = list(baseimages.BASES) if name == "all" else [name]
     mirror = builders.index_url(mirror) if mirror else baseimages.DEFAULT_MIRROR
-    for base_name in chosen:
-        baseimages.build(base_name, mirror)
+    for base in builders.bases(name):
+        baseimages.build(base, mirror)

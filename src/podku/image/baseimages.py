@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 
 from podku import output
-from podku.errors import PodkuError, UsageError
+from podku.errors import PodkuError
 from podku.host.commands import child_env, last_line, run
 
 SUITE = "bookworm"
@@ -24,21 +24,8 @@ class Base:
     packages: tuple[str, ...]
 
 
-BASES = {
-    "python": Base("python", "localhost/podku/python:3.11",
-                   ("python3", "python3-venv", "python3-pip", "ca-certificates")),
-    "node": Base("node", "localhost/podku/node:18", ("nodejs", "npm", "ca-certificates")),
-}
-
-
 class BaseImageFailed(PodkuError):
     pass
-
-
-def base(name: str) -> Base:
-    if name not in BASES:
-        raise UsageError(f"unknown base image {name!r}: use one of {', '.join(BASES)} or all")
-    return BASES[name]
 
 
 def exists(image: str) -> bool:
@@ -52,9 +39,8 @@ def mmdebstrap_argv(chosen: Base, mirror: str) -> list[str]:
             SUITE, "-", mirror]
 
 
-def build(name: str, mirror: str = DEFAULT_MIRROR) -> None:
+def build(chosen: Base, mirror: str = DEFAULT_MIRROR) -> None:
     """mmdebstrap ... - MIRROR | podman import - IMAGE, without a shell between them."""
-    chosen = base(name)
     output.step(f"Building the base image {chosen.image} from Debian packages (a minute or two)")
     env = child_env()
     with subprocess.Popen(mmdebstrap_argv(chosen, mirror), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -71,8 +57,7 @@ def build(name: str, mirror: str = DEFAULT_MIRROR) -> None:
     output.detail(f"built {chosen.image}")
 
 
-def ensure(name: str) -> None:
+def ensure(chosen: Base) -> None:
     """Build a builder's base on first use; a build holds the images lock shared already."""
-    chosen = base(name)
     if not exists(chosen.image):
-        build(name)
+        build(chosen)
