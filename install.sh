@@ -265,7 +265,8 @@ kernel_at_least() {
 
 install_podku() {
   local share="$DEPLOY_HOME/.local/share/podku" stamp
-  stamp=$(cd "$SOURCE_DIR" && cat pyproject.toml install.sh $(find src units -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)
+  stamp=$(cd "$SOURCE_DIR" && { cat pyproject.toml install.sh
+    find src units -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -c1-16)
   PODKU_BIN="$share/venv/bin/podku"
   if [ "$(as_user cat -- "$share/installed-source" 2>/dev/null)" = "$stamp" ] && as_user test -x "$PODKU_BIN"; then
     detail "podku is up to date"
