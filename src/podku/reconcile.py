@@ -1,20 +1,8 @@
 """Make everything that says which release serves agree with the one record of it: the app
-record's `live_release` (the order of a swap and why it heals is in swap.py's docstring).
-
-Derived from the record, in this order:
-  socket    the live release's socket is listening (started if it is not)
-  enable    its socket is enabled in sockets.target, so a boot starts it
-  symlink   the app's stable socket points at it (Caddy dials that path)
-  links     APP.service is an alias of its app unit; no other release socket of the app is
-            enabled; the manager is reloaded if a link changed
-  processes the live release's process instances run at the record's scale, with enable
-            links; other releases' workers are stopped (processes.py); ps:stop stops the
-            live socket too; its cron timers are the live release's (cron.py)
-  outcomes  it is `live`; a release that was live is `draining` while it has units and
-            `retired` without; a pending release that is not live never will be: `failed`
-  retire    every other release that still has units is scheduled for retirement
-The socket listens before the symlink points at it, so no connection meets a dead path.
-A swap runs these same steps right after writing the record; `podku doctor`, every deploy,
+record's `live_release`. The order of the steps (socket, enable, symlink, links, processes,
+outcomes, retire) and why it heals a cut-off swap: ARCHITECTURE.md, "The swap, step by
+step". The socket listens before the symlink points at it, so no connection meets a dead
+path. A swap runs these steps right after writing the record; `podku doctor`, every deploy,
 every retirement and the boot unit run them on their own. Callers hold the app's lock."""
 
 import sys

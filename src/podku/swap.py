@@ -3,34 +3,9 @@ socket, move the app's stable socket symlink to it in one rename, retire the old
 Caddy dials the stable path for every new connection, so the rename is the whole handoff:
 its config is never touched here.
 
-One record of what is live: the app record's `live_release`. The stable symlink, the
-APP.service alias, the enable link in sockets.target.wants and the releases' outcomes are
-derived from it by reconcile.py. A swap from live release N to M, step by step (each name
-is a value of PODKU_CRASH_AFTER, the crash tests' fault injection):
-
-  units     M's units and env file are written (inert)
-  checked   M's socket is started and M passed its health check through it
-  record    the app record names M          <- the commit point
-  enable    M's socket is enabled            \
-  symlink   the stable socket points at M     |  reconcile.reconcile, run right after the
-  links     APP.service -> M, N's socket      |  record is written
-            disabled, manager reloaded        |
-  outcomes  M live, N draining                |
-  retire    N's retirement is scheduled      /
-
-A crash between any two steps is healed by the next reconcile (every deploy runs one before
-it starts, every retirement and the boot unit run one, and so does `podku doctor`):
-- Before `record` the record still names N, which never stopped serving: M never went live.
-  Reconcile marks M failed and schedules its retirement; N keeps everything.
-- From `record` on, the record names M, and reconcile rolls forward: it starts M's socket if
-  it is not listening (only after a reboot that came before `enable`), then derives the
-  symlink, links and outcomes from the record as the swap itself would have.
-Rolling forward is the safe choice: the record is written only after M passed its check
-through its own socket, so M is as proven as N; M's socket is listening before the symlink
-points at it, so no connection meets a dead path; and the record stays the only thing that
-decides, so there is no second source of truth to weigh against it (rolling back would have
-to trust the symlink instead). If M's socket cannot be started (its units were deleted),
-reconcile changes nothing and says so: the symlink keeps pointing where it did."""
+One record says what is live: the app record's `live_release`; reconcile.py derives the rest
+from it. The steps (each a value of PODKU_CRASH_AFTER, the crash tests' fault injection) and
+why a crash between any two of them heals: ARCHITECTURE.md, "The swap, step by step"."""
 
 import contextlib
 import os
