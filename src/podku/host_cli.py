@@ -183,8 +183,11 @@ def backup_export(force: bool) -> None:
 
 
 @command("backup:import")
-def backup_import() -> None:
+@click.option("--with-host-settings", is_flag=True,
+              help="Also take the old host's limits and defaults (limits, resources, idle, builders).")
+@click.option("--with-keys", is_flag=True, help="Also authorise the old host's ssh keys.")
+def backup_import(with_host_settings: bool, with_keys: bool) -> None:
     """Recreate the apps of a backup (read from stdin) on this host and deploy each at its live revision."""
     if sys.stdin.isatty():
         raise UsageError("give the backup on stdin: podku backup:import < FILE")
-    backup.restore(sys.stdin.buffer)
+    backup.restore(sys.stdin.buffer, backup.Taken(host_settings=with_host_settings, keys=with_keys))
