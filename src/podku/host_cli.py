@@ -2,6 +2,7 @@
 podku.cli.cli (cli.py imports this module at its end). A settings change that affects the
 running app is a new release, swapped in like a config change."""
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -190,4 +191,8 @@ def backup_import(with_host_settings: bool, with_keys: bool) -> None:
     """Recreate the apps of a backup (read from stdin) on this host and deploy each at its live revision."""
     if sys.stdin.isatty():
         raise UsageError("give the backup on stdin: podku backup:import < FILE")
+    # limits.json has no command: a key holder must not raise the bounds of its own builds
+    if with_host_settings and "SSH_ORIGINAL_COMMAND" in os.environ:
+        raise UsageError("--with-host-settings is for the host's operator: run it on the host "
+                         "(podku backup:import --with-host-settings < FILE)")
     backup.restore(sys.stdin.buffer, backup.Taken(host_settings=with_host_settings, keys=with_keys))
