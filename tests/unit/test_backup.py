@@ -43,9 +43,9 @@ def deployed_app(name: str = "web") -> None:
         deploy.deploy_revision(apps.load(name), "a" * 40)
 
 
-def git(*args: str, cwd=None) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout.strip()
+def git(*args: str, input_: bytes | None = None) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], input=input_, check=True,
+                          capture_output=True).stdout.decode().strip()
 
 
 def export_bytes() -> bytes:
