@@ -369,6 +369,13 @@ def read_manifest(handle: IO[bytes] | None) -> dict:
 
 def write_member(root: Path, member: tarfile.TarInfo, handle: IO[bytes] | None, mode: int = 0o600) -> None:
     """Write one checked member below `root`, a directory podku made and nobody else writes."""
+    try:
+        _write_member(root, member, handle, mode)
+    except OSError as error:  # a name given twice (or as file and directory), a full disk
+        raise BackupError(f"refused: cannot import {shown(member.name)}: {error.strerror or error}") from None
+
+
+def _write_member(root: Path, member: tarfile.TarInfo, handle: IO[bytes] | None, mode: int) -> None:
     target = root.joinpath(*member.name.split("/"))
     if member.isdir():
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -415,6 +422,8 @@ def unpack(stream: IO[bytes], staging: Path) -> dict:
 def _unpack_storage(handle: IO[bytes] | None, root: Path, budget: Budget) -> None:
     """The nested storage archive, member by member as the outer one: each checked and
     counted by its header before podku writes it."""
+    if root.exists():
+        raise BackupError("refused: the backup has two storage archives")
     root.mkdir(mode=0o700)
     try:
         with tarfile.open(fileobj=handle, mode="r|", tarinfo=_BoundedInfo) as nested:

@@ -297,3 +297,15 @@ def test_export_to_a_pipe_or_socket_is_left_alone(host):
     left, right = socket.socketpair()
     with left, right, left.makefile("wb") as out:
         backup.make_private(out)  # not a regular file: nothing to make private, nothing refused
+
+
+@pytest.mark.parametrize("members", [
+    [("state/a", b"x"), ("state/a", b"y")],
+    [("state/a", b"x"), ("state/a/b", b"y")],
+    [("state/a", b"x"), ("state/a", None)],
+    [("storage.tar", b"\0" * 1024), ("storage.tar", b"\0" * 1024)],  # two empty archives
+])
+def test_a_name_given_twice_is_one_refusal(home, members):
+    with pytest.raises(backup.BackupError, match="cannot import 'state/a|two storage archives"):
+        backup.restore(crafted(*members))
+    assert no_staging_left()
