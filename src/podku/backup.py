@@ -272,12 +272,23 @@ def storage_member_name(name: str) -> str:
     """A path below the storage root: relative, no '.' or '..' parts, printable (an app's
     files may have spaces and any letters), its first part a storage name."""
     name = name.removeprefix("./")
-    parts = name.split("/")
-    if (len(name.encode(errors="surrogateescape")) > MAX_STORAGE_NAME or not name.isprintable()
-            or any(part in ("", ".", "..") or len(part.encode(errors="surrogateescape")) > 255 for part in parts)
-            or not _is_storage_name(parts[0])):
-        raise BackupError(f"refused: storage member {shown(name)} is not a name podku restores")
+    problem = _storage_name_problem(name)
+    if problem is not None:
+        raise BackupError(f"refused: storage member {shown(name)} is {problem}")
     return name
+
+
+def _storage_name_problem(name: str) -> str | None:
+    parts = name.split("/")
+    if not _is_storage_name(parts[0]):
+        return "not in a storage directory"
+    if not name.isprintable():
+        return "a name that is not printable"
+    if any(part in ("", ".", "..") for part in parts):
+        return "a name with an empty, '.' or '..' part"
+    if len(name.encode(errors="surrogateescape")) > MAX_STORAGE_NAME or any(len(part) > 255 for part in parts):
+        return "a name too long"
+    return None
 
 
 def _is_storage_name(name: str) -> bool:
@@ -290,16 +301,10 @@ def _is_storage_name(name: str) -> bool:
 
 def storage_member_problem(member: tarfile.TarInfo) -> str | None:
     """Why import would refuse a member of the storage archive (None: it takes it)."""
-    problem = kind_problem(member)
-    if problem is not None:
-        return problem
-    if "/" not in member.name.removeprefix("./") and not member.isdir():
-        return "not a storage directory"
-    try:
-        storage_member_name(member.name)
-    except BackupError:
-        return "a name that is not printable"
-    return None
+    name = member.name.removeprefix("./")
+    if "/" not in name and not member.isdir():
+        return "not in a storage directory"
+    return kind_problem(member) or _storage_name_problem(name)
 
 
 def repo_part(name: str) -> bool:

@@ -191,8 +191,9 @@ def test_export_leaves_out_links_fifos_and_odd_names_and_the_backup_imports(host
     (storage.root() / "stray.txt").write_text("not a storage directory")
     data = export_bytes()
     err = capsys.readouterr().err
-    for name, why in [("files/link", "a symbolic link"), ("files/fifo", "a fifo"), ("stray.txt", "not a storage"),
-                      ("files/second-link", "a hard link"), ("files/esc\\\\x1b[2J", "a name that is not printable")]:
+    for name, why in [("files/link", "a symbolic link"), ("files/fifo", "a fifo"),
+                      ("stray.txt", "not in a storage directory"), ("files/second-link", "a hard link"),
+                      ("files/esc\\\\x1b[2J", "a name that is not printable")]:
         assert f"left out of the backup: storage '{name}', {why}" in err, err
     assert "\x1b" not in err
     wipe()
