@@ -8,10 +8,17 @@ image's USER owns are read too), and END last: an archive without it was cut sho
 
 Reading never hands a member to tarfile's extraction (Python 3.11.2 has no filters): each
 member's name is checked (relative, known top-level part, no `..`, printable), only
-regular files and directories pass, sizes are capped, and podku writes every file itself
-into a fresh staging directory, which is moved into place only once the whole archive has
-been read and every app in it is new to this host. Then each app is built from its
-repository at the revision that was live and swapped in through the normal deploy."""
+regular files and directories pass (sparse files, links, devices and fifos are refused, in
+the nested storage archive too), every member's size counts, by its header and before a
+byte of it is written, against limits that hold across both archives, and podku writes
+every file itself into a fresh staging directory. Repositories must pass `git fsck
+--strict` and borrow no objects. Only then, and only if every app in it is new to this
+host, is it moved into place; the host's settings and keys only when asked for. Then each
+app is built from its repository at the revision that was live and swapped in through the
+normal deploy.
+
+Export leaves out of storage what import would refuse (links, fifos, sockets, devices,
+names that are not printable), one line each, so that what it writes always imports."""
 
 import contextlib
 import io
@@ -19,29 +26,37 @@ import json
 import os
 import re
 import shutil
+import stat
 import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from podku import __version__, apps, deploy, domains, names, output, releases, sshkeys
 from podku.errors import PodkuError, UsageError
 from podku.host import paths, state
-from podku.host.commands import run, run_to_file
+from podku.host.commands import reading, run
 from podku.image import gitrepo
 from podku.runtime import storage
 
 MAGIC = "podku-backup"
 VERSION = 1
 MANIFEST, END, STORAGE_TAR = "MANIFEST", "END", "storage.tar"
-CONFIG_FILES = ("limits.json", "resources.json", "idle.json")
+# The host-wide settings (an app's own live in its state): taken only with --with-host-settings.
+CONFIG_FILES = ("limits.json", "resources.json", "idle.json", "builders.json")
 SKIPPED_STATE = ("lock",)
 MAX_MEMBER_BYTES = 8 * 1024 ** 3
 MAX_TOTAL_BYTES = 64 * 1024 ** 3
 MAX_MEMBERS = 2_000_000
 MAX_NAME = 1024
+MAX_STORAGE_NAME = 4096
+# tarfile reads a pax or GNU long-name header whole into memory, whatever size it claims
+MAX_HEADER_BYTES = 1024 * 1024
+EXTENDED_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                    tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 MEMBER_PART = re.compile(r"[A-Za-z0-9._@+=~-][A-Za-z0-9._@+=~ -]{0,254}")
 TOP_LEVEL = ("state", "repos", "config", "ssh")
 # Of a repository only its objects and refs travel: its config and hooks would run on the
@@ -53,30 +68,104 @@ class BackupError(UsageError):
     """The file is not an archive podku can import; nothing was changed."""
 
 
+class _BoundedInfo(tarfile.TarInfo):
+    """A member header that refuses an extended header too large to hold in memory."""
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> "_BoundedInfo":
+        header = super().frombuf(buf, encoding, errors)
+        if header.type in EXTENDED_HEADERS and header.size > MAX_HEADER_BYTES:
+            raise BackupError(f"refused: a header of {header.size} bytes (at most {MAX_HEADER_BYTES})")
+        return header
+
+
+def _forget_headers(archive: tarfile.TarFile) -> None:
+    """tarfile keeps every header it read; a stream has no use for them, and millions would
+    not fit in memory."""
+    archive.members.clear()  # type: ignore[attr-defined]
+
+
+@dataclass
+class Budget:
+    """What one backup may make podku write: bytes per member, bytes and members in all,
+    counted across the backup and the storage archive inside it."""
+
+    total: int = 0
+    count: int = 0
+
+    def charge(self, name: str, size: int) -> None:
+        self.count += 1
+        self.total += size
+        if self.count > MAX_MEMBERS:
+            raise BackupError(f"refused: the backup has more than {MAX_MEMBERS} members")
+        if size > MAX_MEMBER_BYTES or self.total > MAX_TOTAL_BYTES:
+            raise BackupError(f"refused: {shown(name)} makes the backup larger than the limit "
+                              f"({MAX_MEMBER_BYTES} bytes a file, {MAX_TOTAL_BYTES} in all)")
+
+
+def shown(name: str) -> str:
+    return repr(output.printable(name[:80]))
+
+
+def kind_problem(member: tarfile.TarInfo) -> str | None:
+    """What a member is when it is not a plain regular file or directory."""
+    if member.issparse():
+        return "a sparse file"
+    if member.isreg() or member.isdir():
+        return None
+    if member.issym():
+        return "a symbolic link"
+    if member.islnk():
+        return "a hard link"
+    if member.isfifo():
+        return "a fifo"
+    if member.ischr() or member.isblk():
+        return "a device"
+    return "not a regular file or directory"
+
+
 # --- export ------------------------------------------------------------------------------
 
 def export(out: IO[bytes]) -> None:
-    with contextlib.suppress(OSError):  # a file the deploy user owns: as private as the host's own
-        if os.path.isfile(f"/proc/self/fd/{out.fileno()}"):
-            os.fchmod(out.fileno(), 0o600)
+    make_private(out)
     names_ = apps.all_names()
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-        manifest = {"apps": names_, "created": time.time(), "podku": __version__}
-        _add_bytes(archive, MANIFEST, f"{MAGIC} v{VERSION}\n{json.dumps(manifest)}\n".encode())
-        for name in CONFIG_FILES:
-            _add_tree(archive, paths.CONFIG / name, f"config/{name}")
-        _add_tree(archive, paths.SSH_AUTHORIZED_KEYS, "ssh/authorized_keys")
-        for name in names_:
-            with apps.lock(name):
-                _add_tree(archive, paths.AppPaths(name).root, f"state/{name}")
-                _add_tree(archive, paths.AppPaths(name).repo, f"repos/{name}.git")
-        with tempfile.TemporaryDirectory(dir=_scratch()) as scratch:
-            nested = Path(scratch) / STORAGE_TAR
-            if storage_tar(nested):
+    budget = Budget()  # what import would refuse is not written: export fails instead
+    with tempfile.TemporaryDirectory(dir=_scratch()) as scratch:
+        nested = Path(scratch) / STORAGE_TAR
+        has_storage = storage_archive(nested, budget)
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+            manifest = {"apps": names_, "created": time.time(), "podku": __version__}
+            _add_bytes(archive, MANIFEST, f"{MAGIC} v{VERSION}\n{json.dumps(manifest)}\n".encode())
+            for name in CONFIG_FILES:
+                _add_tree(archive, paths.CONFIG / name, f"config/{name}", budget)
+            _add_tree(archive, paths.SSH_AUTHORIZED_KEYS, "ssh/authorized_keys", budget)
+            for name in names_:
+                with apps.lock(name):
+                    _add_tree(archive, paths.AppPaths(name).root, f"state/{name}", budget)
+                    _add_tree(archive, paths.AppPaths(name).repo, f"repos/{name}.git", budget)
+            if has_storage:
                 with open(nested, "rb") as handle:
                     archive.addfile(_info(STORAGE_TAR, nested.stat().st_size), handle)
-        _add_bytes(archive, END, f"{MAGIC} end {len(names_)} apps\n".encode())
+            _add_bytes(archive, END, f"{MAGIC} end {len(names_)} apps\n".encode())
     output.warn(f"exported {len(names_)} app(s): the archive holds their config and keys, keep it private")
+
+
+def make_private(out: IO[bytes]) -> None:
+    """A backup holds every secret: a regular file it goes to is made 0600 first, and one
+    podku cannot make so (another user's, as root's `> FILE` through the wrapper was) is
+    refused before a byte is written. A pipe or a terminal is the reader's to protect."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return
+    with contextlib.suppress(OSError):  # not the owner: whether it is private is checked next
+        os.fchmod(fd, 0o600)
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode & 0o077:
+        raise BackupError(f"refused: the backup's file is mode {mode:04o} and podku cannot make it 0600: "
+                          "run `umask 077` before redirecting, or `chmod 600` the file first")
 
 
 def _scratch() -> Path:
@@ -84,15 +173,44 @@ def _scratch() -> Path:
     return paths.CACHE
 
 
-def storage_tar(dest: Path) -> bool:
-    """The storage root as a tar file, read in the user namespace the containers write in."""
+def storage_archive(dest: Path, budget: Budget) -> bool:
+    """The storage directories as a tar that import takes whole: members it would refuse
+    are left out, one line each. False when there is no storage."""
     if not storage.root().is_dir():
         return False
-    with open(dest, "wb") as handle:
-        # GNU tar exits 1 when a file changed while it read it: a running app's storage may
-        run_to_file(["podman", "unshare", "tar", "--create", "--numeric-owner", "--file", "-",
-                     "--warning=no-file-changed", "--directory", str(storage.root()), "."], handle, ok=(0, 1))
+    with storage_stream() as raw, tarfile.open(fileobj=raw, mode="r|", tarinfo=_BoundedInfo) as source, \
+            tarfile.open(dest, mode="w", format=tarfile.PAX_FORMAT) as target:
+        while (member := source.next()) is not None:
+            _forget_headers(source)
+            if member.name in (".", "./"):
+                continue
+            problem = storage_member_problem(member)
+            if problem is not None:
+                output.warn(f"left out of the backup: storage {shown(member.name.removeprefix('./'))}, {problem}")
+                continue
+            budget.charge(member.name, member.size)
+            target.addfile(member, source.extractfile(member) if member.isreg() else None)
     return True
+
+
+@contextlib.contextmanager
+def storage_stream() -> Iterator[IO[bytes]]:
+    """The storage root as tar, read in the user namespace the containers write in. A second
+    link to a file comes as a copy of it (--hard-dereference), not as a link."""
+    # GNU tar exits 1 when a file changed while it read it: a running app's storage may
+    argv = ["podman", "unshare", "tar", "--create", "--numeric-owner", "--hard-dereference", "--file", "-",
+            "--warning=no-file-changed", "--directory", str(storage.root()), "."]
+    with reading(argv, ok=(0, 1), on_stderr=_tar_warning) as stream:
+        yield stream
+
+
+def _tar_warning(line: str) -> None:
+    """GNU tar leaves sockets out itself, with a warning: said as podku says the others."""
+    name = line.removeprefix("tar: ").removesuffix(": socket ignored")
+    if line.endswith(": socket ignored"):
+        output.warn(f"left out of the backup: storage {shown(name.removeprefix('./'))}, a socket")
+    else:
+        output.warn(output.one_line(line))
 
 
 def _info(name: str, size: int, directory: bool = False) -> tarfile.TarInfo:
@@ -107,21 +225,24 @@ def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     archive.addfile(_info(name, len(data)), io.BytesIO(data))
 
 
-def _add_tree(archive: tarfile.TarFile, source: Path, name: str) -> None:
+def _add_tree(archive: tarfile.TarFile, source: Path, name: str, budget: Budget) -> None:
     """Regular files and directories under `source`; links, sockets, locks and hooks left out."""
     if source.is_symlink() or not source.exists():
         return
     if source.is_file():
         with open(source, "rb") as handle:
-            archive.addfile(_info(name, os.fstat(handle.fileno()).st_size), handle)
+            size = os.fstat(handle.fileno()).st_size
+            budget.charge(name, size)
+            archive.addfile(_info(name, size), handle)
         return
+    budget.charge(name, 0)
     archive.addfile(_info(name, 0, directory=True))
     for entry in sorted(source.iterdir()):
         if entry.name in SKIPPED_STATE or entry.suffix == ".env" or not repo_part(f"{name}/{entry.name}"):
             continue
         if entry.is_symlink() or not (entry.is_file() or entry.is_dir()):
             continue
-        _add_tree(archive, entry, f"{name}/{entry.name}")
+        _add_tree(archive, entry, f"{name}/{entry.name}", budget)
 
 
 # --- reading, safely --------------------------------------------------------------------
@@ -136,24 +257,70 @@ def member_name(name: str, tops: tuple[str, ...] = TOP_LEVEL) -> str:
     return name
 
 
+def storage_member_name(name: str) -> str:
+    """A path below the storage root: relative, no '.' or '..' parts, printable (an app's
+    files may have spaces and any letters), its first part a storage name."""
+    name = name.removeprefix("./")
+    problem = _storage_name_problem(name)
+    if problem is not None:
+        raise BackupError(f"refused: storage member {shown(name)} is {problem}")
+    return name
+
+
+def _storage_name_problem(name: str) -> str | None:
+    parts = name.split("/")
+    if not _is_storage_name(parts[0]):
+        return "not in a storage directory"
+    if not name.isprintable():
+        return "a name that is not printable"
+    if any(part in ("", ".", "..") for part in parts):
+        return "a name with an empty, '.' or '..' part"
+    if len(name.encode(errors="surrogateescape")) > MAX_STORAGE_NAME or any(len(part) > 255 for part in parts):
+        return "a name too long"
+    return None
+
+
+def _is_storage_name(name: str) -> bool:
+    try:
+        storage.storage_name(name)
+    except UsageError:
+        return False
+    return True
+
+
+def storage_member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why import would refuse a member of the storage archive (None: it takes it)."""
+    name = member.name.removeprefix("./")
+    if "/" not in name and not member.isdir():
+        return "not in a storage directory"
+    return kind_problem(member) or _storage_name_problem(name)
+
+
 def repo_part(name: str) -> bool:
     """Whether a member below repos/ is one that travels (anything else: True)."""
     parts = name.split("/")
     return parts[0] != "repos" or len(parts) < 3 or parts[2] in REPO_PARTS
 
 
-def members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
+def refuse_borrowed_objects(name: str) -> None:
+    """objects/info/alternates would make git read (and podku build) another directory's objects."""
+    parts = name.split("/")
+    if parts[0] == "repos" and parts[2:] in (["objects", "info", other] for other in gitrepo.ALTERNATES):
+        raise BackupError(f"refused: {shown(name)} would borrow objects from outside the repository")
+
+
+def members(stream: IO[bytes], budget: Budget) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
     """Each member of a podku archive after MANIFEST and before END, checked; truncation and
     foreign files raise BackupError."""
     started = False
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as archive:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedInfo) as archive:
             first = archive.next()
             if first is None or first.name != MANIFEST or not first.isreg() or first.size > 1024 * 1024:
                 raise BackupError("not a podku backup (no manifest)")
             started = True
             yield first, archive.extractfile(first)
-            yield from _checked(archive)
+            yield from _checked(archive, budget)
     except (tarfile.TarError, EOFError, OSError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         if not started:
@@ -161,21 +328,18 @@ def members(stream: IO[bytes]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | No
         raise BackupError(f"truncated: {reason}") from None
 
 
-def _checked(archive: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
-    total, count = 0, 0
+def _checked(archive: tarfile.TarFile, budget: Budget) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
     while (member := archive.next()) is not None:  # not `for ... in archive`: that starts over
-        count += 1
-        if member.name == END and member.isreg():
+        _forget_headers(archive)
+        if member.name == END and member.isreg() and not member.issparse():
             return
-        if count > MAX_MEMBERS:
-            raise BackupError(f"not a podku backup: more than {MAX_MEMBERS} members")
-        if not (member.isreg() or member.isdir()):
-            raise BackupError(f"not a podku backup: {member.name[:80]!r} is not a regular file or directory")
-        if member.name != STORAGE_TAR:
+        problem = kind_problem(member)
+        if problem is not None:
+            raise BackupError(f"refused: {shown(member.name)} is {problem} (a backup holds regular files "
+                              "and directories only)")
+        if member.name != STORAGE_TAR:  # its members are counted one by one as they are read
             member.name = member_name(member.name)
-        total += member.size
-        if member.size > MAX_MEMBER_BYTES or total > MAX_TOTAL_BYTES:
-            raise BackupError(f"refused: {member.name[:80]!r} makes the backup larger than the limit")
+            budget.charge(member.name, member.size)
         yield member, archive.extractfile(member) if member.isreg() else None
     raise BackupError("truncated: the backup ends before its END marker")
 
@@ -199,6 +363,13 @@ def read_manifest(handle: IO[bytes] | None) -> dict:
 
 def write_member(root: Path, member: tarfile.TarInfo, handle: IO[bytes] | None, mode: int = 0o600) -> None:
     """Write one checked member below `root`, a directory podku made and nobody else writes."""
+    try:
+        _write_member(root, member, handle, mode)
+    except OSError as error:  # a name given twice (or as file and directory), a full disk
+        raise BackupError(f"refused: cannot import {shown(member.name)}: {error.strerror or error}") from None
+
+
+def _write_member(root: Path, member: tarfile.TarInfo, handle: IO[bytes] | None, mode: int) -> None:
     target = root.joinpath(*member.name.split("/"))
     if member.isdir():
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -226,30 +397,39 @@ def _read(handle: IO[bytes], size: int, name: str) -> bytes:
 def unpack(stream: IO[bytes], staging: Path) -> dict:
     """Read the whole archive into `staging`; returns the manifest."""
     manifest: dict = {}
-    for member, handle in members(stream):
+    budget = Budget()
+    for member, handle in members(stream, budget):
         if member.name == MANIFEST:
             manifest = read_manifest(handle)
             refuse_existing(manifest["apps"])
             continue
         if member.name == STORAGE_TAR:
-            _unpack_storage(handle, staging / "storage")
+            _unpack_storage(handle, staging / "storage", budget)
             continue
+        refuse_borrowed_objects(member.name)
         if not repo_part(member.name):
             continue
         write_member(staging, member, handle)
     return manifest
 
 
-def _unpack_storage(handle: IO[bytes] | None, root: Path) -> None:
+def _unpack_storage(handle: IO[bytes] | None, root: Path, budget: Budget) -> None:
+    """The nested storage archive, member by member as the outer one: each checked and
+    counted by its header before podku writes it."""
+    if root.exists():
+        raise BackupError("refused: the backup has two storage archives")
     root.mkdir(mode=0o700)
     try:
-        with tarfile.open(fileobj=handle, mode="r|") as nested:
-            for member in nested:
+        with tarfile.open(fileobj=handle, mode="r|", tarinfo=_BoundedInfo) as nested:
+            while (member := nested.next()) is not None:
+                _forget_headers(nested)
                 if member.name in (".", "./"):
                     continue
-                if not (member.isreg() or member.isdir()):
-                    raise BackupError(f"refused: storage member {member.name[:80]!r} is not a file or directory")
-                member.name = member_name(member.name, tops=())
+                problem = storage_member_problem(member)
+                if problem is not None:
+                    raise BackupError(f"refused: storage member {shown(member.name)} is {problem}")
+                member.name = storage_member_name(member.name)
+                budget.charge(member.name, member.size)
                 handle_ = nested.extractfile(member) if member.isreg() else None
                 write_member(root, member, handle_, mode=0o600 | (member.mode & 0o100))  # scripts stay runnable
     except (tarfile.TarError, EOFError) as error:
@@ -264,14 +444,26 @@ def refuse_existing(app_names: list[str]) -> None:
 
 # --- import ------------------------------------------------------------------------------
 
-def restore(stream: IO[bytes]) -> None:
+@dataclass(frozen=True)
+class Taken:
+    """What of the old host an import takes besides the apps: both only when asked for."""
+
+    host_settings: bool = False
+    keys: bool = False
+
+
+APPS_ONLY = Taken()
+
+
+def restore(stream: IO[bytes], taken: Taken = APPS_ONLY) -> None:
     paths.DATA.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="import-", dir=paths.DATA))
     try:
         manifest = unpack(stream, staging)
         app_names = manifest["apps"]
         _check_placement(staging, app_names)
-        _place(staging, app_names)
+        _check_repositories(staging, app_names)
+        _place(staging, app_names, taken)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     with state.locked(domains.lock_path(), "domains"):
@@ -296,17 +488,24 @@ def _check_placement(staging: Path, app_names: list[str]) -> None:
             raise BackupError(f"refused: storage {entry} already exists on this host")
 
 
+def _check_repositories(staging: Path, app_names: list[str]) -> None:
+    for name in app_names:
+        repo = staging / "repos" / f"{name}.git"
+        if repo.is_dir():
+            try:
+                gitrepo.fsck(repo)
+            except gitrepo.RepoError as error:
+                raise BackupError(str(error)) from None
+
+
 def _storage_names(staging: Path) -> list[str]:
     root = staging / "storage"
     return [storage.storage_name(p.name) for p in sorted(root.iterdir())] if root.is_dir() else []
 
 
-def _place(staging: Path, app_names: list[str]) -> None:
-    for name in CONFIG_FILES:
-        if (staging / "config" / name).is_file() and not (paths.CONFIG / name).exists():
-            paths.CONFIG.mkdir(parents=True, exist_ok=True)
-            os.rename(staging / "config" / name, paths.CONFIG / name)
-    _restore_keys(staging / "ssh" / "authorized_keys")
+def _place(staging: Path, app_names: list[str], taken: Taken) -> None:
+    _host_settings(staging / "config", taken.host_settings)
+    _keys(staging / "ssh" / "authorized_keys", taken.keys)
     for entry in _storage_names(staging):
         storage.root().mkdir(parents=True, exist_ok=True)
         os.rename(staging / "storage" / entry, storage.directory(entry))
@@ -322,19 +521,56 @@ def _place(staging: Path, app_names: list[str]) -> None:
         gitrepo.prepare(app_paths.repo, name)
 
 
-def _restore_keys(source: Path) -> None:
-    """Keys are re-added through sshkeys (a forced command each), never copied as lines."""
-    if not source.is_file():
+def _host_settings(source: Path, take: bool) -> None:
+    """The old host's limits and defaults replace this host's only when asked for, each said."""
+    found = [name for name in CONFIG_FILES if (source / name).is_file()]
+    if found and not take:
+        output.step(f"Skipped the backup's host settings ({', '.join(found)}): --with-host-settings takes them")
         return
-    for line in source.read_text(errors="replace").splitlines():
-        words = line.split()
-        name = sshkeys._name_of(line)
-        if name is None or len(words) < 3:
-            continue
+    for name in found:
+        paths.CONFIG.mkdir(parents=True, exist_ok=True)
+        replaced = (paths.CONFIG / name).exists()
+        os.rename(source / name, paths.CONFIG / name)
+        how = "replaced this host's with" if replaced else "took"
+        output.step(f"Host setting {name}: {how} the backup's: {_summary(paths.CONFIG / name)}")
+
+
+def _summary(path: Path) -> str:
+    """A settings file on one line, for the operator to see what it grants."""
+    text = path.read_text(errors="replace")
+    with contextlib.suppress(ValueError):
+        text = json.dumps(json.loads(text), sort_keys=True)
+    return output.one_line(text[:300])
+
+
+def _keys(source: Path, take: bool) -> None:
+    """Keys are re-added through sshkeys (a forced command each), never copied as lines, and
+    only when asked for; every key added is named with its fingerprint."""
+    keys = _archived_keys(source)
+    if keys and not take:
+        output.step(f"Skipped the backup's {len(keys)} key(s) ({', '.join(name for name, _ in keys)}): "
+                    "--with-keys authorises them")
+        return
+    for name, key in keys:
         try:
-            sshkeys.add(name, f"{words[-3]} {words[-2]}", if_new=True)
+            added = sshkeys.add(name, key, if_new=True)
         except UsageError as error:
             output.warn(f"key {name} not restored: {error}")
+            continue
+        print_key = f"{name} ({sshkeys.fingerprint(key.split()[1])})"
+        output.step(f"Added key {print_key}" if added else f"Key {print_key} is authorised already")
+
+
+def _archived_keys(source: Path) -> list[tuple[str, str]]:
+    """(name, 'type blob') of each podku key line in the archive's authorized_keys."""
+    keys = []
+    lines = source.read_text(errors="replace").splitlines() if source.is_file() else []
+    for line in lines:
+        words = line.split()
+        name = sshkeys._name_of(line)
+        if name is not None and len(words) >= 3 and sshkeys.KEY_NAME.fullmatch(name):
+            keys.append((name, f"{words[-3]} {words[-2]}"))
+    return keys
 
 
 def _reset_releases(name: str) -> None:

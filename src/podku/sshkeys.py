@@ -1,5 +1,8 @@
 """Who may push: authorized_keys lines that force podku's ssh entry (no shell, no forwarding)."""
 
+import base64
+import binascii
+import hashlib
 import re
 from typing import IO
 
@@ -40,6 +43,15 @@ def parse_public_key(text: str) -> tuple[str, str]:
     if check.returncode != 0:
         raise UsageError("not a valid public key: ssh-keygen cannot read it")
     return fields[0], fields[1]
+
+
+def fingerprint(blob: str) -> str:
+    """The key's SHA256 fingerprint as `ssh-keygen -l` shows it."""
+    try:
+        digest = hashlib.sha256(base64.b64decode(blob, validate=True)).digest()
+    except (binascii.Error, ValueError):
+        raise UsageError("not a valid public key: its key data is not base64") from None
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 def entry_command() -> str:

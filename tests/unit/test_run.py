@@ -2,7 +2,7 @@ import pytest
 
 from podku.errors import PodkuError
 from podku.host import commands as run_module
-from podku.host.commands import CommandFailed, child_env, run, stream
+from podku.host.commands import CommandFailed, child_env, reading, run, stream
 
 
 def test_child_env_inherits_only_the_listed_variables(monkeypatch):
@@ -82,3 +82,19 @@ def test_stream_tells_the_child_pid():
     pids: list[int] = []
     stream(["true"], lambda line: None, started=pids.append)
     assert len(pids) == 1 and pids[0] > 0
+
+
+def test_reading_streams_stdout_and_passes_stderr_lines_on_after_the_command_ends():
+    warnings = []
+    with reading(["sh", "-c", "echo warned >&2; head -c 300000 /dev/zero"], on_stderr=warnings.append) as out:
+        assert out.read(10) == b"\0" * 10  # the rest is read and dropped: the command still ends well
+    assert warnings == ["warned"]
+
+
+def test_reading_raises_with_stderr_on_a_failure_and_kills_the_command_when_left_by_an_error():
+    with pytest.raises(CommandFailed, match="exit code 2: broke"):
+        with reading(["sh", "-c", "echo broke >&2; exit 2"]) as out:
+            out.read()
+    with pytest.raises(ValueError):
+        with reading(["sh", "-c", "exec sleep 60"]):
+            raise ValueError("the reader gave up")

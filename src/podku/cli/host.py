@@ -2,6 +2,7 @@
 podku.cli.base.cli. A settings change that affects the
 running app is a new release, swapped in like a config change."""
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -184,8 +185,15 @@ def backup_export(force: bool) -> None:
 
 
 @command("backup:import")
-def backup_import() -> None:
+@click.option("--with-host-settings", is_flag=True,
+              help="Also take the old host's limits and defaults (limits, resources, idle, builders).")
+@click.option("--with-keys", is_flag=True, help="Also authorise the old host's ssh keys.")
+def backup_import(with_host_settings: bool, with_keys: bool) -> None:
     """Recreate the apps of a backup (read from stdin) on this host and deploy each at its live revision."""
     if sys.stdin.isatty():
         raise UsageError("give the backup on stdin: podku backup:import < FILE")
-    backup.restore(sys.stdin.buffer)
+    # limits.json has no command: a key holder must not raise the bounds of its own builds
+    if with_host_settings and "SSH_ORIGINAL_COMMAND" in os.environ:
+        raise UsageError("--with-host-settings is for the host's operator: run it on the host "
+                         "(podku backup:import --with-host-settings < FILE)")
+    backup.restore(sys.stdin.buffer, backup.Taken(host_settings=with_host_settings, keys=with_keys))

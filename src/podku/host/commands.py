@@ -1,10 +1,12 @@
 """Every subprocess podku starts goes through here: argument lists only, never a shell.
 Under PODKU_DEBUG=1 each command is echoed to stderr as `+ argv` before it runs."""
 
+import contextlib
 import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, NoReturn
 
@@ -80,6 +82,39 @@ def run_to_file(argv: Sequence[str], out: IO[bytes], ok: tuple[int, ...] = (0,))
         raise CommandMissing(argv, error) from error
     if result.returncode not in ok:
         raise CommandFailed(argv, result.returncode, result.stderr)
+
+
+@contextlib.contextmanager
+def reading(argv: Sequence[str], ok: tuple[int, ...] = (0,),
+            on_stderr: Callable[[str], None] | None = None) -> Iterator[IO[bytes]]:
+    """Run a command and read its stdout as a binary stream inside the `with`. On leaving, the
+    rest of its output is read and dropped and it is waited for: an exit code not in `ok`
+    raises with its stderr, otherwise each stderr line goes to `on_stderr`. Leaving by an
+    error kills the command."""
+    _echo(argv)
+    # stderr to a file, not a pipe: a full pipe nobody reads would stall the command
+    with tempfile.TemporaryFile() as errors:
+        try:
+            child = subprocess.Popen(list(argv), env=child_env(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=errors)
+        except OSError as error:
+            raise CommandMissing(argv, error) from error
+        with child:
+            assert child.stdout is not None
+            try:
+                yield child.stdout
+            except BaseException:
+                child.kill()
+                raise
+            while child.stdout.read(1024 * 1024):
+                pass
+        errors.seek(0)
+        lines = errors.read().decode(errors="replace").splitlines()
+    if child.returncode not in ok:
+        raise CommandFailed(argv, child.returncode, "\n".join(lines))
+    for line in lines:
+        if on_stderr is not None:
+            on_stderr(line)
 
 
 def stream(argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[str, str] | None = None,

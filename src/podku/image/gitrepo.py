@@ -29,6 +29,9 @@ HOOK = Path("hooks") / "pre-receive"
 SAFE_GIT_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.symlinks=true",
                    "-c", "advice.detachedHead=false")
 
+# objects/info files that make git read objects from elsewhere (another directory, a URL)
+ALTERNATES = ("alternates", "http-alternates")
+
 # what an error quotes when the command printed nothing
 GIT_SILENT = "git said nothing"
 
@@ -81,6 +84,18 @@ def current_config(repo: Path) -> dict[str, str]:
 def install_hook(repo: Path, app: str) -> None:
     hook = templates.render("pre-receive.j2", app=app, podku=paths.PODKU_EXECUTABLE)
     state.write_if_changed(repo / HOOK, hook, mode=0o755)
+
+
+def fsck(repo: Path) -> None:
+    """Refuse a repository that did not come by push (a backup) unless it passes the check a
+    push gets (receive.fsckObjects is strict) and borrows no objects from elsewhere."""
+    borrowed = [name for name in ALTERNATES if (repo / "objects" / "info" / name).exists()]
+    if borrowed:
+        raise RepoError(f"repository {repo.name} refused: it has objects/info/{borrowed[0]}")
+    result = run(_git(repo, "fsck", "--strict", "--no-progress", "--no-dangling"), check=False)
+    if result.returncode != 0:
+        problems = "\n".join(line for line in result.stdout.splitlines() if not line.startswith("notice:"))
+        raise RepoError(f"repository {repo.name} refused: git fsck says {last_line(problems, GIT_SILENT)}")
 
 
 # --- reading a revision -------------------------------------------------------------------
