@@ -210,6 +210,10 @@ def app_created(app: str) -> None:
             save(app, Domains(default=False))
             output.warn(f"{name} is a domain of app {holder}: {app} has no default name")
             return
+        if names.host_name_problem(name):  # a long app name under a long global domain
+            save(app, Domains(default=False))
+            output.warn(f"{name} cannot be routed ({names.host_name_problem(name)}): {app} has no default name")
+            return
         save(app, Domains())
         link(name, app)
 

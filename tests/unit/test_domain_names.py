@@ -232,3 +232,10 @@ def test_setup_tls_stores_the_mode_and_refuses_nonsense(home, capsys):
     code, _, err = podku(capsys, "setup:tls", "--tls", "nonsense")
     assert code == 2 and "invalid TLS mode" in err
     assert settings.load().tls == "auto"
+
+
+def test_an_app_whose_default_name_would_be_too_long_gets_none(home, capsys):
+    settings.save(settings.Settings(domain="d" * 60 + ".example.com"))
+    make_app("a" * 30)
+    assert domains.names_of("a" * 30) == [] and domains.linked() == {}
+    assert "cannot be routed (longer than 100 characters)" in capsys.readouterr().err
