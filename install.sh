@@ -28,7 +28,7 @@ PROXY_CHANGED=no   # a new Caddy binary: the running one is restarted to use it
 OLD_SYSCTL_FILE=/etc/sysctl.d/50-podku.conf
 PACKAGES=(podman caddy uidmap slirp4netns runc fuse-overlayfs mmdebstrap libcap2-bin
           dbus-user-session git openssh-server python3 python3-venv
-          python3-pip python3-click python3-jinja2 python3-pystemd python3-setuptools
+          python3-pip python3-click python3-jinja2 python3-pystemd python3-setuptools python3-idna
           ca-certificates)
 
 say() { printf -- '-----> %s\n' "$*"; }
@@ -277,7 +277,7 @@ install_podku() {
     (cd "$SOURCE_DIR" && tar -c --exclude=__pycache__ --exclude='*.egg-info' pyproject.toml README.md src units) \
       | as_user tar -x -C "$share/source"
     as_user test -x "$share/venv/bin/python" || as_user python3 -m venv --system-site-packages "$share/venv"
-    # Dependencies come from Debian's packages (click, jinja2, pystemd): no index needed.
+    # Dependencies come from Debian's packages (click, jinja2, pystemd, idna): no index needed.
     as_user "$share/venv/bin/pip" install --quiet --no-index --no-deps --no-build-isolation \
       --disable-pip-version-check "$share/source" >/dev/null
     echo "$stamp" | write_user_file "$share/installed-source" 0644

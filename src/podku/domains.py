@@ -7,13 +7,14 @@ connections). Only the list of internal-CA names under --tls auto is in Caddy's 
 
 import contextlib
 import ipaddress
-import re
 import socket
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-from podku import apps, naming, output
+import idna
+
+from podku import apps, names, naming, output
 from podku.errors import UsageError
 from podku.host import paths, settings, state
 from podku.proxy import caddy as proxy
@@ -23,9 +24,6 @@ from podku.proxy import routes
 def lock_path():
     return paths.STATE / "domains.lock"
 
-# Caddy dials the name relative to the hosts directory: a unix socket path has 107 bytes.
-MAX_NAME_LENGTH = 100
-LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 RESOLVE_TIMEOUT = 2.0
 
 
@@ -46,47 +44,41 @@ class Domains:
 # --- names -----------------------------------------------------------------------------
 
 def parse(text: str) -> str:
-    """A host name as routed: lower case, IDN labels in punycode, no trailing dot."""
-    raw = (text or "").strip()
-    if "*" in raw:
+    """A host name as routed: lower case, IDN labels in punycode (UTS #46), no trailing dot."""
+    if "*" in (text or ""):
         raise InvalidDomain(f"invalid domain {text!r}: wildcards are not supported, add each name")
-    name = raw.lower().removesuffix(".")
+    name = (text or "").removesuffix(".")
     if not name:
         raise InvalidDomain("invalid domain '': empty")
     if _is_ipv4(name):
         return str(ipaddress.IPv4Address(name))
     if ":" in name or name.startswith("["):
         raise InvalidDomain(f"invalid domain {text!r}: IPv6 literals are not supported")
-    if not name.isascii():
-        try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError as error:
-            raise InvalidDomain(f"invalid domain {text!r}: not a valid international name ({error})") from None
-    return _check_labels(text, name)
+    return _check_labels(text, _to_ascii(text, name))
+
+
+def _to_ascii(text: str, name: str) -> str:
+    """IDNA 2008 with UTS #46 mapping, as browsers do: `faß.de` is `xn--fa-hia.de`, never
+    `fass.de` (IDNA 2003, Python's own codec); an xn-- label must decode to a valid name."""
+    lower = name.lower()
+    if name.isascii() and not any(label.startswith("xn--") for label in lower.split(".")):
+        return lower
+    try:
+        return idna.encode(name, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as error:
+        raise InvalidDomain(f"invalid domain {text!r}: not a valid international name ({error})") from None
 
 
 def _check_labels(text: str, name: str) -> str:
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidDomain(f"invalid domain {text!r}: longer than {MAX_NAME_LENGTH} characters")
+    problem = names.host_name_problem(name)
+    if problem:
+        raise InvalidDomain(f"invalid domain {text!r}: {problem}")
     labels = name.split(".")
     if len(labels) < 2:
         raise InvalidDomain(f"invalid domain {text!r}: use a fully qualified name like app.example.com")
-    for label in labels:
-        if not LABEL.fullmatch(label):
-            raise InvalidDomain(f"invalid domain {text!r}: label {label!r} must be 1-63 letters, "
-                                "digits or inner dashes")
-        if label.startswith("xn--") and not _valid_punycode(label):
-            raise InvalidDomain(f"invalid domain {text!r}: label {label!r} is not valid punycode")
     if labels[-1].isdigit():
         raise InvalidDomain(f"invalid domain {text!r}: the last label may not be a number")
     return name
-
-
-def _valid_punycode(label: str) -> bool:
-    try:
-        return bool(label[4:].encode("ascii").decode("punycode"))
-    except UnicodeError:
-        return False
 
 
 def _is_ipv4(name: str) -> bool:
@@ -233,6 +225,10 @@ def app_created(app: str) -> None:
         if holder is not None:
             save(app, Domains(default=False))
             output.warn(f"{name} is a domain of app {holder}: {app} has no default name")
+            return
+        if names.host_name_problem(name):  # a long app name under a long global domain
+            save(app, Domains(default=False))
+            output.warn(f"{name} cannot be routed ({names.host_name_problem(name)}): {app} has no default name")
             return
         save(app, Domains())
         link(name, app)

@@ -8,7 +8,12 @@ from podku.errors import UsageError
 APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 ASCII_NUMBER = re.compile(r"[0-9]+")
-DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# A host name as podku routes it. Caddy dials it as a unix socket path relative to the hosts
+# directory (at most 107 bytes), hence 100 characters rather than DNS's 253. The pattern is
+# also Caddy's guard on every Host, SNI and ask query (proxy.py): valid in Python and in RE2.
+MAX_HOST_NAME = 100
+HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOST_NAME_PATTERN = rf"^{HOST_LABEL}(?:\.{HOST_LABEL})*$"
 # Unit names a user's systemd already has, or podku's own: an app may not shadow them.
 RESERVED_APP_NAMES = frozenset(
     {"caddy", "podku", "podku-caddy", "dbus", "podman", "default", "basic", "sockets",
@@ -66,11 +71,24 @@ def env_assignment(text: str) -> tuple[str, str]:
 
 
 def domain(name: str) -> str:
-    """A DNS host name (lower case, no trailing dot), as used in a Caddy host matcher."""
-    labels = (name or "").split(".")
-    if len(name) > 253 or len(labels) < 1 or not all(DOMAIN_LABEL.fullmatch(label) for label in labels):
-        raise UsageError(f"invalid domain {name!r}: use dot-separated labels of a-z, 0-9 and dashes")
+    """A host name exactly as routed: dot-separated lower-case labels of 1-63 letters, digits
+    and inner dashes, at most 100 characters in all. Nothing else reaches a file or a dial."""
+    problem = host_name_problem(name)
+    if problem:
+        raise UsageError(f"invalid domain {name!r}: {problem}")
     return name
+
+
+def host_name_problem(name: str) -> str | None:
+    """Why `name` is not a host name as routed (None when it is one)."""
+    if not name:
+        return "empty"
+    if len(name) > MAX_HOST_NAME:
+        return f"longer than {MAX_HOST_NAME} characters"
+    for label in name.split("."):
+        if not re.fullmatch(HOST_LABEL, label):
+            return f"label {label!r} must be 1-63 lower-case letters, digits or inner dashes"
+    return None
 
 
 def release_id(text: str) -> int:

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from podku import apps, domains
+from podku import apps, domains, names
 from podku.errors import UsageError
 from podku.host import settings
 from podku.proxy import routes
@@ -31,19 +31,64 @@ def test_names_are_normalised(text, name):
     ("a..example.com", "label ''"),
     ("a b.example.com", "label"),
     ("x" * 64 + ".example.com", "longer than|label"),
-    ("a." * 50 + "com", f"longer than {domains.MAX_NAME_LENGTH}"),
+    ("a." * 50 + "com", f"longer than {names.MAX_HOST_NAME}"),
     ("1.2.3", "last label may not be a number"),
     ("::1", "IPv6"),
     ("[::1]", "IPv6"),
     ("../etc.example", "label '"),
     ("a/b.example.com", "label"),
-    ("xn--zz.example", "punycode"),
+    ("xn--zz.example", "not a valid international name"),
 ])
 def test_bad_names_are_refused_with_a_reason(text, reason):
     with pytest.raises(domains.InvalidDomain, match=reason) as raised:
         domains.parse(text)
     assert "\n" not in str(raised.value)
     assert isinstance(raised.value, UsageError)
+
+
+HOSTILE = [
+    "a;b.example.com", "$(reboot).example.com", "`id`.example.com", "../etc.example.com",
+    "x/../app.example.com", "app.example.com/", "/app.example.com", "x%2f..%2fapp.example.com",
+    "--help", "--config=x.example.com", "-app.example.com", "app-.example.com",
+    "app.example.com\n", "app\n.example.com", "\napp.example.com", " app.example.com",
+    "app.example.com ", "app\x00.example.com", "app\x1b[31m.example.com", "app\x7f.example.com",
+    "app.example.com\r\nX-Injected: 1", "a..example.com", ".example.com", "example.com..",
+    "x" * 64 + ".example.com", ("a" * 60 + ".") * 4 + "com", "a." * 127 + "com",
+    "app\u202e.example.com", "\u2603.example.com", "app_1.example.com",
+    "app.example.com:80", "[::1]", "app.example.com?x=1", "app.example.com#x", "app@example.com",
+    "app.example.com\\x", "xn--zz.example.com", "xn--ab-m1t.com",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_names_are_refused_in_one_line(text):
+    with pytest.raises(domains.InvalidDomain) as raised:
+        domains.parse(text)
+    message = str(raised.value)
+    assert message.startswith("invalid domain ") and message.isprintable(), message
+
+
+@pytest.mark.parametrize("text, name", [
+    ("faß.de", "xn--fa-hia.de"),                 # IDNA 2003 made it fass.de: someone else's name
+    ("FASS.de", "fass.de"),
+    ("xn--fa-hia.de", "xn--fa-hia.de"),
+    ("XN--FA-HIA.DE", "xn--fa-hia.de"),
+    ("ｅｘａｍｐｌｅ.com", "example.com"),         # UTS #46 maps full-width letters, as browsers do
+    ("bücher。example", "xn--bcher-kva.example"),
+    ("app\u200b.example.com", "app.example.com"),  # UTS #46 drops a zero-width space, as browsers do
+    ("βόλος.com", "xn--nxasmm1c.com"),
+    ("ab--cd.example.com", "ab--cd.example.com"),  # plain LDH: DNS allows it, IDNA rules do not apply
+])
+def test_international_names_follow_uts46_and_idna2008(text, name):
+    assert domains.parse(text) == name
+
+
+@pytest.mark.parametrize("text", ["a\u200db.com", "a\u200cb.com", "a\u0627.com", "\u0301a.com", "xn--a.com",
+                                  "xn--ss-.de", "-bücher.example"])
+def test_names_idna_2008_refuses_get_one_line(text):
+    with pytest.raises(domains.InvalidDomain) as raised:
+        domains.parse(text)
+    assert "\n" not in str(raised.value)
 
 
 def test_parse_all_checks_every_name_and_drops_duplicates():
@@ -163,9 +208,36 @@ def test_domains_commands_refuse_in_one_line_and_change_nothing(home, capsys):
     assert domains.linked() == before
 
 
+def test_domains_add_routes_the_idna_2008_name(home, capsys, monkeypatch):
+    monkeypatch.setattr(domains, "report_dns", lambda name: None)
+    make_app("web")
+    code, out, _ = podku(capsys, "domains:add", "web", "faß.de")
+    assert code == 0 and "Added xn--fa-hia.de to web" in out
+    assert domains.linked()["xn--fa-hia.de"] == "web"
+    assert "fass.de" not in domains.linked()
+
+
+@pytest.mark.parametrize("text", ["a\u200db.com", "x/../web.podku.localhost", "web.podku.localhost/",
+                                  "bad\x1b[2J.example.com", "a" * 101 + ".com"])
+def test_domains_add_refuses_a_non_name_in_one_line_and_changes_nothing(home, capsys, text):
+    make_app("web")
+    before = domains.linked()
+    code, out, err = podku(capsys, "domains:add", "web", text)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "\x1b" not in err, err
+    assert "Traceback" not in err
+    assert domains.linked() == before and domains.load("web") == domains.Domains()
+
+
 def test_setup_tls_stores_the_mode_and_refuses_nonsense(home, capsys):
     assert podku(capsys, "setup:tls", "--tls", "auto", "--acme-ca", "https://ca.test/dir")[0] == 0
     assert settings.load().acme_ca == "https://ca.test/dir"
     code, _, err = podku(capsys, "setup:tls", "--tls", "nonsense")
     assert code == 2 and "invalid TLS mode" in err
     assert settings.load().tls == "auto"
+
+
+def test_an_app_whose_default_name_would_be_too_long_gets_none(home, capsys):
+    settings.save(settings.Settings(domain="d" * 60 + ".example.com"))
+    make_app("a" * 30)
+    assert domains.names_of("a" * 30) == [] and domains.linked() == {}
+    assert "cannot be routed (longer than 100 characters)" in capsys.readouterr().err

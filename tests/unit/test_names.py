@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from podku import names
@@ -98,6 +100,39 @@ def test_valid_domains(domain):
 def test_invalid_domains_are_refused(domain):
     with pytest.raises(UsageError, match="invalid domain"):
         names.domain(domain)
+
+
+HOSTILE_HOST_NAMES = [
+    "a;b.com", "$(id).com", "`id`.com", "../a.com", "a/../b.com", "a.com/", "/a.com", "a%2fb.com", "a%2F..%2Fb.com",
+    "--help", "--a.com", "a--", "a.com\n", "a\nb.com", "\na.com", "a\rb.com", "a\x00.com", "a\tb.com",
+    "a\x1b.com", "a\x7f.com", "a\x85.com", "bücher.com", "a\u200db.com", "ａ.com", "A.com", "a.COM", "a.com.",
+    "..", "a..com", ".", "x" * 64 + ".com", "a." * 50 + "com", "x" * 254, "a:80", "[::1]", "*.a.com", "a b.com",
+    "a\\b.com", "a.com?", "a.com#", "a@b.com", "a{b}.com", "{http.request.host}",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_HOST_NAMES)
+def test_hostile_host_names_are_refused_in_one_line(name):
+    with pytest.raises(UsageError, match="invalid domain") as raised:
+        names.domain(name)
+    assert str(raised.value).isprintable()
+
+
+GOOD_HOST_NAMES = ["a.com", "x" * 63 + ".com", "a" * 49 + "." + "b" * 50, "a-b.c-d", "a--b.com", "10.0.0.1",
+                   "xn--fa-hia.de"]
+
+
+@pytest.mark.parametrize("name", HOSTILE_HOST_NAMES + GOOD_HOST_NAMES + ["a" * 101, "a" * 50 + "." + "b" * 50])
+def test_the_pattern_caddy_uses_agrees_with_the_check(name):
+    """The same text guards Caddy (proxy.py): it must let through what the check lets through."""
+    shape_ok = re.fullmatch(names.HOST_NAME_PATTERN, name) is not None
+    assert (shape_ok and len(name) <= names.MAX_HOST_NAME) == (names.host_name_problem(name) is None)
+
+
+def test_host_names_up_to_the_routing_limit_pass():
+    assert names.domain("a" * 49 + "." + "b" * 50) == "a" * 49 + "." + "b" * 50
+    with pytest.raises(UsageError, match="longer than 100"):
+        names.domain("a" * 50 + "." + "b" * 50)
 
 
 @pytest.mark.parametrize("text, number", [("7", 7), ("r7", 7), ("v7", 7), ("12", 12), ("v007", 7),

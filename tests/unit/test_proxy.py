@@ -1,8 +1,9 @@
 import json
+import re
 
 import pytest
 
-from podku import apps, domains
+from podku import apps, domains, names
 from podku.host import paths
 from podku.host.settings import Settings
 from podku.proxy import caddy as proxy
@@ -38,7 +39,8 @@ def test_creating_apps_changes_nothing_in_the_config(home, count):
 
 def test_one_route_dials_the_host_name_when_its_link_exists(home):
     route = app_route(servers(render())["podku"])
-    assert route["match"] == [{"file": {"root": str(routes.hosts_dir()), "try_files": ["{http.request.host}"]}}]
+    assert route["match"] == [{"vars_regexp": {"{http.request.host}": {"pattern": names.HOST_NAME_PATTERN}},
+                               "file": {"root": str(routes.hosts_dir()), "try_files": ["{http.request.host}"]}}]
     [handler] = route["handle"]
     assert handler["handler"] == "reverse_proxy"
     assert handler["upstreams"] == [{"dial": "unix/{http.request.host}"}]
@@ -151,3 +153,65 @@ def test_write_only_writes_the_file(home, http_socket, monkeypatch):
     domains.write_proxy()
     assert json.loads(paths.CADDY_CONFIG.read_text())["apps"]["http"]
     assert caddy.requests == []
+
+
+# --- only host names reach a file lookup, a dial or a certificate (issue 14, holes 4 and 6) ---
+
+ALL_MODES = [{"tls": "auto"}, {"tls": "internal"}, {"tls": "off"}]
+
+
+def file_lookups(server: dict) -> list[tuple[dict, str]]:
+    """(match set, the placeholder it looks up) for every file matcher of the server."""
+    return [(matcher_set, matcher_set["file"]["try_files"][0])
+            for route in server["routes"] for matcher_set in route.get("match", []) if "file" in matcher_set]
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_every_file_lookup_checks_its_name_first(home, mode):
+    for name, server in servers(render(**mode)).items():
+        lookups = file_lookups(server)
+        assert lookups, name
+        for matcher_set, placeholder in lookups:
+            assert matcher_set["vars_regexp"] == {placeholder: {"pattern": names.HOST_NAME_PATTERN}}, name
+
+
+def guard_refuses(guard: dict, placeholder: str, value: str) -> bool:
+    """The guard route's matcher sets, evaluated as Caddy does (sets OR'ed, `not` negates)."""
+    [not_set, too_long_set] = guard["match"]
+    [shape] = not_set["not"]
+    shape_ok = re.search(shape["vars_regexp"][placeholder]["pattern"], value) is not None
+    too_long = re.search(too_long_set["vars_regexp"][placeholder]["pattern"], value) is not None
+    return not shape_ok or too_long
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_every_server_refuses_non_names_before_any_route(home, mode):
+    for name, server in servers(render(**mode)).items():
+        guard = server["routes"][0]
+        placeholder = "{http.request.uri.query.domain}" if name == "podku-ask" else "{http.request.host}"
+        assert guard["@id"] == "podku-not-a-host-name" and guard["terminal"] is True
+        [respond] = guard["handle"]
+        assert respond == {"handler": "static_response", "status_code": 404 if name == "podku-ask" else 400,
+                           "close": True}
+        for value in ["x/../web.podku.localhost", "web.podku.localhost/", "/web.podku.localhost", "WEB.podku.localhost",
+                      "web.podku.localhost.", "", "a" * 101, "a\nb", "<nil>", "web..podku.localhost"]:
+            assert guard_refuses(guard, placeholder, value), (name, value)
+        for value in ["web.podku.localhost", "xn--fa-hia.de", "10.0.0.1", "a" * 49 + "." + "b" * 50]:
+            assert not guard_refuses(guard, placeholder, value), (name, value)
+
+
+def test_the_ask_server_checks_the_query_name_and_the_path(home):
+    ask = servers(render(tls="internal"))["podku-ask"]
+    check = ask["routes"][1]
+    [matcher_set] = check["match"]
+    assert matcher_set["path"] == ["/check"]
+    assert matcher_set["file"]["try_files"] == ["{http.request.uri.query.domain}"]
+    assert check["handle"] == [{"handler": "static_response", "status_code": 200}]
+    assert ask["routes"][-1]["handle"][0]["status_code"] == 404
+
+
+def test_the_ask_server_binds_a_port_no_other_local_user_may_take(home):
+    host, port = proxy.ASK_ADDRESS.rsplit(":", 1)
+    assert host == "127.0.0.1" and 0 < int(port) < 1024
+    assert int(port) < 512  # glibc's bindresvport and the kernel's RPC clients take 512-1023
+    assert servers(render(tls="auto"))["podku-ask"]["listen"] == [proxy.ASK_ADDRESS]

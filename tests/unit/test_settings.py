@@ -66,7 +66,8 @@ def test_save_and_load_round_trip(home):
     assert paths.SETTINGS.exists()
 
 
-@pytest.mark.parametrize("domain", ["", "Example.com", "a..b", "x.com.", "a b"])
+@pytest.mark.parametrize("domain", ["", "Example.com", "a..b", "x.com.", "a b", "a/../b.com", "b.com/",
+                                    "d" * 50 + "." + "e" * 49, "faß.de", "x\n.com"])
 def test_save_refuses_a_bad_domain(home, domain):
     with pytest.raises(UsageError, match="invalid domain"):
         settings.save(Settings(domain=domain))

@@ -64,6 +64,9 @@ def load() -> Settings:
 
 def validate(settings: Settings) -> Settings:
     names.domain(settings.domain)
+    if len(settings.domain) > names.MAX_HOST_NAME - 2:
+        raise UsageError(f"invalid domain {settings.domain!r}: leave room for APP. (at most "
+                         f"{names.MAX_HOST_NAME - 2} characters)")
     for port in (settings.http_port, settings.https_port):
         if not 1 <= port <= 65535:
             raise ValueError(f"invalid port {port}")

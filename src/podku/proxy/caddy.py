@@ -6,14 +6,19 @@ under --tls auto the internal-CA names (so that no ACME order is ever made for t
 
 import json
 
+from podku import names
 from podku.errors import PodkuError
 from podku.host import paths, settings, state, templates, unixhttp
 from podku.proxy import routes
 
-# The on-demand TLS "ask" endpoint (Caddy 2.6 asks over HTTP): a server inside the same
-# Caddy answering 200 for names that have a link in the hosts directory.
-ASK_ADDRESS = "127.0.0.1:2020"
+# The on-demand TLS "ask" endpoint: a server inside the same Caddy answering 200 for names
+# that have a link in the hosts directory. Caddy 2.6 asks with a plain HTTP client over TCP
+# (no unix socket), so it listens on a port below 1024 that no other local user may bind:
+# one an older install used (2020) could be taken first and keep Caddy from starting. Port
+# 8 is unassigned, in no /etc/services, and below the range RPC clients take (600-1023).
+ASK_ADDRESS = "127.0.0.1:8"
 INTERNAL_PATTERN = r"(^localhost$|\.(localhost|test|internal|local)$|^[0-9.]+$)"
+TOO_LONG_PATTERN = rf"^(?s:.{{{names.MAX_HOST_NAME + 1}}})"
 
 
 def issuer(current: settings.Settings) -> dict:
@@ -36,6 +41,7 @@ def render(current: settings.Settings, internal_subjects: list[str]) -> str:
         "caddy.json.j2", admin_socket=str(paths.CADDY_ADMIN_SOCKET), hosts_dir=str(routes.hosts_dir()),
         http_port=current.http_port, https_port=current.https_port, https_suffix=current.https_suffix,
         tls=current.tls, ask_address=ASK_ADDRESS, internal_pattern=INTERNAL_PATTERN,
+        host_pattern=names.HOST_NAME_PATTERN, too_long_pattern=TOO_LONG_PATTERN,
         internal_subjects=internal_subjects, issuer=issuer(current))
     json.loads(text)  # a template mistake must fail here, not inside Caddy
     return text
