@@ -36,6 +36,7 @@ from podku import (
     output,
     paths,
     proxy,
+    recordfiles,
     releases,
     sshkeys,
     state,
@@ -282,6 +283,7 @@ def restore(stream: IO[bytes]) -> None:
         manifest = unpack(stream, staging)
         app_names = manifest["apps"]
         _check_placement(staging, app_names)
+        _check_staged_records(staging, app_names)
         _place(staging, app_names)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -305,6 +307,15 @@ def _check_placement(staging: Path, app_names: list[str]) -> None:
     for entry in _storage_names(staging):
         if storage.directory(entry).exists():
             raise BackupError(f"refused: storage {entry} already exists on this host")
+
+
+def _check_staged_records(staging: Path, app_names: list[str]) -> None:
+    """Every staged record through the schema its load uses, before anything is placed: a
+    crafted field (a line for a unit, a name that becomes a path) refuses the archive."""
+    try:
+        recordfiles.check_staged(staging, app_names)
+    except state.StateCorrupt as error:
+        raise BackupError(f"refused: {error}") from None
 
 
 def _storage_names(staging: Path) -> list[str]:

@@ -92,16 +92,16 @@ def global_settings_path() -> Path:
     return paths.CONFIG / "builders.json"
 
 
-def _app_record() -> records.Check:
+def app_record() -> records.Check:
     return records.record({"builder": records.Field(records.one_of(*BUILDERS))})
 
 
-def _global_record() -> records.Check:
+def global_record() -> records.Check:
     return records.record({key: records.Field(records.validated(index_url)) for key in GLOBAL_KEYS})
 
 
 def selected(app: str) -> str | None:
-    return records.read(app_settings_path(app), _app_record(), {}).get("builder")
+    return records.read(app_settings_path(app), app_record(), {}).get("builder")
 
 
 def builder_name(value: str) -> str:
@@ -113,11 +113,11 @@ def builder_name(value: str) -> str:
 def set_selected(app: str, value: str) -> None:
     builder_name(value)
     data = {} if value == AUTO else {"builder": value}
-    state.write_json(app_settings_path(app), records.validate(data, _app_record(), app_settings_path(app)))
+    state.write_json(app_settings_path(app), records.validate(data, app_record(), app_settings_path(app)))
 
 
 def global_settings() -> dict[str, str]:
-    return records.read(global_settings_path(), _global_record(), {})
+    return records.read(global_settings_path(), global_record(), {})
 
 
 def global_key(key: str) -> str:
@@ -145,7 +145,7 @@ def set_global(key: str, value: str | None) -> None:
         current.pop(key, None)
     else:
         current[key] = index_url(value)
-    state.write_json(global_settings_path(), records.validate(current, _global_record(), global_settings_path()))
+    state.write_json(global_settings_path(), records.validate(current, global_record(), global_settings_path()))
 
 
 def _shown(value: str, limit: int = 40) -> str:

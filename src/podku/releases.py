@@ -190,11 +190,11 @@ def load(app: str, release_id: int) -> Release:
 def all_of(app: str) -> list[Release]:
     """Every release of an app, newest first."""
     directory = paths.AppPaths(names.app_name(app)).releases
-    ids = sorted((int(p.stem) for p in directory.glob("*.json") if _is_id(p.stem)), reverse=True)
+    ids = sorted((int(p.stem) for p in directory.glob("*.json") if is_id(p.stem)), reverse=True)
     return [load(app, release_id) for release_id in ids]
 
 
-def _is_id(stem: str) -> bool:
+def is_id(stem: str) -> bool:
     return names.ASCII_NUMBER.fullmatch(stem) is not None and len(stem) <= 9 and int(stem) >= 1
 
 
