@@ -25,7 +25,7 @@ CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 # writes raw (tojson escapes them) are refused.
 CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 # Words an Exec line may carry unquoted; anything else is quoted (systemd_word).
-PLAIN_WORD = re.compile(r"[A-Za-z0-9/._:=@+,-]+")
+PLAIN_WORD = re.compile(r"[A-Za-z0-9/._:=@+,%-]+")
 
 
 class UnsafeValue(ValueError):
