@@ -36,6 +36,8 @@ class App:
 
 
 MAX_SCALE = 10  # processes.MAX_SCALE
+# ps:scale keeps what it set across Procfiles: more types than one Procfile may have.
+MAX_SCALE_ENTRIES = 1000
 
 
 def schema(name: str) -> records.Schema:
@@ -49,7 +51,7 @@ def schema(name: str) -> records.Schema:
         "checks": records.Field(health.RECORD),
         "keep_images": records.Field(records.integer(1, 100)),
         "scale": records.Field(records.mapping(records.validated(procfile.type_name),
-                                               records.integer(0, MAX_SCALE), procfile.MAX_TYPES)),
+                                               records.integer(0, MAX_SCALE), MAX_SCALE_ENTRIES)),
         "stopped": records.Field(records.boolean),
     }
 

@@ -24,6 +24,7 @@ MAX_RECORD_BYTES = 64 * 1024 ** 2
 MAX_SHOWN = 160
 MAX_RELEASE_ID = 999_999_999  # names.release_id: at most 9 digits
 MAX_TIME = 2 ** 40  # seconds since 1970: far beyond any clock, far below float's precision
+MAX_CONFIG_KEYS = 4096
 
 
 class RecordInvalid(state.StateCorrupt):
@@ -267,7 +268,6 @@ def environment(value: Any) -> dict[str, str]:
     return dict(data)
 
 
-MAX_CONFIG_KEYS = 4096
 APP_NAME = validated(names.app_name)
 RELEASE_ID = integer(1, MAX_RELEASE_ID)
 TIMESTAMP = number(0, MAX_TIME)

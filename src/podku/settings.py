@@ -55,11 +55,6 @@ class Settings:
         return self.url(self.app_host(app))
 
 
-def _acme_ca(value: object) -> str:
-    url = records.text(2048, r"(https://[!-~]+)?", "an https:// URL")(value)
-    return url
-
-
 # podku.json: the domain and ports reach Caddy's config, the unit and every app's name.
 RECORD = records.record({
     "domain": records.Field(records.validated(names.domain)),
@@ -67,7 +62,7 @@ RECORD = records.record({
     "https_port": records.Field(records.integer(1, 65535)),
     "tls": records.Field(records.one_of(*TLS_MODES)),
     "acme_email": records.Field(records.text(254, r"([^@\s]+@[^@\s]+)?", "an email address")),
-    "acme_ca": records.Field(_acme_ca),
+    "acme_ca": records.Field(records.text(2048, r"(https://[!-~]+)?", "an https:// URL")),
     "acme_ca_root": records.Field(records.text(4096, r"(/[!-~]*)?", "an absolute path")),
 })
 

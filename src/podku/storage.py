@@ -77,7 +77,7 @@ def _app_file(app: str):
 
 
 # storage.json and a release's `mounts`: NAME:/container/path each, as parse_mount reads them.
-RECORD = records.list_of(records.validated(lambda text: parse_mount(text)), MAX_MOUNTS)
+RECORD = records.list_of(records.validated(parse_mount), MAX_MOUNTS)
 
 
 def mounts(app: str) -> list[str]:

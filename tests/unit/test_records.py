@@ -85,7 +85,7 @@ CASES: list[tuple[str, str | None, Any]] = [
     *[("app", "stopped", value) for value in ["yes", 1, 0, None, []]],
     *[("app", "scale", value) for value in [{"web;id": 1}, {"../x": 1}, {"web": "1"}, {"web": 11},
                                             {"web": True}, {"web": -1}, ["web"], "web=1",
-                                            {f"t{n}": 1 for n in range(30)}]],
+                                            {f"t{n}": 1 for n in range(1001)}]],
     *[("app", "checks", value) for value in [{"path": "/\nx"}, {"path": "x"}, {"path": "/a b"}, {"timeout": "5"},
                                              {"attempts": 100, "timeout": 600}, {"bogus": 1}, [], "on",
                                              {"enabled": "yes"}, {"content": "\x1b[2J"}, {"wait": 10 ** 9}]],
