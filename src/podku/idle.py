@@ -42,7 +42,6 @@ def recorded_seconds(value: object) -> int:
     return value  # type: ignore[return-value]
 
 
-SECONDS = recorded_seconds
 RECORD = records.record({"idle_timeout": records.Field(recorded_seconds, required=True)})
 
 

@@ -133,7 +133,7 @@ def schema(app: str, release_id: int) -> records.Schema:
         "processes": records.Field(records.mapping(records.validated(procfile.type_name), _argv, procfile.MAX_TYPES)),
         "resources": records.Field(resources.RECORD),
         "mounts": records.Field(storage.RECORD),
-        "idle_timeout": records.Field(idle.SECONDS),
+        "idle_timeout": records.Field(idle.recorded_seconds),
     }
 
 
