@@ -60,15 +60,6 @@ MAX_CHECK_SECONDS = 900
 MAX_TEXT = 1024
 
 
-def _bounded_record(value: object) -> dict:
-    checked = _FIELDS(value)
-    try:
-        Checks(**checked).bounded()
-    except UsageError as error:
-        raise records.Invalid(str(error)) from None
-    return checked
-
-
 def _path(value: object) -> str:
     path = records.text(MAX_TEXT)(value)
     if not path.startswith("/") or " " in path:
@@ -76,14 +67,16 @@ def _path(value: object) -> str:
     return path
 
 
-# The app record's `checks`: what checks:set and app.json may set, and no more.
-_FIELDS = records.record({
+# Older podku let checks:set store any setting up to 3600 (and no total): such records still
+# load; checks:set and app.json hold to MAXIMUM, and a check's own deadline bounds the rest.
+RECORDED_MAXIMUM = 3600
+# The app record's `checks`.
+RECORD = records.record({
     "enabled": records.Field(records.boolean),
     "path": records.Field(_path),
     "content": records.Field(records.text(MAX_TEXT)),
-    **{name: records.Field(records.integer(0, MAXIMUM[name])) for name in NUMERIC_SETTINGS},
+    **{name: records.Field(records.integer(0, RECORDED_MAXIMUM)) for name in NUMERIC_SETTINGS},
 })
-RECORD = _bounded_record
 
 
 class HealthCheckFailed(PodkuError):

@@ -87,7 +87,7 @@ CASES: list[tuple[str, str | None, Any]] = [
                                             {"web": True}, {"web": -1}, ["web"], "web=1",
                                             {f"t{n}": 1 for n in range(1001)}]],
     *[("app", "checks", value) for value in [{"path": "/\nx"}, {"path": "x"}, {"path": "/a b"}, {"timeout": "5"},
-                                             {"attempts": 100, "timeout": 600}, {"bogus": 1}, [], "on",
+                                             {"timeout": 3601}, {"bogus": 1}, [], "on",
                                              {"enabled": "yes"}, {"content": "\x1b[2J"}, {"wait": 10 ** 9}]],
     *[("release", "port", value) for value in [NEWLINE_PORT, "5000", True, 0, 70000, 5000.5, [5000], {}]],
     *[("release", "app", value) for value in HOSTILE_TEXT + ["other", 5, None]],
@@ -212,6 +212,8 @@ def test_records_older_podku_versions_wrote_still_load(web):
                   "checks": {"enabled": True, "path": "/", "attempts": 5, "timeout": 5, "wait": 2,
                              "initial_delay": 0, "content": "", "wait_to_retire": 5}})
     assert apps.load("web").scale == {} and apps.load("web").stopped is False
+    write("app", {"name": "web", "checks": {"timeout": 3600, "attempts": 3600}})  # checks:set allowed it once
+    assert apps.load("web").health_checks.timeout == 3600
     write("release", {"app": "web", "id": 1, "rev": "b" * 40, "image": "localhost/podku/web:r1",
                       "description": "Deploy bbbbbbb", "config": {"A": "1"}, "app_json": {},
                       "created": 1700000000.5, "outcome": "live"})
