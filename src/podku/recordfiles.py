@@ -40,6 +40,8 @@ def check_staged(staging: Path, app_names: list[str]) -> None:
 
 def check_app(directory: Path, app: str, staging: Path) -> None:
     for entry in sorted(directory.iterdir()):
+        if _never_read(entry):
+            continue
         if entry.name == "releases" and entry.is_dir():
             _check_releases(entry, app, staging)
         elif entry.name == "app.json" and entry.is_file():
@@ -54,6 +56,8 @@ def check_app(directory: Path, app: str, staging: Path) -> None:
 
 def _check_releases(directory: Path, app: str, staging: Path) -> None:
     for entry in sorted(directory.iterdir()):
+        if _never_read(entry):
+            continue
         stem = entry.name.removesuffix(".json")
         if not (entry.is_file() and entry.name.endswith(".json") and releases.is_id(stem)):
             raise records.RecordInvalid(f"{_member(entry, staging)} is not a release record")
@@ -63,6 +67,12 @@ def _check_releases(directory: Path, app: str, staging: Path) -> None:
             appjson.parse(json.dumps(release.app_json))
         except UsageError as error:
             raise records.RecordInvalid(f"the state file {where} is invalid: field app_json: {error}") from None
+
+
+def _never_read(entry: Path) -> bool:
+    """The lock, and what a write cut short leaves (state.write_atomic's `.NAME.*`): files
+    podku never reads."""
+    return entry.is_file() and (entry.name == "lock" or entry.name.startswith("."))
 
 
 def _check_file(path: Path, check: records.Check, staging: Path) -> None:

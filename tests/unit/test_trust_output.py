@@ -187,7 +187,8 @@ def test_host_files_and_unknown_files_in_an_archive_are_checked_too(importing):
 
     def unknown(name, content):
         return content
-    unknown.extra = [("state/web/evil.env", b"A=1\n")]
+    unknown.extra = [("state/web/.app.json.x1", b"{"), ("state/web/releases/.1.json.y", b"["),
+                     ("state/web/evil.env", b"A=1\n")]
     with pytest.raises(backup.BackupError, match="evil.env .in the backup. is not a record"):
         backup.restore(altered(data, unknown))
     assert apps.all_names() == [] and not (paths.CONFIG / "limits.json").exists()
