@@ -45,6 +45,7 @@ from podku import (
     output,
     paths,
     proxy,
+    recordfiles,
     releases,
     sshkeys,
     state,
@@ -473,6 +474,7 @@ def restore(stream: IO[bytes], taken: Taken = APPS_ONLY) -> None:
         manifest = unpack(stream, staging)
         app_names = manifest["apps"]
         _check_placement(staging, app_names)
+        _check_staged_records(staging, app_names)
         _check_repositories(staging, app_names)
         _place(staging, app_names, taken)
     finally:
@@ -507,6 +509,15 @@ def _check_repositories(staging: Path, app_names: list[str]) -> None:
                 gitrepo.fsck(repo)
             except gitrepo.RepoError as error:
                 raise BackupError(str(error)) from None
+
+
+def _check_staged_records(staging: Path, app_names: list[str]) -> None:
+    """Every staged record through the schema its load uses, before anything is placed: a
+    crafted field (a line for a unit, a name that becomes a path) refuses the archive."""
+    try:
+        recordfiles.check_staged(staging, app_names)
+    except state.StateCorrupt as error:
+        raise BackupError(f"refused: {error}") from None
 
 
 def _storage_names(staging: Path) -> list[str]:

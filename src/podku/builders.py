@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from podku import baseimages, names, output, paths, procfile, state, templates
+from podku import baseimages, names, output, paths, procfile, records, state, templates
 from podku.errors import PodkuError, UsageError
 
 CONTAINERFILE, PYTHON, NODE, STATIC = "containerfile", "python", "node", "static"
@@ -92,8 +92,16 @@ def global_settings_path() -> Path:
     return paths.CONFIG / "builders.json"
 
 
+def app_record() -> records.Check:
+    return records.record({"builder": records.Field(records.one_of(*BUILDERS))})
+
+
+def global_record() -> records.Check:
+    return records.record({key: records.Field(records.validated(index_url)) for key in GLOBAL_KEYS})
+
+
 def selected(app: str) -> str | None:
-    return state.read_json(app_settings_path(app), {}).get("builder")
+    return records.read(app_settings_path(app), app_record(), {}).get("builder")
 
 
 def builder_name(value: str) -> str:
@@ -104,11 +112,12 @@ def builder_name(value: str) -> str:
 
 def set_selected(app: str, value: str) -> None:
     builder_name(value)
-    state.write_json(app_settings_path(app), {} if value == AUTO else {"builder": value})
+    data = {} if value == AUTO else {"builder": value}
+    state.write_json(app_settings_path(app), records.validate(data, app_record(), app_settings_path(app)))
 
 
 def global_settings() -> dict[str, str]:
-    return state.read_json(global_settings_path(), {})
+    return records.read(global_settings_path(), global_record(), {})
 
 
 def global_key(key: str) -> str:
@@ -136,7 +145,7 @@ def set_global(key: str, value: str | None) -> None:
         current.pop(key, None)
     else:
         current[key] = index_url(value)
-    state.write_json(global_settings_path(), current)
+    state.write_json(global_settings_path(), records.validate(current, global_record(), global_settings_path()))
 
 
 def _shown(value: str, limit: int = 40) -> str:
