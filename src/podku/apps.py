@@ -5,10 +5,12 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from podku import health, names
 from podku.errors import UsageError
-from podku.host import paths, state
+from podku.host import paths, records, state
+from podku.image import procfile
 
 DEFAULT_KEEP_IMAGES = 5
 
@@ -35,34 +37,72 @@ class App:
         return replace(self, **changes)
 
 
+MAX_SCALE = 10  # processes.MAX_SCALE
+# ps:scale keeps what it set across Procfiles: more types than one Procfile may have.
+MAX_SCALE_ENTRIES = 1000
+
+
+def schema(name: str) -> records.Schema:
+    """The app record's fields. `name` builds every path and unit name of the app: it must
+    be the name of the directory the record is in."""
+    return {
+        "name": records.Field(records.every(records.APP_NAME, records.equal_to(name, "its directory's name")),
+                              required=True),
+        "created": records.Field(records.TIMESTAMP),
+        "live_release": records.Field(records.optional(records.RELEASE_ID)),
+        "checks": records.Field(health.RECORD),
+        "keep_images": records.Field(records.integer(1, 100)),
+        "scale": records.Field(records.mapping(records.validated(procfile.type_name),
+                                               records.integer(0, MAX_SCALE), MAX_SCALE_ENTRIES)),
+        "stopped": records.Field(records.boolean),
+    }
+
+
+def from_record(data: object, name: str, where: Path | str) -> App:
+    return App(**records.parse(data, schema(name), where))
+
+
 def exists(name: str) -> bool:
-    return paths.AppPaths(name).record.exists()
+    return paths.AppPaths(names.app_name(name)).record.exists()
 
 
 def load(name: str) -> App:
-    names.app_name(name)
-    data = state.read_json(paths.AppPaths(name).record)
+    record = paths.AppPaths(names.app_name(name)).record
+    data = records.read_json(record)
     if data is None:
         raise UsageError(f"app {name} does not exist")
-    return App(**data)
+    return from_record(data, name, record)
 
 
 def save(app: App) -> None:
-    state.write_json(app.paths.record, asdict(app))
+    data = asdict(app)
+    from_record(data, app.name, app.paths.record)  # never write what load would refuse
+    state.write_json(app.paths.record, data)
 
 
 def all_names() -> list[str]:
+    """The apps: directories with a record, named as an app may be (anything else there is
+    not podku's, and its name must not become a path or a unit name)."""
     if not paths.APPS.is_dir():
         return []
-    return sorted(p.name for p in paths.APPS.iterdir() if (p / "app.json").exists())
+    return sorted(p.name for p in paths.APPS.iterdir() if _is_app_name(p.name) and (p / "app.json").exists())
+
+
+def _is_app_name(name: str) -> bool:
+    try:
+        names.app_name(name)
+    except UsageError:
+        return False
+    return True
 
 
 def config(name: str) -> dict[str, str]:
-    return state.read_json(paths.AppPaths(name).config, {})
+    return records.read(paths.AppPaths(names.app_name(name)).config, records.environment, {})
 
 
 def save_config(name: str, values: dict[str, str]) -> None:
-    state.write_json(paths.AppPaths(name).config, values)
+    path = paths.AppPaths(names.app_name(name)).config
+    state.write_json(path, records.validate(values, records.environment, path))
 
 
 @contextlib.contextmanager

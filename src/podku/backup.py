@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from podku import __version__, apps, deploy, domains, names, output, releases, sshkeys
+from podku import __version__, apps, deploy, domains, names, output, recordfiles, releases, sshkeys
 from podku.errors import PodkuError, UsageError
 from podku.host import paths, state
 from podku.host.commands import reading, run
@@ -462,6 +462,7 @@ def restore(stream: IO[bytes], taken: Taken = APPS_ONLY) -> None:
         manifest = unpack(stream, staging)
         app_names = manifest["apps"]
         _check_placement(staging, app_names)
+        _check_staged_records(staging, app_names)
         _check_repositories(staging, app_names)
         _place(staging, app_names, taken)
     finally:
@@ -496,6 +497,15 @@ def _check_repositories(staging: Path, app_names: list[str]) -> None:
                 gitrepo.fsck(repo)
             except gitrepo.RepoError as error:
                 raise BackupError(str(error)) from None
+
+
+def _check_staged_records(staging: Path, app_names: list[str]) -> None:
+    """Every staged record through the schema its load uses, before anything is placed: a
+    crafted field (a line for a unit, a name that becomes a path) refuses the archive."""
+    try:
+        recordfiles.check_staged(staging, app_names)
+    except state.StateCorrupt as error:
+        raise BackupError(f"refused: {error}") from None
 
 
 def _storage_names(staging: Path) -> list[str]:

@@ -16,7 +16,7 @@ import idna
 
 from podku import apps, names, naming, output
 from podku.errors import UsageError
-from podku.host import paths, settings, state
+from podku.host import paths, records, settings, state
 from podku.proxy import caddy as proxy
 from podku.proxy import routes
 
@@ -100,13 +100,30 @@ def _record(app: str):
     return paths.AppPaths(app).root / "domains.json"
 
 
+MAX_CUSTOM = 1000
+
+
+def routed_name(value: object) -> str:
+    """A name as `parse` stores it: each becomes a file name in the hosts directory."""
+    name = records.validated(parse)(value)
+    if parse(name) != name:
+        raise records.Invalid(f"expected a host name as podku stores it, found {records.shown(name, 40)}")
+    return name
+
+
+RECORD = records.record({
+    "default": records.Field(records.boolean),
+    "custom": records.Field(records.list_of(routed_name, MAX_CUSTOM)),
+})
+
+
 def load(app: str) -> Domains:
-    data = state.read_json(_record(app), {})
-    return Domains(default=data.get("default", True), custom=list(data.get("custom", [])))
+    return Domains(**records.read(_record(app), RECORD, {}))
 
 
 def save(app: str, domains: Domains) -> None:
-    state.write_json(_record(app), asdict(domains))
+    data = asdict(domains)
+    state.write_json(_record(app), records.validate(data, RECORD, _record(app)))
 
 
 def names_of(app: str, current: settings.Settings | None = None, domains: Domains | None = None) -> list[str]:
@@ -139,10 +156,17 @@ def changing(app: str) -> Iterator[None]:
 # --- links --------------------------------------------------------------------------------
 
 def link(name: str, app: str) -> None:
-    routes.link(name, paths.AppPaths(app).stable_socket)
+    try:
+        routed_name(name)  # the name becomes a file name: it was checked when read, and is again
+    except records.Invalid as error:
+        raise InvalidDomain(f"invalid domain: {error.reason}") from None
+    routes.link(name, paths.AppPaths(names.app_name(app)).stable_socket)
 
 
-unlink = routes.unlink
+def unlink(name: str) -> None:
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise InvalidDomain(f"invalid domain {name[:80]!r}: not a name in the hosts directory")
+    routes.unlink(name)
 
 
 def linked() -> dict[str, str]:

@@ -2,12 +2,12 @@
 
 import http.client
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from podku import names
 from podku.errors import PodkuError, UsageError
-from podku.host import unixhttp
+from podku.host import records, unixhttp
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class Checks:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Checks":
-        known = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        """Checks as recorded in the app record, every field checked (RECORD)."""
+        return cls(**RECORD(data))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +59,25 @@ MAXIMUM = {"attempts": 100, "timeout": 600, "wait": 600, "initial_delay": 600, "
 NUMERIC_SETTINGS = tuple(MAXIMUM)
 MAX_CHECK_SECONDS = 900
 MAX_TEXT = 1024
+
+
+def _path(value: object) -> str:
+    path = records.text(MAX_TEXT)(value)
+    if not path.startswith("/") or " " in path:
+        raise records.Invalid(f"expected a path starting with / without spaces, found {records.shown(path, 40)}")
+    return path
+
+
+# Older podku let checks:set store any setting up to 3600 (and no total): such records still
+# load; checks:set and app.json hold to MAXIMUM, and a check's own deadline bounds the rest.
+RECORDED_MAXIMUM = 3600
+# The app record's `checks`.
+RECORD = records.record({
+    "enabled": records.Field(records.boolean),
+    "path": records.Field(_path),
+    "content": records.Field(records.text(MAX_TEXT)),
+    **{name: records.Field(records.integer(0, RECORDED_MAXIMUM)) for name in NUMERIC_SETTINGS},
+})
 
 
 class HealthCheckFailed(PodkuError):

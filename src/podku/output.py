@@ -1,4 +1,9 @@
-"""Push output in the Heroku/Dokku convention, flushed line by line so a pusher sees it live."""
+"""Push output in the Heroku/Dokku convention, flushed line by line so a pusher sees it live.
+
+Everything podku prints goes through `_write`, which escapes control characters (ESC, CR,
+...) in every line: a value someone stored (a description, a domain, a key name, a build's
+output) must never drive the terminal of whoever reads it. Line breaks a message has on
+purpose stay; `field` and `one_line` values are one line."""
 
 import re
 import sys
@@ -24,6 +29,11 @@ def one_line(text: str) -> str:
     return printable(" ".join(text.split("\n")).strip())
 
 
+def echo(text: object = "") -> None:
+    """Plain output lines (reports, lists), escaped like every other line."""
+    _write(str(text))
+
+
 def step(message: str) -> None:
     _write(STEP + message)
 
@@ -35,7 +45,7 @@ def detail(message: str) -> None:
 
 def field(label: str, value: object) -> None:
     """One row of a report (`apps:report` and the like), aligned as Dokku aligns them."""
-    _write(f"{DETAIL}{label + ':':<28}{value}")
+    _write(f"{DETAIL}{label + ':':<28}{printable(str(value))}")
 
 
 def warn(message: str) -> None:
@@ -44,8 +54,9 @@ def warn(message: str) -> None:
 
 def _write(line: str, stream=None) -> None:
     stream = stream or sys.stdout
+    safe = "\n".join(printable(part.removesuffix("\r")) for part in line.split("\n"))
     try:
-        stream.write(line + "\n")
+        stream.write(safe + "\n")
         stream.flush()
     except (BrokenPipeError, ValueError):
         pass  # the pusher went away: the deploy must still finish, not stop half-done

@@ -1,12 +1,15 @@
 """Numbered release records: what ran, from which revision, image and config, and how it went."""
 
+import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
+from pathlib import Path
 
-from podku import naming
+from podku import names, naming
 from podku.errors import UsageError
-from podku.host import paths, state
+from podku.host import paths, records, state
+from podku.image import procfile
 from podku.runtime import idle, resources, storage
 
 
@@ -94,30 +97,108 @@ class Release:
         return [*resources.podman_flags(self.resources), *storage.podman_flags(self.mounts)]
 
     def environment_file(self) -> str:
-        """The app's environment in podman's --env-file format: its config and who it is."""
+        """The app's environment in podman's --env-file format: its config and who it is.
+        Checked again here: a line break in a key or value would make podman read the rest
+        as another line, and a bare KEY line imports that variable from the host."""
         env = {**self.config, "PODKU_APP": self.app, "PODKU_RELEASE": str(self.id)}
+        for key, value in env.items():
+            names.env_value(names.env_key(key), value)
         return "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
 
     def with_outcome(self, outcome: Outcome) -> "Release":
         return replace(self, outcome=outcome)
 
 
+# --- the record ----------------------------------------------------------------------------
+
+MAX_APP_JSON_BYTES = 1024 * 1024  # appjson.MAX_BYTES
+MAX_APP_JSON_DEPTH = 20
+MAX_TEXT = 64 * 1024
+IMAGE = r"localhost/podku/[a-z0-9-]{1,63}:r[0-9]{1,9}"
+
+
+def schema(app: str, release_id: int) -> records.Schema:
+    """Every field of release `release_id` of `app`: each becomes unit lines, unit names or
+    podman arguments. Its app.json is checked in depth where it is used (cron, checks, tasks)."""
+    return {
+        "app": records.Field(records.every(records.APP_NAME, records.equal_to(app, "the app's name")), True),
+        "id": records.Field(records.every(records.RELEASE_ID, records.equal_to(release_id, "the file's number")),
+                            True),
+        "rev": records.Field(records.text(64, r"[0-9A-Za-z]+", "a git revision"), True),
+        "image": records.Field(records.every(records.text(100, IMAGE, "localhost/podku/APP:rN"),
+                                             _image_of(app)), True),
+        "description": records.Field(records.text(MAX_TEXT), True),
+        "config": records.Field(records.environment),
+        "app_json": records.Field(_app_json),
+        "port": records.Field(records.optional(records.integer(1, 65535))),
+        "created": records.Field(records.TIMESTAMP),
+        "outcome": records.Field(lambda value: Outcome(records.one_of(*(o.value for o in Outcome))(value))),
+        "processes": records.Field(records.mapping(records.validated(procfile.type_name), _argv, procfile.MAX_TYPES)),
+        "resources": records.Field(resources.RECORD),
+        "mounts": records.Field(storage.RECORD),
+        "idle_timeout": records.Field(idle.recorded_seconds),
+    }
+
+
+def _image_of(app: str) -> records.Check:
+    def check(image: str) -> str:
+        if image.partition(":")[0] != f"localhost/podku/{app}":
+            raise records.Invalid(f"expected an image of {app}, found {records.shown(image)}")
+        return image
+    return check
+
+
+def _argv(value: object) -> list[str]:
+    argv = records.list_of(records.text(procfile.MAX_LINE_CHARS), procfile.MAX_ARGS)(value)
+    if not argv:
+        raise records.Invalid("an empty command")
+    return argv
+
+
+def _app_json(value: object) -> dict:
+    """app.json as parsed at the deploy: an object, bounded in size and depth."""
+    data = records.an_object(value)
+    if len(json.dumps(data)) > MAX_APP_JSON_BYTES:
+        raise records.Invalid(f"larger than {MAX_APP_JSON_BYTES // 1024} KiB")
+    pending: list[tuple[object, int]] = [(data, 1)]
+    while pending:
+        current, depth = pending.pop()
+        if depth > MAX_APP_JSON_DEPTH:
+            raise records.Invalid(f"nested deeper than {MAX_APP_JSON_DEPTH} levels")
+        children = current.values() if isinstance(current, dict) else current if isinstance(current, list) else ()
+        pending.extend((child, depth + 1) for child in children)
+    return data
+
+
+def from_record(data: object, app: str, release_id: int, where: Path | str) -> Release:
+    """A release record checked field by field (a hand-edited or restored one too)."""
+    return Release(**records.parse(data, schema(app, release_id), where))
+
+
 def save(release: Release) -> None:
-    state.write_json(paths.AppPaths(release.app).release_record(release.id), asdict(release))
+    path = paths.AppPaths(release.app).release_record(release.id)
+    data = asdict(release)
+    from_record(data, release.app, release.id, path)  # never write what load would refuse
+    state.write_json(path, data)
 
 
 def load(app: str, release_id: int) -> Release:
-    data = state.read_json(paths.AppPaths(app).release_record(release_id))
+    path = paths.AppPaths(names.app_name(app)).release_record(release_id)
+    data = records.read_json(path)
     if data is None:
         raise UsageError(f"release {release_id} of {app} does not exist")
-    return Release(**{**data, "outcome": Outcome(data.get("outcome", Outcome.PENDING))})
+    return from_record(data, app, release_id, path)
 
 
 def all_of(app: str) -> list[Release]:
     """Every release of an app, newest first."""
-    directory = paths.AppPaths(app).releases
-    ids = sorted((int(p.stem) for p in directory.glob("*.json") if p.stem.isdigit()), reverse=True)
+    directory = paths.AppPaths(names.app_name(app)).releases
+    ids = sorted((int(p.stem) for p in directory.glob("*.json") if is_id(p.stem)), reverse=True)
     return [load(app, release_id) for release_id in ids]
+
+
+def is_id(stem: str) -> bool:
+    return names.ASCII_NUMBER.fullmatch(stem) is not None and len(stem) <= 9 and int(stem) >= 1
 
 
 def next_id(app: str) -> int:

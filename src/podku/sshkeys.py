@@ -7,7 +7,7 @@ import re
 from typing import IO
 
 from podku.errors import UsageError
-from podku.host import paths, state
+from podku.host import paths, records, state
 from podku.host.commands import run
 
 MAX_KEY_BYTES = 16 * 1024  # an RSA-16384 public key line is about 2.8 KiB
@@ -98,8 +98,30 @@ def remove(name: str) -> None:
     _save(kept)
 
 
+KEY_TYPE = re.compile(r"(ssh-|ecdsa-|sk-)[a-z0-9@.-]+")
+KEY_BLOB = re.compile(r"[A-Za-z0-9+/]+={0,3}")
+
+
+def checked_names(text: str, where: object) -> list[str]:
+    """The names of podku's lines in an authorized_keys text, each line checked: a name
+    that is not a key name, or a line podku would not have written, is a RecordInvalid
+    (other lines are the operator's own, and left alone)."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        name = _name_of(line)
+        if name is None:
+            continue
+        words = line.split()
+        if (not KEY_NAME.fullmatch(name) or len(words) < 4 or not KEY_TYPE.fullmatch(words[-3])
+                or not KEY_BLOB.fullmatch(words[-2]) or records.CONTROL.search(line)):
+            raise records.RecordInvalid(f"the key file {where} is invalid: line {number} ({MARKER}"
+                                        f"{records.shown(name, 40)}) is not a key podku wrote")
+        found.append(name)
+    return found
+
+
 def names() -> list[str]:
-    return [name for name in map(_name_of, _lines()) if name]
+    return checked_names("\n".join(_lines()), paths.SSH_AUTHORIZED_KEYS)
 
 
 def _save(lines: list[str]) -> None:

@@ -137,7 +137,7 @@ def archive_of_settings_and_a_key(public_key: str) -> bytes:
     key_line = f'command="podku ssh-command",restrict {key_type} {blob} podku-key:old-laptop\n'
     members = {
         "MANIFEST": b'podku-backup v1\n{"apps": []}\n',
-        "config/limits.json": b'{"build_timeout": 1000000000, "push_max_bytes": 99999999999}',
+        "config/limits.json": b'{"build_timeout": 20000, "push_max_bytes": 60000000000}',
         "ssh/authorized_keys": key_line.encode(),
         "END": b"podku-backup end\n",
     }
@@ -176,7 +176,7 @@ def test_host_settings_and_keys_are_taken_only_with_the_flags_and_printed(host, 
     try:
         taken = host_bytes(host, ["podku", "backup:import", "--with-host-settings", "--with-keys"], stdin=archive)
         assert taken.returncode == 0, taken.stderr
-        assert b'limits.json: ' in taken.stdout and b'"build_timeout": 1000000000' in taken.stdout
+        assert b'limits.json: ' in taken.stdout and b'"build_timeout": 20000' in taken.stdout
         assert f"Added key old-laptop ({fingerprint})".encode() in taken.stdout
         assert "old-laptop" in host.podku("ssh-keys:list").stdout
     finally:

@@ -296,10 +296,12 @@ def test_config_values_that_would_break_a_terminal_or_a_deploy_are_refused(home,
     assert apps.config("web") == {}
 
 
-def test_stored_control_characters_are_shown_escaped(home, capsys):
+def test_stored_control_characters_are_refused_naming_file_and_field(home, capsys):
     apps.save(apps.App(name="web"))
-    apps.save_config("web", {"A": "\x1b[31mred"})
-    assert podku(capsys, "config:get", "web", "A") == (0, "\\x1b[31mred\n", "")
+    paths.AppPaths("web").config.write_text('{"A": "\\u001b[31mred"}')
+    code, out, err = podku(capsys, "config:get", "web", "A")
+    assert (code, out) == (1, "")
+    assert "config.json is invalid: field A:" in err and "\\x1b" in err and "\x1b" not in err
 
 
 def test_logs_of_an_app_never_deployed_print_no_journal(home, capsys):

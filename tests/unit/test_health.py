@@ -6,7 +6,7 @@ import pytest
 from podku import health
 from podku.errors import PodkuError, UsageError
 from podku.health import Checks, HealthCheckFailed
-from podku.host import unixhttp
+from podku.host import records, unixhttp
 
 FAST = Checks(attempts=3, timeout=2, wait=0, initial_delay=0)
 
@@ -20,10 +20,12 @@ def test_defaults_follow_dokku():
     assert (checks.initial_delay, checks.content, checks.wait_to_retire) == (0, "", 5)
 
 
-def test_dict_round_trip_ignores_unknown_keys():
+def test_dict_round_trip_refuses_unknown_keys():
     checks = Checks(attempts=2, content="hi", enabled=False)
     assert Checks.from_dict(checks.to_dict()) == checks
-    assert Checks.from_dict({"attempts": 9, "no_such_setting": 1}) == Checks(attempts=9)
+    assert Checks.from_dict({"attempts": 9}) == Checks(attempts=9)
+    with pytest.raises(records.Invalid, match="no_such_setting"):
+        Checks.from_dict({"attempts": 9, "no_such_setting": 1})
 
 
 @pytest.mark.parametrize("key, field", [("wait-to-retire", "wait_to_retire"), ("attempts", "attempts"),

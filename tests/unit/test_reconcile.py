@@ -73,7 +73,7 @@ def test_every_derived_thing_is_put_back(host):
 
 def test_a_release_left_running_by_a_cut_off_deploy_is_failed_and_retired(host):
     with apps.lock("web"):
-        release = releases.new("web", "c" * 40, "i", "Deploy c", {}, release_id=3)
+        release = releases.new("web", "c" * 40, "localhost/podku/web:r3", "Deploy c", {}, release_id=3)
         deploy.swap.install_units(release)
     host.manager.start("web-r3.socket")
     fixed = reconcile.reconcile(apps.load("web"))

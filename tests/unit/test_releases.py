@@ -7,7 +7,7 @@ from podku.releases import Release
 
 
 def make(app="web", **overrides):
-    values = dict(rev="a" * 40, image="localhost/podku/web:r1", description="Deploy aaaaaaa",
+    values = dict(rev="a" * 40, image=f"localhost/podku/{app}:r1", description="Deploy aaaaaaa",
                   config={"A": "1"})
     values.update(overrides)
     return releases.new(app, **values)
@@ -31,14 +31,14 @@ def test_next_id_of_an_app_without_releases_is_1(home):
 
 def test_next_id_follows_the_highest_id_not_the_count(home):
     release = make()
-    releases.save(Release(app="web", id=9, rev="b", image="i", description="d"))
+    releases.save(Release(app="web", id=9, rev="b", image="localhost/podku/web:r1", description="d"))
     assert release.id == 1
     assert releases.next_id("web") == 10
 
 
 def test_all_of_lists_newest_first_numerically(home):
     for number in (1, 2, 10, 3):
-        releases.save(Release(app="web", id=number, rev="r", image="i", description=f"v{number}"))
+        releases.save(Release(app="web", id=number, rev="r", image="localhost/podku/web:r1", description=f"v{number}"))
     assert [r.id for r in releases.all_of("web")] == [10, 3, 2, 1]
 
 
@@ -79,7 +79,7 @@ def test_loading_a_missing_release_is_a_usage_error(home):
 
 
 def test_unit_and_container_names():
-    release = Release(app="my-app", id=12, rev="r", image="i", description="d")
+    release = Release(app="my-app", id=12, rev="r", image="localhost/podku/web:r1", description="d")
     assert release.unit == "my-app-r12"
     assert release.container == "podku-my-app-r12"
 
@@ -100,19 +100,19 @@ def test_with_outcome_is_a_copy(home):
                                              (releases.LIVE, True), (releases.DRAINING, True),
                                              (releases.RETIRED, True)])
 def test_was_live(outcome, served):
-    release = Release(app="a", id=1, rev="r", image="i", description="d", outcome=outcome)
+    release = Release(app="a", id=1, rev="r", image="localhost/podku/web:r1", description="d", outcome=outcome)
     assert releases.was_live(release) is served
 
 
 def test_a_socket_app_release_has_a_socket_and_a_service():
-    release = Release(app="web", id=2, rev="r", image="i", description="d")
+    release = Release(app="web", id=2, rev="r", image="localhost/podku/web:r1", description="d")
     assert release.port is None
     assert release.units == ["web-r2.socket", "web-r2.service"]
     assert release.app_unit == "web-r2.service"
 
 
 def test_a_port_app_release_also_has_an_app_unit():
-    release = Release(app="web", id=2, rev="r", image="i", description="d", port=8080)
+    release = Release(app="web", id=2, rev="r", image="localhost/podku/web:r1", description="d", port=8080)
     assert release.units == ["web-r2.socket", "web-r2.service", "web-r2-app.service"]
     assert release.app_unit == "web-r2-app.service"
 
@@ -123,9 +123,9 @@ def test_the_port_is_kept_in_the_record(home):
 
 
 def test_environment_file_has_the_config_and_who_the_release_is(home):
-    release = releases.Release(app="web", id=3, rev="abc", image="img", description="d",
+    release = releases.Release(app="web", id=3, rev="abc", image="localhost/podku/web:r1", description="d",
                                config={"B": "2", "A": "x y"})
     assert release.environment_file() == "A=x y\nB=2\nPODKU_APP=web\nPODKU_RELEASE=3\n"
     assert release.units == ["web-r3.socket", "web-r3.service"]
-    assert releases.Release(app="web", id=3, rev="abc", image="img", description="d", port=8000).units[-1] \
-        == "web-r3-app.service"
+    bridged = releases.Release(app="web", id=3, rev="abc", image="localhost/podku/web:r1", description="d", port=8000)
+    assert bridged.units[-1] == "web-r3-app.service"

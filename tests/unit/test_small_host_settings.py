@@ -160,7 +160,7 @@ def test_an_idle_timeout_puts_a_proxy_in_front_of_an_fd3_app(host, capsys):
 
 def test_old_release_records_still_load(home):
     fakes.new_app()
-    releases.new("web", "a" * 40, "img", "old", {})
+    releases.new("web", "a" * 40, "localhost/podku/web:r1", "old", {})
     path = apps.load("web").paths.release_record(1)
     text = path.read_text()
     for key in ("resources", "mounts", "idle_timeout"):

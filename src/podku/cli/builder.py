@@ -25,7 +25,7 @@ def builder_set(app: str, name: str) -> None:
 def builder_report(app: str) -> None:
     """The app's selected and detected builder, and the host's index settings."""
     current = apps.load(app)
-    click.echo(f"=====> {app} builder information")
+    output.echo(f"=====> {app} builder information")
     output.field("Builder selected", builders.selected(app) or "")
     output.field("Builder detected", _detected(current))
     for key, value in sorted(builders.global_settings().items()):

@@ -79,13 +79,13 @@ def domains_report(app: str | None, global_: bool) -> None:
     """The app's names, or (--global) the host-wide domain and TLS mode."""
     current = settings.load()
     if global_:
-        click.echo("=====> Global domains information")
+        output.echo("=====> Global domains information")
     elif app is None:
         raise UsageError("domains:report needs an app (or --global)")
     else:
         apps.load(podku_names.app_name(app))
         names = domains.names_of(app, current)
-        click.echo(f"=====> {app} domains information")
+        output.echo(f"=====> {app} domains information")
         output.field("Domains app enabled", str(bool(names)).lower())
         output.field("Domains app vhosts", " ".join(names))
     output.field("Domains global enabled", "true")
@@ -109,9 +109,9 @@ def certs_report(app: str) -> None:
     """The certificates Caddy holds for the app's names: issuer, names, expiry."""
     apps.load(app)
     current = settings.load()
-    click.echo(f"=====> {app} certificates (TLS {current.tls})")
+    output.echo(f"=====> {app} certificates (TLS {current.tls})")
     for name in domains.names_of(app, current):
-        click.echo(certs.describe(name))
+        output.echo(certs.describe(name))
 
 
 # Run by install.sh only (hidden, so never over ssh): a push key may not switch the CA.

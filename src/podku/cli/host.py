@@ -76,10 +76,10 @@ def _change_mounts(app: str, description: str, after: list[str]) -> None:
 def storage_list(app: str) -> None:
     """The app's mounts."""
     apps.load(app)
-    click.echo(f"=====> {app} volume bind-mounts")
+    output.echo(f"=====> {app} volume bind-mounts")
     for entry in storage.mounts(app):
         name, _, path = entry.partition(":")
-        click.echo(f"{storage.directory(name)}:{path}")
+        output.echo(f"{storage.directory(name)}:{path}")
 
 
 # --- resources --------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def resource_clear(app: str) -> None:
 def resource_report(app: str) -> None:
     """The app's limits: its own, the defaults, and what its live release runs with."""
     current = apps.load(app)
-    click.echo(f"=====> {app} resource information")
+    output.echo(f"=====> {app} resource information")
     output.field("Own limits", _describe(resources.app_limits(app).to_dict()) or "-")
     output.field("Default limits", _describe(resources.global_defaults().to_dict()))
     if current.live_release is not None:

@@ -59,9 +59,9 @@ def apps_destroy(app: str, force: bool) -> None:
 @command("apps:list")
 def apps_list() -> None:
     """List the apps."""
-    click.echo("=====> My Apps")
+    output.echo("=====> My Apps")
     for name in apps.all_names():
-        click.echo(name)
+        output.echo(name)
 
 
 @command("urls")
@@ -71,7 +71,7 @@ def urls(app: str) -> None:
     apps.load(app)
     current = settings.load()
     for name in domains.names_of(app, current):
-        click.echo(current.url(name))
+        output.echo(current.url(name))
 
 
 @command("domains:set-global")
@@ -95,11 +95,11 @@ def domains_set_global(domain: str, http_port: int | None) -> None:
 def releases_list(app: str) -> None:
     """The app's releases, newest first."""
     current = apps.load(app).live_release
-    click.echo(f"=====> {app} releases")
+    output.echo(f"=====> {app} releases")
     for release in releases.all_of(app):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(release.created))
         marker = "*" if release.id == current else " "
-        click.echo(f"{marker} v{release.id:<4} {when}  {release.outcome:<8} {release.rev[:7]}  {release.description}")
+        output.echo(f"{marker} v{release.id:<4} {when}  {release.outcome:<8} {release.rev[:7]}  {release.description}")
 
 
 @command("releases:set")
@@ -156,9 +156,9 @@ def ps_retire(app: str, release: int) -> None:
 def config_show(app: str) -> None:
     """The app's config."""
     apps.load(app)
-    click.echo(f"=====> {app} env vars")
+    output.echo(f"=====> {app} env vars")
     for key, value in sorted(apps.config(app).items()):
-        click.echo(f"{key + ':':<20}{output.printable(value)}")
+        output.echo(f"{key + ':':<20}{output.printable(value)}")
 
 
 @command("config:get")
@@ -170,7 +170,7 @@ def config_get(app: str, key: str) -> None:
     values = apps.config(app)
     if key not in values:
         raise PodkuError(f"{key} is not set for {app}")
-    click.echo(output.printable(values[key]))
+    output.echo(output.printable(values[key]))
 
 
 @command("config:set")
@@ -212,7 +212,7 @@ def _change_config(app: str, change, description: str, no_restart: bool) -> None
 def checks_report(app: str) -> None:
     """The app's health check settings."""
     checks = apps.load(app).health_checks
-    click.echo(f"=====> {app} checks information")
+    output.echo(f"=====> {app} checks information")
     for key, value in checks.to_dict().items():
         output.field("Checks " + key.replace("_", " "), value)
 
@@ -298,7 +298,7 @@ def ssh_keys_remove(name: str) -> None:
 def ssh_keys_list() -> None:
     """The names of the authorised keys."""
     for name in sshkeys.names():
-        click.echo(name)
+        output.echo(name)
 
 
 @command("internal:wait-port", hidden=True)
@@ -331,7 +331,7 @@ def doctor(app: str | None, quiet: bool) -> None:
 @click.pass_context
 def help_command(ctx: click.Context) -> None:
     """This list of commands."""
-    click.echo(cli.get_help(ctx.parent or ctx))
+    output.echo(cli.get_help(ctx.parent or ctx))
 
 
 @command("git-hook", hidden=True)

@@ -40,9 +40,9 @@ def ps_scale(app: str, assignments: tuple[str, ...]) -> None:
             current = current.updated(scale={**current.scale, **changes})
             apps.save(current)
             _reconcile(current)
-    click.echo(f"=====> {app} scale")
+    output.echo(f"=====> {app} scale")
     for name, count in processes.scale_of(current, live).items():
-        click.echo(f"{name + ':':<20}{count}")
+        output.echo(f"{name + ':':<20}{count}")
 
 
 @command("ps:report")
@@ -54,7 +54,7 @@ def ps_report(app: str | None) -> None:
 
 
 def _report(current: apps.App) -> None:
-    click.echo(f"=====> {current.name} ps information")
+    output.echo(f"=====> {current.name} ps information")
     if current.live_release is None:
         output.field("Status", "not deployed")
         return
@@ -69,7 +69,7 @@ def _report(current: apps.App) -> None:
         shown = output.printable(" ".join(argv))[:200] if argv else "(the image's command)"
         output.field("Process " + name, f"scale {count}: {shown}")
     for unit, state in processes.report(current, live):
-        click.echo(f"       {unit + ':':<40}{state}")
+        output.echo(f"       {unit + ':':<40}{state}")
 
 
 @command("ps:stop")
@@ -103,9 +103,9 @@ def cron_list(app: str) -> None:
     """The live release's cron entries and their timers."""
     current = apps.load(app)
     live = deploy.live_release(current)
-    click.echo(f"=====> {app} cron tasks")
+    output.echo(f"=====> {app} cron tasks")
     for item in cron.entries(live.app_json):
-        click.echo(f"{item.id:<4}{item.schedule:<20}{output.printable(item.command)[:200]}")
+        output.echo(f"{item.id:<4}{item.schedule:<20}{output.printable(item.command)[:200]}")
 
 
 @command("cron:run")

@@ -1,11 +1,11 @@
 """Host-wide settings: the global domain, the proxy's ports and how HTTPS certificates are got."""
 
 import ipaddress
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from podku import names
 from podku.errors import UsageError
-from podku.host import paths, state
+from podku.host import paths, records, state
 
 DEFAULT_DOMAIN = "podku.localhost"
 TLS_MODES = ("auto", "internal", "off")
@@ -56,10 +56,20 @@ class Settings:
         return self.url(self.app_host(app))
 
 
+# podku.json: the domain and ports reach Caddy's config, the unit and every app's name.
+RECORD = records.record({
+    "domain": records.Field(records.validated(names.domain)),
+    "http_port": records.Field(records.integer(1, 65535)),
+    "https_port": records.Field(records.integer(1, 65535)),
+    "tls": records.Field(records.one_of(*TLS_MODES)),
+    "acme_email": records.Field(records.text(254, r"([^@\s]+@[^@\s]+)?", "an email address")),
+    "acme_ca": records.Field(records.text(2048, r"(https://[!-~]+)?", "an https:// URL")),
+    "acme_ca_root": records.Field(records.text(4096, r"(/[!-~]*)?", "an absolute path")),
+})
+
+
 def load() -> Settings:
-    data = state.read_json(paths.SETTINGS, {})
-    known = {field.name for field in fields(Settings)}
-    return Settings(**{key: value for key, value in data.items() if key in known})
+    return Settings(**records.read(paths.SETTINGS, RECORD, {}))
 
 
 def validate(settings: Settings) -> Settings:
@@ -80,4 +90,5 @@ def validate(settings: Settings) -> Settings:
 
 
 def save(settings: Settings) -> None:
-    state.write_json(paths.SETTINGS, asdict(validate(settings)))
+    data = asdict(validate(settings))
+    state.write_json(paths.SETTINGS, records.validate(data, RECORD, paths.SETTINGS))

@@ -77,7 +77,7 @@ def read_json(path: Path, default: Any = None) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return default
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: nested too deeply
         raise StateCorrupt(f"the state file {path} is corrupt ({error}): "
                            "restore it from a backup or remove it") from error
 

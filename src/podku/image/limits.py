@@ -3,12 +3,11 @@
 Defaults fit a 1 GB host; an operator may override any of them in ~/.config/podku/limits.json:
 {"build_timeout": 1800, "build_memory": "768M", "build_tasks": 512, "push_max_bytes": 536870912}."""
 
-import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from podku.errors import PodkuError
-from podku.host import paths
+from podku.host import paths, records, state
 
 LIMITS_FILE_NAME = "limits.json"
 
@@ -39,16 +38,24 @@ class Limits:
             raise LimitsError(f"{LIMITS_FILE_NAME}: build_memory must look like 768M or 2G")
 
 
+# Upper bounds too: a limit is there to bound what one push may cost.
+MAX_BUILD_TIMEOUT = 6 * 3600
+MAX_BUILD_TASKS = 65536
+MAX_PUSH_BYTES = 64 * 1024 ** 3
+RECORD = records.record({
+    "build_timeout": records.Field(records.integer(1, MAX_BUILD_TIMEOUT)),
+    "build_memory": records.Field(records.text(16, MEMORY_SIZE.pattern, "a size like 768M or 2G")),
+    "build_tasks": records.Field(records.integer(1, MAX_BUILD_TASKS)),
+    "push_max_bytes": records.Field(records.integer(1, MAX_PUSH_BYTES)),
+})
+
+
 def load() -> Limits:
     """The limits in force: the defaults, overridden by what the limits file sets."""
     path = paths.CONFIG / LIMITS_FILE_NAME
     try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        return Limits()
-    except (OSError, ValueError) as error:
+        return Limits(**records.read(path, RECORD, {}))
+    except state.StateCorrupt as error:
+        raise LimitsError(str(error)) from error
+    except OSError as error:
         raise LimitsError(f"cannot read {path}: {error}") from error
-    known = {field.name for field in fields(Limits)}
-    if not isinstance(values, dict) or set(values) - known:
-        raise LimitsError(f"{path}: expected an object with some of {', '.join(sorted(known))}")
-    return Limits(**values)

@@ -9,6 +9,7 @@ import re
 import shlex
 
 from podku.errors import UsageError
+from podku.host import templates
 
 MAX_TYPES = 20  # process types in one Procfile, `release` included
 MAX_LINE_CHARS = 4096
@@ -105,10 +106,10 @@ def split_command(command: object, what: str) -> list[str]:
     return argv
 
 
-def exec_args(argv: list[str]) -> str:
+def exec_args(argv: list[str]) -> templates.Quoted:
     """Arguments for a unit's ExecStart= line, each quoted so that systemd passes it on
     literally: no `%` specifier, `$` variable, `;` separator or escape is interpreted."""
-    return "".join(" " + systemd_quote(arg) for arg in argv)
+    return templates.Quoted("".join(" " + systemd_quote(arg) for arg in argv))
 
 
 def systemd_quote(arg: str) -> str:

@@ -10,7 +10,7 @@ inner socket that systemd hands to the app as fd 3. `0` means never (the default
 import re
 
 from podku.errors import UsageError
-from podku.host import paths, state
+from podku.host import paths, records, state  # releases imports this module too
 
 FILE_NAME = "idle.json"
 GLOBAL_FILE_NAME = "idle.json"
@@ -35,6 +35,16 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
+def recorded_seconds(value: object) -> int:
+    """An idle timeout as recorded: 0 (never), or MIN_SECONDS to MAX_SECONDS."""
+    if value != 0 or type(value) is not int:
+        records.integer(MIN_SECONDS, MAX_SECONDS)(value)
+    return value  # type: ignore[return-value]
+
+
+RECORD = records.record({"idle_timeout": records.Field(recorded_seconds, required=True)})
+
+
 def _app_file(app: str):
     return paths.AppPaths(app).root / FILE_NAME
 
@@ -44,28 +54,32 @@ def _global_file():
 
 
 def app_setting(app: str) -> int | None:
-    return state.read_json(_app_file(app), {}).get("idle_timeout")
+    return records.read(_app_file(app), RECORD, {}).get("idle_timeout")
 
 
 def global_default() -> int:
-    return int(state.read_json(_global_file(), {}).get("idle_timeout", 0))
+    return records.read(_global_file(), RECORD, {}).get("idle_timeout", 0)
 
 
 def timeout(app: str) -> int:
     """The idle timeout a new release of `app` gets, in seconds (0: never idle)."""
     own = app_setting(app)
-    return int(own) if own is not None else global_default()
+    return own if own is not None else global_default()
 
 
-def save_app(app: str, seconds: int | None) -> None:
-    if seconds is None:
+def save_app(app: str, timeout_seconds: int | None) -> None:
+    if timeout_seconds is None:
         _app_file(app).unlink(missing_ok=True)
     else:
-        state.write_json(_app_file(app), {"idle_timeout": seconds})
+        _save(_app_file(app), timeout_seconds)
 
 
-def save_global(seconds: int) -> None:
-    state.write_json(_global_file(), {"idle_timeout": seconds})
+def save_global(timeout_seconds: int) -> None:
+    _save(_global_file(), timeout_seconds)
+
+
+def _save(path, timeout_seconds: int) -> None:
+    state.write_json(path, records.validate({"idle_timeout": timeout_seconds}, RECORD, path))
 
 
 def describe(seconds: int) -> str:

@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from podku.errors import UsageError
-from podku.host import paths, state
+from podku.host import paths, records, state
 from podku.host.commands import run
 
 DEFAULT_MEMORY = 256 * 1024 ** 2
@@ -101,10 +101,19 @@ def _app_file(app: str):
     return paths.AppPaths(app).root / FILE_NAME
 
 
+MAX_MEMORY = 2 ** 50  # parse_size allows four times the host's memory: a record is read anywhere
+MAX_CPUS = 1024
+# resources.json (an app's and the host's) and a release's `resources`: null means unset.
+RECORD = records.record({
+    "memory": records.Field(records.optional(records.integer(MIN_MEMORY, MAX_MEMORY))),
+    "cpus": records.Field(records.optional(records.number(0.01, MAX_CPUS))),
+    "pids": records.Field(records.optional(records.integer(16, MAX_PIDS))),
+})
+
+
 def _read(path) -> Limits:
-    data = state.read_json(path, {})
-    known = {key: data[key] for key in ("memory", "cpus", "pids") if data.get(key) is not None}
-    return Limits(**known)
+    data = records.read(path, RECORD, {})
+    return Limits(**{key: value for key, value in data.items() if value is not None})
 
 
 def global_defaults() -> Limits:
@@ -122,11 +131,15 @@ def effective(app: str) -> dict:
 
 
 def save_app(app: str, limits: Limits) -> None:
-    state.write_json(_app_file(app), limits.to_dict())
+    _save(_app_file(app), limits)
 
 
 def save_global(limits: Limits) -> None:
-    state.write_json(_global_file(), limits.to_dict())
+    _save(_global_file(), limits)
+
+
+def _save(path, limits: Limits) -> None:
+    state.write_json(path, records.validate(limits.to_dict(), RECORD, path))
 
 
 def clear_app(app: str) -> None:

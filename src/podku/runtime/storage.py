@@ -12,7 +12,7 @@ import re
 
 from podku import names
 from podku.errors import UsageError
-from podku.host import paths, state
+from podku.host import paths, records, state
 
 FILE_NAME = "storage.json"
 CONTAINER_PATH = re.compile(r"/[A-Za-z0-9._@+=~/-]{1,4095}")
@@ -77,9 +77,13 @@ def _app_file(app: str):
     return paths.AppPaths(app).root / FILE_NAME
 
 
+# storage.json and a release's `mounts`: NAME:/container/path each, as parse_mount reads them.
+RECORD = records.list_of(records.validated(parse_mount), MAX_MOUNTS)
+
+
 def mounts(app: str) -> list[str]:
     """The app's mounts, as NAME:/container/path, in the order they were added."""
-    return [f"{name}:{path}" for name, path in (parse_mount(text) for text in state.read_json(_app_file(app), []))]
+    return records.read(_app_file(app), RECORD, [])
 
 
 def with_mount(app: str, text: str) -> list[str]:
@@ -103,7 +107,7 @@ def without_mount(app: str, text: str) -> list[str]:
 
 
 def save_mounts(app: str, entries: list[str]) -> None:
-    state.write_json(_app_file(app), entries)
+    state.write_json(_app_file(app), records.validate(entries, RECORD, _app_file(app)))
 
 
 def podman_flags(recorded: list[str]) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from podku import names, output
 from podku.errors import UsageError
-from podku.host import paths, state
+from podku.host import paths, records, state
 from podku.image import baseimages
 from podku.image.baseimages import Base
 from podku.image.builders import containerfile, settings
@@ -41,7 +41,7 @@ MARKER_FILES = tuple(marker for builder in REGISTRY for marker in builder.marker
 # builder:set and builder:set-global, re-exported for the commands
 app_settings_path, global_settings, global_key = settings.app_settings_path, settings.global_settings, \
     settings.global_key
-index_url, selected, set_global = settings.index_url, settings.selected, settings.set_global
+index_url, set_global, global_record = settings.index_url, settings.set_global, settings.global_record
 
 
 def bases(name: str = "all") -> list[Base]:
@@ -78,8 +78,18 @@ def builder_name(value: str) -> str:
     return value
 
 
+def app_record() -> records.Check:
+    return records.record({"builder": records.Field(records.one_of(*BUILDERS))})
+
+
+def selected(app: str) -> str | None:
+    return records.read(app_settings_path(app), app_record(), {}).get("builder")
+
+
 def set_selected(app: str, value: str) -> None:
-    settings.set_selected(app, builder_name(value))
+    builder_name(value)
+    data = {} if value == AUTO else {"builder": value}
+    state.write_json(app_settings_path(app), records.validate(data, app_record(), app_settings_path(app)))
 
 
 # --- rendering ----------------------------------------------------------------------------

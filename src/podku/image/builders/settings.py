@@ -7,7 +7,7 @@ import urllib.parse
 from pathlib import Path
 
 from podku.errors import UsageError
-from podku.host import paths, state
+from podku.host import paths, records, state
 from podku.image.builders.base import shown
 
 AUTO = "auto"
@@ -23,12 +23,12 @@ def global_settings_path() -> Path:
     return paths.CONFIG / "builders.json"
 
 
-def selected(app: str) -> str | None:
-    return state.read_json(app_settings_path(app), {}).get("builder")
+def global_record() -> records.Check:
+    return records.record({key: records.Field(records.validated(index_url)) for key in GLOBAL_KEYS})
 
 
 def global_settings() -> dict[str, str]:
-    return state.read_json(global_settings_path(), {})
+    return records.read(global_settings_path(), global_record(), {})
 
 
 def global_key(key: str) -> str:
@@ -56,12 +56,7 @@ def set_global(key: str, value: str | None) -> None:
         current.pop(key, None)
     else:
         current[key] = index_url(value)
-    state.write_json(global_settings_path(), current)
-
-
-def set_selected(app: str, value: str) -> None:
-    """`value` is a builder's name (checked by the caller against the registry) or auto."""
-    state.write_json(app_settings_path(app), {} if value == AUTO else {"builder": value})
+    state.write_json(global_settings_path(), records.validate(current, global_record(), global_settings_path()))
 
 
 def build_args(keys: tuple[str, ...]) -> list[str]:

@@ -1,0 +1,88 @@
+"""Every record file of a staged backup, read through the schema its load uses, before
+`backup:import` places anything: a crafted field (a line for a unit, a name that becomes a
+path) refuses the whole archive. Files that are no record podku keeps are refused too."""
+
+import json
+from pathlib import Path
+
+from podku import appjson, apps, domains, releases, sshkeys
+from podku.errors import UsageError
+from podku.host import records
+from podku.image import builders, limits
+from podku.runtime import idle, resources, storage
+
+# An app's state directory: its record, then its settings (each with its schema), and the
+# marker backup:import writes itself (checked all the same).
+APP_RECORDS: dict[str, records.Check] = {
+    "config.json": records.environment,
+    "domains.json": domains.RECORD,
+    "resources.json": resources.RECORD,
+    "storage.json": storage.RECORD,
+    "idle.json": idle.RECORD,
+    "builder.json": builders.app_record(),
+    "restored-live.json": records.record({"live_release": records.Field(records.optional(records.RELEASE_ID))}),
+}
+HOST_RECORDS: dict[str, records.Check] = {
+    "limits.json": limits.RECORD,
+    "resources.json": resources.RECORD,
+    "idle.json": idle.RECORD,
+    "builders.json": builders.global_record(),
+}
+
+
+def check_staged(staging: Path, app_names: list[str]) -> None:
+    """Raise RecordInvalid (a StateCorrupt) naming the member and the field of the first
+    record podku would not have written."""
+    for name in app_names:
+        check_app(staging / "state" / name, name, staging)
+    for name, check in HOST_RECORDS.items():
+        _check_file(staging / "config" / name, check, staging)
+    keys = staging / "ssh" / "authorized_keys"
+    if keys.is_file():
+        sshkeys.checked_names(keys.read_text(errors="surrogateescape"), _member(keys, staging))
+
+
+def check_app(directory: Path, app: str, staging: Path) -> None:
+    for entry in sorted(directory.iterdir()):
+        if _never_read(entry):
+            continue
+        if entry.name == "releases" and entry.is_dir():
+            _check_releases(entry, app, staging)
+        elif entry.name == "app.json" and entry.is_file():
+            apps.from_record(records.read_json(entry), app, _member(entry, staging))
+        elif entry.name in APP_RECORDS and entry.is_file():
+            _check_file(entry, APP_RECORDS[entry.name], staging)
+        else:
+            raise records.RecordInvalid(f"{_member(entry, staging)} is not a record podku keeps")
+    if not (directory / "app.json").is_file():
+        raise records.RecordInvalid(f"{_member(directory, staging)} has no app.json")
+
+
+def _check_releases(directory: Path, app: str, staging: Path) -> None:
+    for entry in sorted(directory.iterdir()):
+        if _never_read(entry):
+            continue
+        stem = entry.name.removesuffix(".json")
+        if not (entry.is_file() and entry.name.endswith(".json") and releases.is_id(stem)):
+            raise records.RecordInvalid(f"{_member(entry, staging)} is not a release record")
+        where = _member(entry, staging)
+        release = releases.from_record(records.read_json(entry), app, int(stem), where)
+        try:  # what a deploy checked when the release was made, checked again
+            appjson.parse(json.dumps(release.app_json))
+        except UsageError as error:
+            raise records.RecordInvalid(f"the state file {where} is invalid: field app_json: {error}") from None
+
+
+def _never_read(entry: Path) -> bool:
+    """The lock, and what a write cut short leaves (state.write_atomic's `.NAME.*`): files
+    podku never reads."""
+    return entry.is_file() and (entry.name == "lock" or entry.name.startswith("."))
+
+
+def _check_file(path: Path, check: records.Check, staging: Path) -> None:
+    if path.exists():
+        records.validate(records.read_json(path), check, _member(path, staging))
+
+
+def _member(path: Path, staging: Path) -> str:
+    return f"{path.relative_to(staging)} (in the backup)"
