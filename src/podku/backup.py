@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from podku import __version__, apps, deploy, domains, names, output, recordfiles, releases, sshkeys
+from podku import __version__, apps, deploy, domains, names, output, releases, sshkeys, stores
 from podku.errors import PodkuError, UsageError
 from podku.host import paths, state
 from podku.host.commands import reading, run
@@ -46,7 +46,7 @@ MAGIC = "podku-backup"
 VERSION = 1
 MANIFEST, END, STORAGE_TAR = "MANIFEST", "END", "storage.tar"
 # The host-wide settings (an app's own live in its state): taken only with --with-host-settings.
-CONFIG_FILES = ("limits.json", "resources.json", "idle.json", "builders.json")
+CONFIG_FILES = tuple(stores.HOST_STORES)
 SKIPPED_STATE = ("lock",)
 MAX_MEMBER_BYTES = 8 * 1024 ** 3
 MAX_TOTAL_BYTES = 64 * 1024 ** 3
@@ -503,7 +503,7 @@ def _check_staged_records(staging: Path, app_names: list[str]) -> None:
     """Every staged record through the schema its load uses, before anything is placed: a
     crafted field (a line for a unit, a name that becomes a path) refuses the archive."""
     try:
-        recordfiles.check_staged(staging, app_names)
+        stores.check_staged(staging, app_names)
     except state.StateCorrupt as error:
         raise BackupError(f"refused: {error}") from None
 

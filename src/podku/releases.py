@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
-from podku import names, naming
+from podku import names, naming, runtime
 from podku.errors import UsageError
 from podku.host import paths, records, state
 from podku.image import procfile
@@ -94,7 +94,7 @@ class Release:
     def podman_flags(self) -> list[str]:
         """What every container of the release gets from its runtime settings: its limits
         and its storage mounts."""
-        return [*resources.podman_flags(self.resources), *storage.podman_flags(self.mounts)]
+        return runtime.podman_flags(self.resources, self.mounts)
 
     def environment_file(self) -> str:
         """The app's environment in podman's --env-file format: its config and who it is.
@@ -215,8 +215,7 @@ def new(app: str, rev: str, image: str, description: str, config: dict[str, str]
                       rev=rev, image=image, description=description,
                       config=dict(config), app_json=dict(app_json or {}), port=port,
                       processes=dict(processes or {}),
-                      resources=resources.effective(app), mounts=storage.mounts(app),
-                      idle_timeout=idle.timeout(app))
+                      **runtime.snapshot(app))
     save(release)
     return release
 

@@ -1,6 +1,9 @@
-"""Every record file of a staged backup, read through the schema its load uses, before
-`backup:import` places anything: a crafted field (a line for a unit, a name that becomes a
-path) refuses the whole archive. Files that are no record podku keeps are refused too."""
+"""The settings podku keeps, in one table: each per-app and host-wide store's file, the
+schema its load uses, and what it holds. backup:export carries them, backup:import checks
+every staged one through its schema before anything is placed (a crafted field, a line for
+a unit or a name that becomes a path, refuses the whole archive), and an app's stores live
+in its state directory, so apps:destroy and a rename move or remove them with it. A new
+store joins all of these by its line here."""
 
 import json
 from pathlib import Path
@@ -11,22 +14,25 @@ from podku.host import records
 from podku.image import builders, limits
 from podku.runtime import idle, resources, storage
 
-# An app's state directory: its record, then its settings (each with its schema), and the
-# marker backup:import writes itself (checked all the same).
-APP_RECORDS: dict[str, records.Check] = {
-    "config.json": records.environment,
-    "domains.json": domains.RECORD,
-    "resources.json": resources.RECORD,
-    "storage.json": storage.RECORD,
-    "idle.json": idle.RECORD,
-    "builder.json": builders.app_record(),
-    "restored-live.json": records.record({"live_release": records.Field(records.optional(records.RELEASE_ID))}),
+# An app's state directory (beside its record, app.json, and its releases/): its settings,
+# and the marker backup:import writes itself (checked all the same).
+APP_STORES: dict[str, tuple[records.Check, str]] = {
+    "config.json": (records.environment, "the environment (config:set)"),
+    "domains.json": (domains.RECORD, "the names it answers to (domains:add)"),
+    "resources.json": (resources.RECORD, "memory, CPU and task limits (resource:limit)"),
+    "storage.json": (storage.RECORD, "storage mounts (storage:mount)"),
+    "idle.json": (idle.RECORD, "the idle timeout (ps:set idle-timeout)"),
+    "builder.json": (builders.app_record(), "the builder it is pinned to (builder:set)"),
+    "restored-live.json": (records.record({"live_release": records.Field(records.optional(records.RELEASE_ID))}),
+                           "the release a backup:import deploys"),
 }
-HOST_RECORDS: dict[str, records.Check] = {
-    "limits.json": limits.RECORD,
-    "resources.json": resources.RECORD,
-    "idle.json": idle.RECORD,
-    "builders.json": builders.global_record(),
+# ~/.config/podku: the host's defaults and bounds (podku.json, the host's own domain and
+# ports, never travels: a new host keeps its own).
+HOST_STORES: dict[str, tuple[records.Check, str]] = {
+    "limits.json": (limits.RECORD, "build and push bounds (by hand)"),
+    "resources.json": (resources.RECORD, "default limits (resource:limit --global)"),
+    "idle.json": (idle.RECORD, "the default idle timeout (ps:set --global)"),
+    "builders.json": (builders.global_record(), "package index and registry (builder:set-global)"),
 }
 
 
@@ -35,7 +41,7 @@ def check_staged(staging: Path, app_names: list[str]) -> None:
     record podku would not have written."""
     for name in app_names:
         check_app(staging / "state" / name, name, staging)
-    for name, check in HOST_RECORDS.items():
+    for name, (check, _what) in HOST_STORES.items():
         _check_file(staging / "config" / name, check, staging)
     keys = staging / "ssh" / "authorized_keys"
     if keys.is_file():
@@ -50,8 +56,8 @@ def check_app(directory: Path, app: str, staging: Path) -> None:
             _check_releases(entry, app, staging)
         elif entry.name == "app.json" and entry.is_file():
             apps.from_record(records.read_json(entry), app, _member(entry, staging))
-        elif entry.name in APP_RECORDS and entry.is_file():
-            _check_file(entry, APP_RECORDS[entry.name], staging)
+        elif entry.name in APP_STORES and entry.is_file():
+            _check_file(entry, APP_STORES[entry.name][0], staging)
         else:
             raise records.RecordInvalid(f"{_member(entry, staging)} is not a record podku keeps")
     if not (directory / "app.json").is_file():
