@@ -230,7 +230,7 @@ def build_network(unit: str, seconds: int) -> Iterator[str]:
     try:
         run(["podman", "run", "--detach", "--rm", "--replace", "--name", name, f"--network={BUILD_NETWORK}",
              "--timeout", str(seconds), "--read-only", "--cap-drop=all", "--security-opt=no-new-privileges",
-             "--pids-limit=8", "--label", f"{NETWORK_LABEL}={unit}", NETWORK_HOLDER_IMAGE, "sleep", "infinity"])
+             "--pids-limit=8", "--label", f"{NETWORK_LABEL}={unit}", NETWORK_HOLDER_IMAGE, "sleep", str(seconds)])
         sandbox = run(["podman", "inspect", "--format", "{{.NetworkSettings.SandboxKey}}", name]).stdout.strip()
         if not sandbox.startswith("/"):
             raise PodkuError(f"container {name} has no network namespace")

@@ -91,6 +91,7 @@ def test_runs_join_a_slirp_network_without_host_loopback_that_is_removed_after(m
     started = podman.commands("run")[0]
     assert "--network=slirp4netns:allow_host_loopback=false" in started
     assert started[started.index("--timeout") + 1] == "1860"  # ends by itself should podku die
+    assert started[-2:] == ["sleep", "1860"]
     assert started[started.index("--name") + 1] == "podku-build-web-r3-network"
     assert podman.commands("rm") == [["podman", "rm", "--force", "--ignore", "--time", "0",
                                       "podku-build-web-r3-network"]]
