@@ -17,8 +17,10 @@ DOMAIN = "podku.localhost"
 HOME = "/home/podku"
 # Every way a RUN step could reach the host's own loopback: its own 127.0.0.1 (the build's
 # namespace, not the host's), slirp4netns' gateway (the host's 127.0.0.1 unless disabled),
-# its IPv6 gateway, and the host's ask server behind it.
-LOOPBACK_PROBES = (("127.0.0.1", 22), ("10.0.2.2", 22), ("10.0.2.2", 2020), ("fd00::2", 22), ("::1", 22))
+# its IPv6 gateway, and the host's ask server behind it (on 127.0.0.1:2020, or :8 since
+# issue 14's Caddy round).
+LOOPBACK_PROBES = (("127.0.0.1", 22), ("10.0.2.2", 22), ("10.0.2.2", 2020), ("10.0.2.2", 8), ("fd00::2", 22),
+                   ("::1", 22))
 PROBE = ("import socket, sys\n"
          "reached = False\n"
          "for host, port in {probes!r}:\n"
