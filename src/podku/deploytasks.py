@@ -5,7 +5,9 @@ output streamed into the push:
   postdeploy  app.json scripts.dokku.postdeploy, after the swap: a failure is reported only
 They run on every deploy of a pushed revision, config change and ps:rebuild, not on
 ps:restart or rollback (no new code or config). Unlike Dokku, what predeploy changes in the
-container is not committed to the image. No network, like the app's own containers."""
+container is not committed to the image. No network, like the app's own containers; the
+release's limits and storage mounts, like every container of the release (a migration sees
+the app's data, and a task cannot take more of the host than the app may)."""
 
 from typing import Any
 
@@ -61,7 +63,7 @@ def run_task(release: Release, name: str, argv: list[str], env_file: str) -> Non
     podman = ["podman", "run", "--rm", "--replace", "--name", container, "--network=none",
               "--timeout", str(TASK_TIMEOUT), "--env-file", env_file,
               "--label", f"podku.app={release.app}", "--label", f"{oneoff.LABEL}={release.app}",
-              release.image, *argv]
+              *release.podman_flags(), release.image, *argv]
     try:
         stream(podman, output.detail)
     except PodkuError as error:

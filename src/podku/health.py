@@ -114,31 +114,41 @@ def _text_setting(key: str, value: object, must_start: str) -> str:
 
 
 def check(socket_path: str, host: str, checks: Checks, log=lambda line: None) -> None:
-    """Raise HealthCheckFailed unless one of the attempts gets a good answer in time."""
+    """Raise HealthCheckFailed unless one of the attempts gets a good answer in time. The
+    whole check, every attempt and wait, ends by one deadline (longest_seconds, at most
+    MAX_CHECK_SECONDS): an app that answers a byte at a time cannot hold the deploy longer."""
     if not checks.enabled:
         log("Health checks disabled: skipping")
         return
-    time.sleep(checks.initial_delay)
+    deadline = time.monotonic() + min(checks.longest_seconds, MAX_CHECK_SECONDS)
+    _sleep_until(min(time.monotonic() + checks.initial_delay, deadline))
     reason: str | None = "no attempt made"
-    deadline = time.monotonic() + MAX_CHECK_SECONDS
-    for attempt in range(1, max(checks.attempts, 1) + 1):
-        if time.monotonic() > deadline:
+    made = 0
+    attempts = max(checks.attempts, 1)
+    for attempt in range(1, attempts + 1):
+        if time.monotonic() >= deadline:
+            reason = f"{reason}; the check's time ran out"
             break
-        reason = _attempt(socket_path, host, checks)
+        made = attempt
+        reason = _attempt(socket_path, host, checks, min(time.monotonic() + checks.timeout, deadline))
         if reason is None:
             log(f"Health check {checks.path} passed (attempt {attempt}/{checks.attempts})")
             return
         log(f"Health check attempt {attempt}/{checks.attempts} failed: {reason}")
-        if attempt < checks.attempts:
-            time.sleep(checks.wait)
-    raise HealthCheckFailed(f"health check {checks.path} failed {checks.attempts} times: {reason}")
+        if attempt < attempts:
+            _sleep_until(min(time.monotonic() + checks.wait, deadline))
+    raise HealthCheckFailed(f"health check {checks.path} failed {made} times: {reason}")
 
 
-def _attempt(socket_path: str, host: str, checks: Checks) -> str | None:
-    """None when the answer is good, else why not."""
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(moment - time.monotonic(), 0))
+
+
+def _attempt(socket_path: str, host: str, checks: Checks, deadline: float) -> str | None:
+    """None when the answer is good by `deadline`, else why not."""
     try:
         status, body = unixhttp.request(socket_path, "GET", checks.path, host=host,
-                                        timeout=checks.timeout)
+                                        timeout=checks.timeout, deadline=deadline)
     except (OSError, ValueError, http.client.HTTPException) as error:
         return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     if status >= 500:

@@ -1,6 +1,6 @@
 """What the builder tests and benchmarks/deploy_time.py share: a test host made ready for
-builds without a Containerfile (the node base imported, package indexes served in its
-network namespace) and the sample apps, written and pushed as plain git repositories."""
+builds without a Containerfile (the node base imported, package indexes served next to it)
+and the sample apps, written and pushed as plain git repositories."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ sys.path.insert(0, str(HERE))
 import pkgserver  # noqa: E402
 
 PKG_PORT = 3141
+# The package server's own network namespace, linked to the test host's by a veth pair: the
+# host reaches it as a mirror on its network (builds through slirp4netns), not on loopback,
+# over HTTPS with a test CA the host trusts (pip takes plain HTTP from loopback only).
+HOST_SIDE, SERVER_SIDE = "10.199.0.1/30", "10.199.0.2/30"
+PKG_ADDRESS = SERVER_SIDE.split("/")[0]
 NODE_BASE = "localhost/podku/node:18"
 NPM_TARBALL = "https://registry.npmjs.org/is-number/-/is-number-7.0.0.tgz"
 
@@ -28,12 +33,16 @@ def node_base_tar() -> Path:
 
 
 class PackageServer:
-    """pkgserver.py serving the cached packages on the test host's loopback."""
+    """pkgserver.py serving the cached packages at PKG_ADDRESS, in a namespace of its own."""
 
     def __init__(self, machine, port: int = PKG_PORT):
         self.root = pkgserver.fetch()
-        self.process = subprocess.Popen(["ip", "netns", "exec", machine.netns, sys.executable,
-                                         str(HERE / "pkgserver.py"), "serve", str(self.root), str(port)],
+        self.netns = f"{machine.netns}-pkg"
+        link_namespace(machine.netns, self.netns)
+        cert, key = trusted_certificate(machine)
+        self.process = subprocess.Popen(["ip", "netns", "exec", self.netns, sys.executable,
+                                         str(HERE / "pkgserver.py"), "serve", str(self.root), PKG_ADDRESS,
+                                         str(port), str(cert), str(key)],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if self.process.stdout.readline().strip() != "ready":
             raise RuntimeError("the package server did not start")
@@ -41,6 +50,42 @@ class PackageServer:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+        subprocess.run(["ip", "netns", "delete", self.netns], check=False, stderr=subprocess.DEVNULL)
+
+
+def link_namespace(host_netns: str, server_netns: str) -> None:
+    """A fresh `server_netns` joined to the test host's namespace by a veth pair."""
+    subprocess.run(["ip", "netns", "delete", server_netns], check=False, stderr=subprocess.DEVNULL)
+    subprocess.run(["ip", "-n", host_netns, "link", "delete", "pkg0"], check=False, stderr=subprocess.DEVNULL)
+    for argv in (["ip", "netns", "add", server_netns],
+                 ["ip", "-n", server_netns, "link", "set", "lo", "up"],
+                 ["ip", "-n", host_netns, "link", "add", "pkg0", "type", "veth", "peer", "name", "pkg1",
+                  "netns", server_netns],
+                 ["ip", "-n", host_netns, "addr", "add", HOST_SIDE, "dev", "pkg0"],
+                 ["ip", "-n", host_netns, "link", "set", "pkg0", "up"],
+                 ["ip", "-n", server_netns, "addr", "add", SERVER_SIDE, "dev", "pkg1"],
+                 ["ip", "-n", server_netns, "link", "set", "pkg1", "up"]):
+        subprocess.run(argv, check=True)
+
+
+def trusted_certificate(machine) -> tuple[Path, Path]:
+    """(certificate, key) for PKG_ADDRESS, from a test CA the test host now trusts."""
+    directory = machine.workdir / "pkg-tls"
+    directory.mkdir(exist_ok=True)
+    cert, key, ca, ca_key = (directory / name for name in ("server.crt", "server.key", "ca.crt", "ca.key"))
+    (directory / "server.ext").write_text(f"subjectAltName=IP:{PKG_ADDRESS}\nbasicConstraints=CA:FALSE\n"
+                                          "extendedKeyUsage=serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for argv in (["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "7",
+                  "-subj", "/CN=podku test package mirror CA"],
+                 ["openssl", "req", *ec, "-keyout", key, "-out", directory / "server.csr",
+                  "-subj", f"/CN={PKG_ADDRESS}"],
+                 ["openssl", "x509", "-req", "-in", directory / "server.csr", "-CA", ca, "-CAkey", ca_key,
+                  "-CAcreateserial", "-out", cert, "-days", "7", "-extfile", directory / "server.ext"]):
+        subprocess.run([str(word) for word in argv], check=True, capture_output=True)
+    shutil.copy(ca, machine.root / "usr/local/share/ca-certificates/podku-test-packages.crt")
+    machine.run(["update-ca-certificates"])
+    return cert, key
 
 
 def prepare_host(machine) -> PackageServer:
@@ -52,8 +97,8 @@ def prepare_host(machine) -> PackageServer:
         machine.as_deploy_user(f"podman import --quiet - {NODE_BASE} < /var/tmp/podku-node-base.tar")
         target.unlink()
     server = PackageServer(machine)
-    machine.podku("builder:set-global", "pip-index-url", f"http://127.0.0.1:{PKG_PORT}/simple/")
-    machine.podku("builder:set-global", "npm-registry", f"http://127.0.0.1:{PKG_PORT}/npm/")
+    machine.podku("builder:set-global", "pip-index-url", f"https://{PKG_ADDRESS}:{PKG_PORT}/simple/")
+    machine.podku("builder:set-global", "npm-registry", f"https://{PKG_ADDRESS}:{PKG_PORT}/npm/")
     return server
 
 

@@ -1,11 +1,14 @@
 """The package indexes the builder tests need, for test hosts that have no route out.
 
-    pkgserver.py fetch            download once (cached by versions), print the directory
-    pkgserver.py serve DIR PORT   a PEP 503 index at /simple/ and an npm registry at /npm/
+    pkgserver.py fetch                    download once (cached by versions), print the directory
+    pkgserver.py serve DIR ADDRESS PORT CERT KEY
+                                          a PEP 503 index at /simple/ and an npm registry at
+                                          /npm/, over HTTPS (pip trusts plain HTTP on loopback only)
 
-`fetch` runs on this machine (it reaches PyPI and the npm registry); `serve` runs inside a
-test host's network namespace, where builds (podman build --network=host) reach it on
-127.0.0.1. Wheels are for the base image's CPython 3.11 on linux x86_64."""
+`fetch` runs on this machine (it reaches PyPI and the npm registry); `serve` runs in a
+network namespace of its own next to a test host's (builderapps.PackageServer), reached
+over a veth link like a mirror on the host's network: never on the host's loopback, which
+builds cannot reach. Wheels are for the base image's CPython 3.11 on linux x86_64."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import http.server
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +94,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                           for name in files))
 
     def packument(self, name: str) -> None:
-        base = f"http://{self.headers.get('Host', '127.0.0.1')}/npm/{name}/-/"
+        base = f"https://{self.headers.get('Host', '127.0.0.1')}/npm/{name}/-/"
         versions = {}
         for tarball in sorted((self.root / "npm").glob("*.tgz")):
             package, version = npm_name_version(tarball.name)
@@ -135,9 +139,12 @@ def npm_integrity(root: Path, spec: str) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
-def serve(root: Path, port: int) -> None:
+def serve(root: Path, address: str, port: int, cert: Path, key: Path) -> None:
     Handler.root = root
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = http.server.ThreadingHTTPServer((address, port), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
     print("ready", flush=True)
     server.serve_forever()
 
@@ -145,7 +152,7 @@ def serve(root: Path, port: int) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["fetch"]:
         print(fetch())
-    elif sys.argv[1:2] == ["serve"] and len(sys.argv) == 4:
-        serve(Path(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1:2] == ["serve"] and len(sys.argv) == 7:
+        serve(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), Path(sys.argv[5]), Path(sys.argv[6]))
     else:
         sys.exit(__doc__)

@@ -1,5 +1,5 @@
 """Apps without a Containerfile, pushed over real ssh to a booted host with no route out:
-packages come from pkgserver.py in the host's network namespace."""
+packages come from pkgserver.py, a mirror on the host's network (builderapps.PackageServer)."""
 
 import json
 import shlex

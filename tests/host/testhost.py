@@ -105,6 +105,9 @@ class TestHost:
                 raise RuntimeError(f"test host {self.name} exited while booting: {self.console_tail()}")
             if self._leader() and self.sh("systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'",
                                           check=False).returncode == 0:
+                # nspawn makes /dev/net/tun root-only; on a VPS udev makes it 0666, which
+                # rootless slirp4netns (the builds' network) needs
+                self.run(["chmod", "0666", "/dev/net/tun"])
                 return
             time.sleep(0.3)
         raise RuntimeError(f"test host {self.name} did not boot in {BOOT_TIMEOUT}s: {self.console_tail()}")

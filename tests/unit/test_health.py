@@ -1,5 +1,7 @@
+import contextlib
 import socket
 import threading
+import time
 
 import pytest
 
@@ -247,3 +249,104 @@ def test_zero_attempts_still_tries_once(http_socket):
 def test_app_json_checks_of_the_wrong_type_are_refused(check):
     with pytest.raises(UsageError, match="app.json healthchecks"):
         health.from_app_json({"healthchecks": {"web": [check]}}, health.Checks())
+
+
+# --- one deadline for the whole check, against an app that trickles its answer ----------------
+
+class Trickler:
+    """A unix-socket server that answers every request one byte every `interval` seconds,
+    for ever: each single wait is shorter than any timeout, the whole answer never ends."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000
+
+    def __init__(self, path, interval: float):
+        self.interval, self.connections = interval, 0
+        self.stopped = threading.Event()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+
+    def _trickle(self, connection: socket.socket) -> None:
+        with connection:
+            connection.recv(4096)
+            for byte in self.ANSWER:
+                if self.stopped.wait(self.interval):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return  # the client gave up: what the deadline is for
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def trickler(socket_dir):
+    servers = []
+
+    def start(interval: float) -> Trickler:
+        servers.append(Trickler(socket_dir / f"trickle{len(servers)}.sock", interval))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def elapsed(function, *args, **kwargs) -> float:
+    started = time.monotonic()
+    with contextlib.suppress(HealthCheckFailed, TimeoutError):
+        function(*args, **kwargs)
+    return time.monotonic() - started
+
+
+def test_a_request_ends_by_its_deadline_however_often_bytes_arrive(trickler, socket_dir):
+    trickler(0.05)
+    with pytest.raises(TimeoutError):
+        unixhttp.request(str(socket_dir / "trickle0.sock"), "GET", "/", timeout=1,
+                         deadline=time.monotonic() + 1)
+    assert elapsed(unixhttp.request, str(socket_dir / "trickle0.sock"), "GET", "/", timeout=1,
+                   deadline=time.monotonic() + 1) < 1.5
+
+
+def test_a_trickling_answer_fails_the_check_within_its_configured_bound(trickler, socket_dir):
+    server = trickler(0.2)  # 5 bytes a second, each well within the 1 s timeout
+    checks = Checks(attempts=3, timeout=1, wait=1)
+    assert checks.longest_seconds == 5
+    lines: list[str] = []
+    took = elapsed(health.check, str(socket_dir / "trickle0.sock"), "h", checks, log=lines.append)
+    assert 4.5 < took < 5.8, took
+    assert server.connections == 3
+    assert lines[-1] == "Health check attempt 3/3 failed: TimeoutError: timed out"
+    with pytest.raises(HealthCheckFailed, match="failed 1 times: TimeoutError"):
+        health.check(str(socket_dir / "trickle0.sock"), "h", Checks(attempts=1, timeout=1, wait=0))
+
+
+def test_the_initial_delay_and_the_waits_count_against_the_one_deadline(trickler, socket_dir, monkeypatch):
+    trickler(0.2)
+    monkeypatch.setattr(health, "MAX_CHECK_SECONDS", 2)  # the bound on every check, whatever its settings
+    checks = Checks(attempts=5, timeout=1, wait=1, initial_delay=1)
+    with pytest.raises(HealthCheckFailed, match="failed 1 times: TimeoutError.*time ran out"):
+        health.check(str(socket_dir / "trickle0.sock"), "h", checks)
+    assert elapsed(health.check, str(socket_dir / "trickle0.sock"), "h", checks) < 2.5
+
+
+def test_a_slow_answer_that_ends_within_the_timeout_still_passes(socket_dir):
+    server = Trickler(socket_dir / "slow.sock", 0.001)
+    server.ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    try:
+        health.check(str(socket_dir / "slow.sock"), "h", Checks(attempts=1, timeout=2, wait=0, content="ok"))
+    finally:
+        server.close()

@@ -1,8 +1,10 @@
 """Build: a pushed revision becomes a tagged image, built by rootless podman.
 
 The pushed tree is untrusted: it is checked out by git (gitrepo), its Containerfile is
-checked for what Debian 12's podman cannot confine (`RUN --mount`, other apps' images),
-and `podman build` runs in a transient systemd scope with a time, memory and task limit."""
+checked for what Debian 12's podman cannot confine (`RUN --mount`, other apps' images,
+`ADD` of a URL), and `podman build` runs in a transient systemd scope with a time, memory
+and task limit. Its RUN steps get a network of their own (slirp4netns without the host's
+loopback): outbound only, like any machine on the internet, never the host's own services."""
 
 import contextlib
 import errno
@@ -37,6 +39,13 @@ IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{1,64}")
 # removes its containers itself; systemd stops the whole scope this much later regardless.
 SCOPE_GRACE_SECONDS = 60
 KILL_REPEAT_SECONDS = 2
+# RUN steps join the network namespace of a small container podman gives slirp4netns
+# without host loopback: podman 4.3's build takes no slirp4netns options itself (its own
+# rootless network lets 10.0.2.2 reach the host's 127.0.0.1). 10.0.2.3 is slirp's DNS.
+BUILD_NETWORK = "slirp4netns:allow_host_loopback=false"
+BUILD_DNS = "10.0.2.3"
+NETWORK_HOLDER_IMAGE = "localhost/podku/python:3.11"  # every host has it (install.sh)
+NETWORK_LABEL = "podku.build-network"
 
 
 class BuildFailed(PodkuError):
@@ -73,15 +82,36 @@ def build_file_refusal(text: str) -> str | None:
     could assemble is refused, and image names are checked in every reading of the lines
     (each alone, joined by either escape character; heredoc bodies count as instructions)."""
     # split on "\n" only, as podman does (str.splitlines knows more line ends)
-    lines = [line for line in text.split("\n") if line.strip() and not line.lstrip(" \t").startswith("#")]
+    numbered = [(number, line) for number, line in enumerate(text.split("\n"), start=1)
+                if line.strip() and not line.lstrip(" \t").startswith("#")]
+    lines = [line for _number, line in numbered]
     squashed = re.sub(r"[\s\\`]", "", "".join(lines)).lower()
     if "--mount" in squashed:
         return ("RUN --mount is not supported: Debian 12's podman lets it read the host's files "
                 "(CVE-2024-1753, CVE-2024-9675)")
     for escape in (None, "\\", "`"):
-        reason = image_refusal_in(instructions(lines, escape))
+        reason = image_refusal_in(instructions(lines, escape)) or add_source_refusal(numbered, escape)
         if reason:
             return reason
+    return None
+
+
+def add_source_refusal(numbered: list[tuple[int, str]], escape: str | None) -> str | None:
+    """Why an ADD must not be built, or None. podman fetches an ADD URL itself, from the
+    host: 127.0.0.1 reaches the host's loopback services, and so does any public name that
+    resolves or redirects there. So no URL at all (a RUN step downloads without the host's
+    loopback), and no variable that could hold one."""
+    for number, words in numbered_instructions(numbered, escape):
+        if words[0].lower() == "onbuild":
+            words = words[1:]
+        if not words or words[0].lower() != "add":
+            continue
+        for word in (word for word in words[1:] if not word.startswith("--")):
+            if "://" in word or word.lower().startswith("git@"):
+                return (f"line {number}: ADD of a URL is not supported: podman would fetch it from the "
+                        "host itself, its loopback services included; download it in a RUN step")
+            if "$" in word:
+                return f"line {number}: variables in ADD sources are not supported (one could hold a URL)"
     return None
 
 
@@ -107,18 +137,24 @@ def image_refusal_in(instruction_words: Iterator[list[str]]) -> str | None:
 
 def instructions(lines: list[str], escape: str | None) -> Iterator[list[str]]:
     """Instructions as word lists; a line ending with `escape` continues on the next one."""
-    pending = ""
-    for line in lines:
+    return (words for _number, words in numbered_instructions(list(enumerate(lines, start=1)), escape))
+
+
+def numbered_instructions(lines: list[tuple[int, str]], escape: str | None) -> Iterator[tuple[int, list[str]]]:
+    """(number of its first line, words) of each instruction in (number, line) pairs."""
+    pending, first = "", 0
+    for number, line in lines:
         stripped = line.rstrip()
+        first = first or number
         if escape and stripped.endswith(escape):
             pending += stripped[:-1]
             continue
         words = (pending + stripped).split()
-        pending = ""
         if words:
-            yield words
+            yield first, words
+        pending, first = "", 0
     if pending.split():
-        yield pending.split()
+        yield first, pending.split()
 
 
 def from_image_and_stage(words: list[str]) -> tuple[str | None, str | None]:
@@ -158,10 +194,20 @@ def build_image(source: Path, tag: str, unit: str) -> str:
     Returns the builder used."""
     build_limits = limits.load()
     prepared = prepare_build(source, tag)
-    podman = ["podman", "build", "--network=host", "--tag", tag, *prepared.build_args]
-    if HOST_CA_BUNDLE.is_file():
-        podman += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
-    podman.append(str(source))
+    with build_network(unit, build_limits.build_timeout + SCOPE_GRACE_SECONDS) as network:
+        podman = ["podman", "build", f"--network={network}", f"--dns={BUILD_DNS}", "--tag", tag,
+                  *prepared.build_args]
+        if HOST_CA_BUNDLE.is_file():
+            podman += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
+        podman.append(str(source))
+        run_build(podman, source, unit, build_limits)
+    if not image_built(tag):  # podman exits 0 when systemd stops it
+        raise BuildFailed("image build failed: no image")
+    return prepared.builder
+
+
+def run_build(podman: list[str], source: Path, unit: str, build_limits: limits.Limits) -> None:
+    """`podman` in the build's scope, its output streamed; raises BuildFailed."""
     watchdog = Watchdog(build_limits.build_timeout, unit)
     try:
         stream(scope_argv(unit, build_limits) + podman, output.detail, cwd=source, started=watchdog.start)
@@ -172,9 +218,33 @@ def build_image(source: Path, tag: str, unit: str) -> str:
         raise BuildFailed("image build failed" + (": " + " | ".join(tail) if tail else "")) from error
     finally:
         watchdog.stop()
-    if watchdog.fired or not image_built(tag):  # podman exits 0 when systemd stops it
-        raise BuildFailed(time_limit_message(build_limits) if watchdog.fired else "image build failed: no image")
-    return prepared.builder
+    if watchdog.fired:
+        raise BuildFailed(time_limit_message(build_limits))
+
+
+@contextlib.contextmanager
+def build_network(unit: str, seconds: int) -> Iterator[str]:
+    """podman build's --network value for one build: the network namespace of a container
+    that only sleeps, whose slirp4netns (one process, gone with the container) gives
+    outbound connections but not the host's loopback. The container ends by itself after
+    `seconds`, should podku be killed before it removes it."""
+    name = f"{unit}-network"
+    try:
+        run(["podman", "run", "--detach", "--rm", "--replace", "--name", name, f"--network={BUILD_NETWORK}",
+             "--timeout", str(seconds), "--read-only", "--cap-drop=all", "--security-opt=no-new-privileges",
+             "--pids-limit=8", "--label", f"{NETWORK_LABEL}={unit}", NETWORK_HOLDER_IMAGE, "sleep", str(seconds)])
+        sandbox = run(["podman", "inspect", "--format", "{{.NetworkSettings.SandboxKey}}", name]).stdout.strip()
+        if not sandbox.startswith("/"):
+            raise PodkuError(f"container {name} has no network namespace")
+    except PodkuError as error:
+        run(["podman", "rm", "--force", "--ignore", "--time", "0", name], check=False)
+        raise BuildFailed("cannot give the build a network (slirp4netns, /dev/net/tun usable by the deploy "
+                          f"user and {NETWORK_HOLDER_IMAGE} are needed): "
+                          + output.one_line(getattr(error, "output", "") or str(error))[-300:]) from error
+    try:
+        yield f"ns:{sandbox}"
+    finally:
+        run(["podman", "rm", "--force", "--ignore", "--time", "0", name], check=False)
 
 
 def prepare_build(source: Path, tag: str) -> builders.Prepared:

@@ -5,6 +5,8 @@ START_DELAY   seconds to wait before serving (a slow start)
 EXIT_AT_START exit at once with this code (a broken release)
 STATUS        the HTTP status it answers (500: fails its health check)
 GET /allocate/N  holds N more MiB, touched (to meet its memory limit)
+TRICKLE       GET /trickle then answers one byte every TRICKLE seconds, for ever (a health
+              check no per-read timeout ends); without it, /trickle answers like any path
 It serves on fd 3 when systemd passes a socket (LISTEN_FDS=1), else it binds $PORT."""
 
 import os
@@ -27,6 +29,8 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 10
 
     def do_GET(self) -> None:
+        if self.path == "/trickle" and os.environ.get("TRICKLE"):
+            return self.trickle(float(os.environ["TRICKLE"]))
         body = f"{os.environ.get('MESSAGE', 'hello')} r{os.environ.get('PODKU_RELEASE', '?')}".encode()
         if self.path.startswith("/allocate/"):
             HELD.append(b"x" * (int(self.path.rsplit("/", 1)[1]) << 20))
@@ -40,6 +44,17 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
+
+    def trickle(self, interval: float) -> None:
+        self.close_connection = True
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000000
+        for byte in answer:
+            time.sleep(interval)
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return  # the client gave up
 
     def do_POST(self) -> None:
         """Reads the body (a keep-alive server must), then answers like GET."""
