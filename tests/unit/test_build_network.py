@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from podku import build, builders, limits
-from podku.run import CommandFailed
+from podku.host.commands import CommandFailed
+from podku.image import build, builders, limits
 
 BASE = "FROM localhost/podku/python:3.11\n"
 HOSTILE_ADDS = [

@@ -1,7 +1,8 @@
 """Deploy-task containers: the argv podman gets, without podman."""
 
-from podku import deploytasks, storage
+from podku import deploytasks
 from podku.releases import Release
+from podku.runtime import storage
 
 
 def task_argv(monkeypatch, release: Release) -> list[str]:
