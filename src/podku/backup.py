@@ -468,7 +468,7 @@ def restore(stream: IO[bytes], taken: Taken = APPS_ONLY) -> None:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     with state.locked(domains.lock_path(), "domains"):
-        domains.reconcile()  # the apps' names become links Caddy routes by, on this host's domain
+        domains.relink_all()  # the apps' names become links Caddy routes by, on this host's domain
     domains.load_proxy()
     output.step(f"Restored {len(app_names)} app(s): {', '.join(app_names) or 'none'}")
     failed = [name for name in app_names if not _redeploy(name)]

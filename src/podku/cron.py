@@ -149,7 +149,7 @@ def render(release: Release, item: Entry, env_file: str) -> dict[str, str]:
             timer(release.app, item.id): templates.render("cron.timer.j2", **values)}
 
 
-def reconcile(app: apps.App, live: Release | None) -> list[str]:
+def follow_live(app: apps.App, live: Release | None) -> list[str]:
     """The app's timers are exactly the live release's cron entries, each active."""
     wanted: dict[str, str] = {}
     if live is not None:

@@ -175,7 +175,7 @@ def linked() -> dict[str, str]:
     return {name: app for name, app in found.items() if app}
 
 
-def reconcile() -> None:
+def relink_all() -> None:
     """Make the hosts directory say what the apps' records say (setup, set-global)."""
     routes.hosts_dir().mkdir(parents=True, exist_ok=True)
     wanted = owners()

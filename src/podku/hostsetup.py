@@ -24,7 +24,7 @@ def setup(domain: str, http_port: int, restart_proxy: bool = False) -> None:
     caddy_changed, reconcile_changed = _install_units()
     if caddy_changed or reconcile_changed:
         systemd.reload()
-    domains.reconcile()  # the hosts directory Caddy routes by (made here on an upgrade)
+    domains.relink_all()  # the hosts directory Caddy routes by (made here on an upgrade)
     running = systemd.active_state(CADDY_UNIT) == "active"
     if running and (caddy_changed or restart_proxy):
         domains.write_proxy()  # a new unit or binary: the config goes to the new process, not the old

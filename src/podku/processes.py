@@ -158,7 +158,7 @@ def wanted_units(app: apps.App, release: Release) -> list[str]:
 
 # --- reconcile ------------------------------------------------------------------------------
 
-def reconcile(app: apps.App, live: Release | None, every: list[Release]) -> list[str]:
+def run_at_scale(app: apps.App, live: Release | None, every: list[Release]) -> list[str]:
     """Make the running instances and their enable links match the record (see above)."""
     wanted = wanted_units(app, live) if live is not None else []
     running = owned(app.name, systemd.running(naming.process_unit(app.name, "*", "*", "*")), every)

@@ -40,9 +40,9 @@ def reconcile(app: apps.App, after_step: StepDone = _no_hook) -> list[str]:
     after_step("symlink")
     fixed += _alias_and_other_links(app, live)
     after_step("links")
-    fixed += processes.reconcile(app, live, every)  # after the symlink: workers follow the web swap
+    fixed += processes.run_at_scale(app, live, every)  # after the symlink: workers follow the web swap
     fixed += _stopped(app, live)
-    fixed += cron.reconcile(app, live)
+    fixed += cron.follow_live(app, live)
     fixed += _outcomes(app, every)
     after_step("outcomes")
     fixed += _schedule_retirement(app, every)
@@ -83,7 +83,7 @@ def _release_sockets(app: apps.App) -> set[str]:
 
 
 def _stopped(app: apps.App, live: Release | None) -> list[str]:
-    """`ps:stop`: the live release's socket does not listen (processes.reconcile stopped the rest)."""
+    """`ps:stop`: the live release's socket does not listen (processes.run_at_scale stopped the rest)."""
     if live is None or not app.stopped or systemd.active_state(live.socket_unit) not in ("active", "activating"):
         return []
     systemd.stop(live.socket_unit)

@@ -249,7 +249,7 @@ def test_without_the_flags_host_settings_and_keys_are_skipped_with_a_line(old_ho
     out = capsys.readouterr().out
     assert "Skipped the backup's host settings (limits.json, builders.json): --with-host-settings takes them" in out
     assert "Skipped the backup's 1 key(s) (laptop): --with-keys authorises them" in out
-    assert limits.load() == limits.Limits() and sshkeys.names() == []
+    assert limits.load() == limits.BuildLimits() and sshkeys.names() == []
     assert not (paths.CONFIG / "builders.json").exists()
 
 
@@ -269,7 +269,7 @@ def test_with_keys_only_keys_are_taken(old_host, capsys):
     data, fingerprint = old_host
     backup.restore(io.BytesIO(data), backup.Taken(keys=True))
     assert f"Added key laptop ({fingerprint})" in capsys.readouterr().out
-    assert limits.load() == limits.Limits()
+    assert limits.load() == limits.BuildLimits()
 
 
 # --- hole 13: never to a file others may read -----------------------------------------

@@ -196,7 +196,8 @@ def test_the_watchdog_fires_only_after_its_time(monkeypatch):
 
 
 def test_the_scope_carries_the_limits():
-    argv = build.scope_argv("podku-build-a-r1", build.limits.Limits(build_timeout=10, build_memory="1G", build_tasks=7))
+    bounds = build.limits.BuildLimits(build_timeout=10, build_memory="1G", build_tasks=7)
+    argv = build.scope_argv("podku-build-a-r1", bounds)
     assert argv[:4] == ["systemd-run", "--user", "--scope", "--quiet"]
     assert "--property=RuntimeMaxSec=70" in argv and "--property=MemoryMax=1G" in argv
     assert "--property=TasksMax=7" in argv and argv[-1] == "--"

@@ -121,7 +121,7 @@ def test_podman_build_gets_that_network_and_slirps_dns_never_the_hosts(home, mon
     monkeypatch.setattr(build, "run", podman.run)
     monkeypatch.setattr(build, "stream", lambda argv, on_line, **kwargs: streamed.append(argv))
     monkeypatch.setattr(build, "prepare_build", lambda source, tag: builders.Prepared(builders.CONTAINERFILE, []))
-    monkeypatch.setattr(limits, "load", lambda: limits.Limits(build_timeout=100))
+    monkeypatch.setattr(limits, "load", lambda: limits.BuildLimits(build_timeout=100))
     build.build_image(Path(tmp_path), "localhost/podku/web:r3", "podku-build-web-r3")
     argv = streamed[0]
     assert "--network=ns:/run/user/1000/netns/netns-abc" in argv and "--dns=10.0.2.3" in argv

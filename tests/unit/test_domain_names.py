@@ -149,7 +149,7 @@ def test_reconcile_follows_the_global_domain(home):
     make_app("web")
     settings.save(settings.Settings(domain="apps.example.com"))
     (routes.hosts_dir() / "stale.example.com").symlink_to("../sock/gone.sock")
-    domains.reconcile()
+    domains.relink_all()
     assert domains.linked() == {"web.apps.example.com": "web"}
 
 

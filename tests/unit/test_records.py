@@ -216,7 +216,7 @@ def test_records_older_podku_versions_wrote_still_load(web):
     write("domains", {"custom": ["1.2.3.4", "xn--bcher-kva.example"]})
     assert domains.load("web").custom == ["1.2.3.4", "xn--bcher-kva.example"]
     write("resources", {"memory": None, "cpus": 1})
-    assert resources.app_limits("web") == resources.Limits(cpus=1)
+    assert resources.app_limits("web") == resources.ContainerLimits(cpus=1)
     write("builder", {})
     assert builders.selected("web") is None
 
@@ -231,7 +231,7 @@ def test_what_the_commands_write_passes_the_same_schemas(web):
     assert records.covers(apps.schema("web"), apps.App)
     assert records.covers(releases.schema("web", 1), releases.Release)
     assert health.Checks.from_dict(health.Checks().to_dict()) == health.Checks()
-    assert limits.load() == limits.Limits()
+    assert limits.load() == limits.BuildLimits()
 
 
 def test_a_command_cannot_write_what_load_would_refuse(web):

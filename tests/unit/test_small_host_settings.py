@@ -126,7 +126,7 @@ def test_bad_input_changes_nothing(host, capsys):
         code, _out, err = cli_run(capsys, *args)
         assert code != 0 and len(err.strip().splitlines()) == 1, (args, err)
     assert [r.id for r in releases.all_of("web")] == [1]
-    assert storage.mounts("web") == [] and resources.app_limits("web") == resources.Limits()
+    assert storage.mounts("web") == [] and resources.app_limits("web") == resources.ContainerLimits()
 
 
 def test_limits_are_stored_and_said_not_to_be_enforced(host, capsys):

@@ -84,10 +84,10 @@ def storage_list(app: str) -> None:
 
 # --- resources --------------------------------------------------------------------------
 
-def _limits_from(memory: str | None, cpu: str | None, pids: str | None) -> resources.Limits:
+def _limits_from(memory: str | None, cpu: str | None, pids: str | None) -> resources.ContainerLimits:
     if memory is None and cpu is None and pids is None:
         raise UsageError("give at least one of --memory, --cpu, --pids")
-    return resources.Limits(memory=None if memory is None else resources.parse_size(memory),
+    return resources.ContainerLimits(memory=None if memory is None else resources.parse_size(memory),
                             cpus=None if cpu is None else resources.parse_cpus(cpu),
                             pids=None if pids is None else resources.parse_pids(pids))
 

@@ -84,7 +84,7 @@ def domains_set_global(domain: str, http_port: int | None) -> None:
     with state.locked(domains.lock_path(), "domains"):
         domains.load_proxy(wanted)  # Caddy accepts the routes first: a refused change is not kept
         settings.save(wanted)
-        domains.reconcile()
+        domains.relink_all()
     output.step(f"Set global domain to {domain}")
 
 

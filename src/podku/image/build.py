@@ -206,7 +206,7 @@ def build_image(source: Path, tag: str, unit: str) -> str:
     return prepared.builder
 
 
-def run_build(podman: list[str], source: Path, unit: str, build_limits: limits.Limits) -> None:
+def run_build(podman: list[str], source: Path, unit: str, build_limits: limits.BuildLimits) -> None:
     """`podman` in the build's scope, its output streamed; raises BuildFailed."""
     watchdog = Watchdog(build_limits.build_timeout, unit)
     try:
@@ -264,14 +264,14 @@ def _release_of(tag: str) -> tuple[str, int]:
     return release
 
 
-def scope_argv(unit: str, build_limits: limits.Limits) -> list[str]:
+def scope_argv(unit: str, build_limits: limits.BuildLimits) -> list[str]:
     return ["systemd-run", "--user", "--scope", "--quiet", "--collect", f"--unit={unit}",
             f"--property=RuntimeMaxSec={build_limits.build_timeout + SCOPE_GRACE_SECONDS}",
             f"--property=MemoryMax={build_limits.build_memory}",
             f"--property=TasksMax={build_limits.build_tasks}", "--"]
 
 
-def time_limit_message(build_limits: limits.Limits) -> str:
+def time_limit_message(build_limits: limits.BuildLimits) -> str:
     return (f"image build stopped: it ran longer than its limit of {build_limits.build_timeout} s "
             f"(build_timeout in ~/.config/podku/{limits.LIMITS_FILE_NAME})")
 

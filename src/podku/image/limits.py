@@ -23,7 +23,7 @@ class LimitsError(PodkuError):
 
 
 @dataclass(frozen=True)
-class Limits:
+class BuildLimits:
     build_timeout: int = BUILD_TIMEOUT_SECONDS
     build_memory: str = BUILD_MEMORY
     build_tasks: int = BUILD_TASKS
@@ -50,11 +50,11 @@ RECORD = records.record({
 })
 
 
-def load() -> Limits:
+def load() -> BuildLimits:
     """The limits in force: the defaults, overridden by what the limits file sets."""
     path = paths.CONFIG / LIMITS_FILE_NAME
     try:
-        return Limits(**records.read(path, RECORD, {}))
+        return BuildLimits(**records.read(path, RECORD, {}))
     except state.StateCorrupt as error:
         raise LimitsError(str(error)) from error
     except OSError as error:

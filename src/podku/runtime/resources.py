@@ -32,20 +32,20 @@ class ResourceError(UsageError):
 
 
 @dataclass(frozen=True)
-class Limits:
+class ContainerLimits:
     memory: int | None = None  # bytes
     cpus: float | None = None
     pids: int | None = None
 
-    def merged_over(self, base: "Limits") -> "Limits":
-        return Limits(*(mine if mine is not None else theirs
+    def merged_over(self, base: "ContainerLimits") -> "ContainerLimits":
+        return ContainerLimits(*(mine if mine is not None else theirs
                         for mine, theirs in zip(astuple(self), astuple(base), strict=True)))
 
     def to_dict(self) -> dict:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
-def astuple(limits: Limits) -> tuple:
+def astuple(limits: ContainerLimits) -> tuple:
     return (limits.memory, limits.cpus, limits.pids)
 
 
@@ -111,17 +111,17 @@ RECORD = records.record({
 })
 
 
-def _read(path) -> Limits:
+def _read(path) -> ContainerLimits:
     data = records.read(path, RECORD, {})
-    return Limits(**{key: value for key, value in data.items() if value is not None})
+    return ContainerLimits(**{key: value for key, value in data.items() if value is not None})
 
 
-def global_defaults() -> Limits:
+def global_defaults() -> ContainerLimits:
     stored = _read(_global_file())
-    return stored if stored.memory is not None else Limits(DEFAULT_MEMORY, stored.cpus, stored.pids)
+    return stored if stored.memory is not None else ContainerLimits(DEFAULT_MEMORY, stored.cpus, stored.pids)
 
 
-def app_limits(app: str) -> Limits:
+def app_limits(app: str) -> ContainerLimits:
     return _read(_app_file(app))
 
 
@@ -130,15 +130,15 @@ def effective(app: str) -> dict:
     return app_limits(app).merged_over(global_defaults()).to_dict()
 
 
-def save_app(app: str, limits: Limits) -> None:
+def save_app(app: str, limits: ContainerLimits) -> None:
     _save(_app_file(app), limits)
 
 
-def save_global(limits: Limits) -> None:
+def save_global(limits: ContainerLimits) -> None:
     _save(_global_file(), limits)
 
 
-def _save(path, limits: Limits) -> None:
+def _save(path, limits: ContainerLimits) -> None:
     state.write_json(path, records.validate(limits.to_dict(), RECORD, path))
 
 
