@@ -37,8 +37,8 @@ from typing import IO
 
 from podku import __version__, apps, deploy, domains, names, output, releases, sshkeys, stores
 from podku.errors import PodkuError, UsageError
-from podku.host import paths, state
-from podku.host.commands import reading, run
+from podku.host import paths, podman, state
+from podku.host.commands import run
 from podku.image import gitrepo
 from podku.runtime import storage
 
@@ -198,9 +198,9 @@ def storage_stream() -> Iterator[IO[bytes]]:
     """The storage root as tar, read in the user namespace the containers write in. A second
     link to a file comes as a copy of it (--hard-dereference), not as a link."""
     # GNU tar exits 1 when a file changed while it read it: a running app's storage may
-    argv = ["podman", "unshare", "tar", "--create", "--numeric-owner", "--hard-dereference", "--file", "-",
+    argv = ["tar", "--create", "--numeric-owner", "--hard-dereference", "--file", "-",
             "--warning=no-file-changed", "--directory", str(storage.root()), "."]
-    with reading(argv, ok=(0, 1), on_stderr=_tar_warning) as stream:
+    with podman.engine.unshare_reading(argv, ok=(0, 1), on_stderr=_tar_warning) as stream:
         yield stream
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from podku import oneoff, output
 from podku.errors import PodkuError, UsageError
-from podku.host.commands import stream
+from podku.host import podman
 from podku.image import procfile
 from podku.releases import Release
 
@@ -60,12 +60,12 @@ def after_swap(release: Release, env_file: str) -> None:
 def run_task(release: Release, name: str, argv: list[str], env_file: str) -> None:
     output.step(f"Running {name} task of release {release.id}: {output.one_line(' '.join(argv))[:200]}")
     container = f"{release.container}-{name}"
-    podman = ["podman", "run", "--rm", "--replace", "--name", container, "--network=none",
-              "--timeout", str(TASK_TIMEOUT), "--env-file", env_file,
-              "--label", f"podku.app={release.app}", "--label", f"{oneoff.LABEL}={release.app}",
-              *release.podman_flags(), release.image, *argv]
+    options = ["--rm", "--replace", "--name", container, "--network=none",
+               "--timeout", str(TASK_TIMEOUT), "--env-file", env_file,
+               "--label", f"podku.app={release.app}", "--label", f"{oneoff.LABEL}={release.app}",
+               *release.podman_flags()]
     try:
-        stream(podman, output.detail)
+        podman.engine.run_task([*options, release.image, *argv], output.detail)
     except PodkuError as error:
         code = getattr(error, "returncode", None)
         raise TaskFailed(f"the {name} task failed" + (f" with exit code {code}" if code else "")) from error

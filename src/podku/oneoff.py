@@ -10,7 +10,7 @@ import uuid
 
 from podku import apps, naming, releases
 from podku.errors import PodkuError
-from podku.host.commands import interactive, run
+from podku.host import podman
 
 LABEL = "podku.oneoff"
 
@@ -24,21 +24,16 @@ def run_command(app: apps.App, command: list[str]) -> int:
         os.fchmod(env_file.fileno(), 0o600)
         env_file.write(release.environment_file())
         env_file.flush()
-        argv = ["podman", "run", "--rm", "--interactive", "--network=none", "--name", name,
+        argv = ["--rm", "--interactive", "--network=none", "--name", name,
                 "--label", f"podku.app={app.name}", "--label", f"{LABEL}={app.name}",
                 "--env-file", env_file.name,
                 *release.podman_flags()]
         if sys.stdin.isatty() and sys.stdout.isatty():
             argv.append("--tty")
-        return interactive([*argv, release.image, *command], on_hangup=lambda: _remove([name]))
+        return podman.engine.run_interactive([*argv, release.image, *command],
+                                             on_hangup=lambda: podman.engine.remove_containers([name]))
 
 
 def remove_all(app_name: str) -> None:
     """Every one-off container of an app, gone (when the app is destroyed)."""
-    found = run(["podman", "ps", "--all", "--quiet", "--filter", f"label={LABEL}={app_name}"], check=False)
-    _remove(found.stdout.split() if found.returncode == 0 else [])
-
-
-def _remove(containers: list[str]) -> None:
-    if containers:
-        run(["podman", "rm", "--force", "--time", "0", *containers], check=False)
+    podman.engine.remove_containers(podman.engine.labelled(LABEL, app_name))

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import IO
 
 import pytest
 
-from podku import apps, health, oneoff, releases, swap
+from podku import apps, health, releases, swap
 from podku.host import paths, systemd
+from podku.host import podman as podman_module
 from podku.image import build, builders
 from podku.releases import Outcome, Release
 
@@ -110,24 +114,65 @@ class FakeManager:
 
 @dataclass
 class FakePodman:
-    """The images podman has: built, looked up, removed."""
+    """podman as podku.host.podman.engine: the images it has (built, looked up, removed) and
+    the containers a test gave labels. A release's build is faked whole (build_release)."""
 
     images: set[str] = field(default_factory=set)
     removed: list[str] = field(default_factory=list)
-    oneoffs_removed: list[str] = field(default_factory=list)  # apps whose one-off containers went
+    containers: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (label, value) -> names
+    removed_containers: list[str] = field(default_factory=list)
+    tasks: list[list[str]] = field(default_factory=list)
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
         self.images.add(tag)
         return build.Built(builders.CONTAINERFILE, None)
 
-    def image_exists(self, tag: str) -> bool:
-        return tag in self.images
+    def image_exists(self, image: str) -> bool:
+        return image in self.images
 
-    def remove_images(self, tags: list[str], wait: bool = False) -> None:
-        for tag in tags:
-            if tag in self.images:
-                self.images.discard(tag)
-                self.removed.append(tag)
+    def remove_image(self, image: str) -> None:
+        if image in self.images:
+            self.images.discard(image)
+            self.removed.append(image)
+
+    def prune_images(self) -> None:
+        pass
+
+    def exposed_ports(self, image: str) -> list[str]:
+        return []
+
+    def container_pid(self, container: str) -> int | None:
+        return None
+
+    def sandbox(self, container: str) -> str:
+        return ""
+
+    def start(self, argv: Sequence[str]) -> None:
+        raise AssertionError("a unit test started a container")
+
+    def run_task(self, argv: Sequence[str], on_line: Callable[[str], None]) -> None:
+        self.tasks.append(list(argv))
+
+    def run_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int:
+        self.tasks.append(list(argv))
+        return 0
+
+    def unshare_reading(self, argv: Sequence[str], ok: tuple[int, ...],
+                        on_stderr: Callable[[str], None]) -> AbstractContextManager[IO[bytes]]:
+        raise AssertionError("a unit test read through podman unshare")
+
+    def labelled(self, label: str, value: str) -> list[str]:
+        return list(self.containers.get((label, value), []))
+
+    def remove_containers(self, names: Sequence[str]) -> None:
+        self.removed_containers += names
+
+    def cgroups(self) -> tuple[str, str]:
+        return "v1", ""
+
+    def import_image(self, image: str, stream: IO[bytes]) -> subprocess.CompletedProcess:
+        self.images.add(image)
+        return subprocess.CompletedProcess(["podman", "import"], 0, "")
 
 
 @dataclass
@@ -175,10 +220,8 @@ def install(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     checker = FakeHealth(manager)
     monkeypatch.setattr(systemd, "manager", manager)
     monkeypatch.setattr(build, "build_release", podman.build_release)
-    monkeypatch.setattr(build, "image_exists", podman.image_exists)
-    monkeypatch.setattr(build, "remove_images", podman.remove_images)
+    monkeypatch.setattr(podman_module, "engine", podman)
     monkeypatch.setattr(build, "read_file_at", lambda repo, rev, name: None)
-    monkeypatch.setattr(oneoff, "remove_all", podman.oneoffs_removed.append)
     monkeypatch.setattr(health, "check", checker.check)
     host = FakeHost(manager, podman, checker)
     monkeypatch.setattr(swap, "sleep", host.drained.append)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from podku.host import podman as podman_module
 from podku.image import build
 
 
@@ -55,7 +56,7 @@ def test_read_file_at_a_revision(repo):
 
 
 def test_remove_images_of_nothing_runs_nothing(monkeypatch):
-    monkeypatch.setattr(build, "run", lambda *a, **k: pytest.fail("ran a command"))
+    monkeypatch.setattr(podman_module, "run", lambda *a, **k: pytest.fail("ran a command"))
     build.remove_images([])
 
 
@@ -144,7 +145,7 @@ def test_check_build_file_names_the_file_in_one_line(tmp_path):
 
 def test_image_removal_never_waits_for_a_build(home, monkeypatch):
     removed = []
-    monkeypatch.setattr(build, "run", lambda argv, **kwargs: removed.append(argv))
+    monkeypatch.setattr(podman_module, "run", lambda argv, **kwargs: removed.append(argv))
     with build.state.locked(build.paths.IMAGES_LOCK, "images", shared=True):  # a build runs
         held = subprocess.run([sys.executable, "-c", REMOVE_IN_ANOTHER_PROCESS, str(build.paths.IMAGES_LOCK)],
                               capture_output=True, text=True, timeout=10)
@@ -160,8 +161,9 @@ from pathlib import Path
 sys.path.insert(0, %r)
 from podku.image import build
 from podku.host import paths
+from podku.host import podman as podman_module
 paths.IMAGES_LOCK = Path(sys.argv[1])
-build.run = lambda *a, **k: None
+podman_module.run = lambda *a, **k: None
 print(build.remove_images(["localhost/podku/a:r1"]))
 """ % str(Path(__file__).resolve().parents[2] / "src")
 

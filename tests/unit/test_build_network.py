@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from podku.host import podman as podman_module
 from podku.host.commands import CommandFailed
 from podku.image import build, builders, limits
 
@@ -84,7 +85,7 @@ class FakePodman:
 
 def test_runs_join_a_slirp_network_without_host_loopback_that_is_removed_after(monkeypatch):
     podman = FakePodman()
-    monkeypatch.setattr(build, "run", podman.run)
+    monkeypatch.setattr(podman_module, "run", podman.run)
     with build.build_network("podku-build-web-r3", 1860) as network:
         assert network == "ns:/run/user/1000/netns/netns-abc"
         assert podman.commands("rm") == []
@@ -99,7 +100,7 @@ def test_runs_join_a_slirp_network_without_host_loopback_that_is_removed_after(m
 
 def test_the_network_goes_when_the_build_fails(monkeypatch):
     podman = FakePodman()
-    monkeypatch.setattr(build, "run", podman.run)
+    monkeypatch.setattr(podman_module, "run", podman.run)
     with pytest.raises(build.BuildFailed), build.build_network("podku-build-web-r3", 60):
         raise build.BuildFailed("image build failed")
     assert len(podman.commands("rm")) == 1
@@ -107,7 +108,7 @@ def test_the_network_goes_when_the_build_fails(monkeypatch):
 
 @pytest.mark.parametrize("podman", [FakePodman(fail_run=True), FakePodman(sandbox="")])
 def test_no_network_is_a_one_line_build_failure_naming_what_is_needed(monkeypatch, podman):
-    monkeypatch.setattr(build, "run", podman.run)
+    monkeypatch.setattr(podman_module, "run", podman.run)
     with pytest.raises(build.BuildFailed, match="cannot give the build a network") as failed:
         with build.build_network("podku-build-web-r3", 60):
             pytest.fail("built without a network")
@@ -118,7 +119,7 @@ def test_no_network_is_a_one_line_build_failure_naming_what_is_needed(monkeypatc
 def test_podman_build_gets_that_network_and_slirps_dns_never_the_hosts(home, monkeypatch, tmp_path):
     podman = FakePodman()
     streamed: list[list[str]] = []
-    monkeypatch.setattr(build, "run", podman.run)
+    monkeypatch.setattr(podman_module, "run", podman.run)
     monkeypatch.setattr(build, "stream", lambda argv, on_line, **kwargs: streamed.append(argv))
     monkeypatch.setattr(build, "prepare_build", lambda source, tag: builders.Prepared(builders.CONTAINERFILE, []))
     monkeypatch.setattr(limits, "load", lambda: limits.BuildLimits(build_timeout=100))

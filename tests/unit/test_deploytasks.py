@@ -1,13 +1,14 @@
 """Deploy-task containers: the argv podman gets, without podman."""
 
 from podku import deploytasks
+from podku.host import podman as podman_module
 from podku.releases import Release
 from podku.runtime import storage
 
 
 def task_argv(monkeypatch, release: Release) -> list[str]:
     seen: list[list[str]] = []
-    monkeypatch.setattr(deploytasks, "stream", lambda argv, on_line: seen.append(argv))
+    monkeypatch.setattr(podman_module, "stream", lambda argv, on_line: seen.append(argv))
     deploytasks.run_task(release, "predeploy", ["./migrate", "--all"], "/run/env")
     assert len(seen) == 1
     return seen[0]

@@ -4,7 +4,7 @@ import pytest
 
 from podku import apps, deploy, releases
 from podku.errors import UsageError
-from podku.image import build
+from podku.host import podman as podman_module
 from podku.releases import FAILED, LIVE, PENDING, RETIRED, Release
 
 
@@ -17,7 +17,7 @@ def images(monkeypatch):
         assert argv[:3] == ["podman", "image", "exists"]
         return subprocess.CompletedProcess(argv, 0 if argv[3] in present else 1, "")
 
-    monkeypatch.setattr(build, "run", fake_run)
+    monkeypatch.setattr(podman_module, "run", fake_run)
     return present
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from podku import output
 from podku.errors import PodkuError
-from podku.host.commands import child_env, last_line, run
+from podku.host import podman
+from podku.host.commands import child_env, last_line
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -29,7 +30,7 @@ class BaseImageFailed(PodkuError):
 
 
 def exists(image: str) -> bool:
-    return run(["podman", "image", "exists", image], check=False).returncode == 0
+    return podman.engine.image_exists(image)
 
 
 def mmdebstrap_argv(chosen: Base, mirror: str) -> list[str]:
@@ -46,8 +47,7 @@ def build(chosen: Base, mirror: str = DEFAULT_MIRROR) -> None:
     with subprocess.Popen(mmdebstrap_argv(chosen, mirror), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=env) as debootstrap:
         assert debootstrap.stdout is not None and debootstrap.stderr is not None
-        imported = subprocess.run(["podman", "import", "--quiet", "-", chosen.image], stdin=debootstrap.stdout,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        imported = podman.engine.import_image(chosen.image, debootstrap.stdout)
         debootstrap.stdout.close()
         errors = debootstrap.stderr.read().decode(errors="replace").strip()
     if debootstrap.returncode != 0:

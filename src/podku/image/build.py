@@ -9,7 +9,6 @@ loopback): outbound only, like any machine on the internet, never the host's own
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -21,8 +20,8 @@ from pathlib import Path
 
 from podku import naming, output
 from podku.errors import PodkuError
-from podku.host import paths, state
-from podku.host.commands import run, stream
+from podku.host import paths, podman, state
+from podku.host.commands import stream
 from podku.image import builders, gitrepo, limits
 
 BUILD_FILES = ("Containerfile", "Dockerfile")
@@ -195,22 +194,22 @@ def build_image(source: Path, tag: str, unit: str) -> str:
     build_limits = limits.load()
     prepared = prepare_build(source, tag)
     with build_network(unit, build_limits.build_timeout + SCOPE_GRACE_SECONDS) as network:
-        podman = ["podman", "build", f"--network={network}", f"--dns={BUILD_DNS}", "--tag", tag,
-                  *prepared.build_args]
+        argv = ["podman", "build", f"--network={network}", f"--dns={BUILD_DNS}", "--tag", tag,
+                *prepared.build_args]
         if HOST_CA_BUNDLE.is_file():
-            podman += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
-        podman.append(str(source))
-        run_build(podman, source, unit, build_limits)
+            argv += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
+        argv.append(str(source))
+        run_build(argv, source, unit, build_limits)
     if not image_built(tag):  # podman exits 0 when systemd stops it
         raise BuildFailed("image build failed: no image")
     return prepared.builder
 
 
-def run_build(podman: list[str], source: Path, unit: str, build_limits: limits.BuildLimits) -> None:
-    """`podman` in the build's scope, its output streamed; raises BuildFailed."""
+def run_build(podman_build: list[str], source: Path, unit: str, build_limits: limits.BuildLimits) -> None:
+    """`podman build ...` in the build's scope, its output streamed; raises BuildFailed."""
     watchdog = Watchdog(build_limits.build_timeout, unit)
     try:
-        stream(scope_argv(unit, build_limits) + podman, output.detail, cwd=source, started=watchdog.start)
+        stream(scope_argv(unit, build_limits) + podman_build, output.detail, cwd=source, started=watchdog.start)
     except PodkuError as error:
         if watchdog.fired:
             raise BuildFailed(time_limit_message(build_limits)) from error
@@ -230,21 +229,22 @@ def build_network(unit: str, seconds: int) -> Iterator[str]:
     `seconds`, should podku be killed before it removes it."""
     name = f"{unit}-network"
     try:
-        run(["podman", "run", "--detach", "--rm", "--replace", "--name", name, f"--network={BUILD_NETWORK}",
-             "--timeout", str(seconds), "--read-only", "--cap-drop=all", "--security-opt=no-new-privileges",
-             "--pids-limit=8", "--label", f"{NETWORK_LABEL}={unit}", NETWORK_HOLDER_IMAGE, "sleep", str(seconds)])
-        sandbox = run(["podman", "inspect", "--format", "{{.NetworkSettings.SandboxKey}}", name]).stdout.strip()
+        podman.engine.start(["--rm", "--replace", "--name", name, f"--network={BUILD_NETWORK}",
+                             "--timeout", str(seconds), "--read-only", "--cap-drop=all",
+                             "--security-opt=no-new-privileges", "--pids-limit=8", "--label", f"{NETWORK_LABEL}={unit}",
+                             NETWORK_HOLDER_IMAGE, "sleep", str(seconds)])
+        sandbox = podman.engine.sandbox(name)
         if not sandbox.startswith("/"):
             raise PodkuError(f"container {name} has no network namespace")
     except PodkuError as error:
-        run(["podman", "rm", "--force", "--ignore", "--time", "0", name], check=False)
+        podman.engine.remove_containers([name])
         raise BuildFailed("cannot give the build a network (slirp4netns, /dev/net/tun usable by the deploy "
                           f"user and {NETWORK_HOLDER_IMAGE} are needed): "
                           + output.one_line(getattr(error, "output", "") or str(error))[-300:]) from error
     try:
         yield f"ns:{sandbox}"
     finally:
-        run(["podman", "rm", "--force", "--ignore", "--time", "0", name], check=False)
+        podman.engine.remove_containers([name])
 
 
 def prepare_build(source: Path, tag: str) -> builders.Prepared:
@@ -340,14 +340,12 @@ def pids_in(group: Path) -> list[int]:
 
 def image_built(tag: str) -> bool:
     """Whether `tag` exists; the caller holds the images lock."""
-    return run(["podman", "image", "exists", tag], check=False).returncode == 0
+    return podman.engine.image_exists(tag)
 
 
 def exposed_port(image: str) -> int | None:
     """The image's single EXPOSEd TCP port, if it has one: the app then binds $PORT."""
-    result = run(["podman", "image", "inspect", "--format", "{{json .Config.ExposedPorts}}", image])
-    ports = json.loads(result.stdout.strip() or "null") or {}
-    tcp = sorted(int(key.split("/")[0]) for key in ports if key.endswith("/tcp"))
+    tcp = sorted(int(key.split("/")[0]) for key in podman.engine.exposed_ports(image) if key.endswith("/tcp"))
     return tcp[0] if tcp else None
 
 
@@ -368,10 +366,10 @@ def remove_images(tags: list[str], wait: bool = False) -> bool:
         if not held:
             return False
         for tag in tags:
-            run(["podman", "image", "rm", "--ignore", tag], check=False)
+            podman.engine.remove_image(tag)
         # The build cache those images leave dangling (their own layers); the dependency
         # layers kept images share are their parents and stay. No build runs: we hold the lock.
-        run(["podman", "image", "prune", "--force"], check=False)
+        podman.engine.prune_images()
     return True
 
 

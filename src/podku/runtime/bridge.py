@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from podku.errors import PodkuError
-from podku.host import paths
-from podku.host.commands import replace_process, run
+from podku.host import paths, podman
+from podku.host.commands import replace_process
 
 SOCKET_PROXYD = next((path for path in ("/usr/lib/systemd/systemd-socket-proxyd",
                                         "/lib/systemd/systemd-socket-proxyd") if os.path.exists(path)),
@@ -29,8 +29,7 @@ def container_pid(container: str) -> int:
     try:
         pid = pidfile(container).read_text().strip()
     except FileNotFoundError:  # units rendered before podku wrote pidfiles
-        result = run(["podman", "inspect", "--format", "{{.State.Pid}}", container], check=False)
-        pid = result.stdout.strip() if result.returncode == 0 else ""
+        pid = str(podman.engine.container_pid(container) or "")
     if not pid.isdigit() or pid == "0" or not os.path.exists(f"/proc/{pid}"):
         raise PodkuError(f"container {container} is not running")
     return int(pid)

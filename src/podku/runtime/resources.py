@@ -15,8 +15,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from podku.errors import UsageError
-from podku.host import paths, records, state
-from podku.host.commands import run
+from podku.host import paths, podman, records, state
 
 DEFAULT_MEMORY = 256 * 1024 ** 2
 MIN_MEMORY = 6 * 1024 ** 2  # podman refuses less
@@ -163,9 +162,8 @@ def podman_flags(recorded: dict) -> list[str]:
 @functools.cache
 def enforcement() -> str | None:
     """None when this host enforces rootless limits, else why it does not."""
-    result = run(["podman", "info", "--format", "{{.Host.CgroupsVersion}} {{.Host.CgroupControllers}}"],
-                 check=False)
-    return enforcement_from(result.stdout if result.returncode == 0 else "")
+    version, controllers = podman.engine.cgroups()
+    return enforcement_from(f"{version} {controllers}" if version else "")
 
 
 def enforcement_from(podman_info: str) -> str | None:

@@ -1,0 +1,117 @@
+"""The one seam to podman, as systemd.py is the seam to the user manager: every podman call
+podku makes at run time goes through `engine`, so unit tests put an in-memory podman
+(tests/unit/fakes.py) in its place with one assignment. What a container runs with (its
+`podman run` argument list in a unit file, a task or a build) is built by the callers; this
+module runs and asks podman. One podman command does not pass here: a build's `podman build`
+runs inside a bounded systemd scope (image/build.py hands its argument list to systemd-run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import IO, Protocol
+
+from podku.host.commands import child_env, interactive, reading, run, stream
+
+
+class Podman(Protocol):
+    def image_exists(self, image: str) -> bool: ...
+
+    def remove_image(self, image: str) -> None: ...
+
+    def prune_images(self) -> None: ...
+
+    def exposed_ports(self, image: str) -> list[str]: ...
+
+    def container_pid(self, container: str) -> int | None: ...
+
+    def sandbox(self, container: str) -> str: ...
+
+    def start(self, argv: Sequence[str]) -> None: ...
+
+    def run_task(self, argv: Sequence[str], on_line: Callable[[str], None]) -> None: ...
+
+    def run_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int: ...
+
+    def unshare_reading(self, argv: Sequence[str], ok: tuple[int, ...],
+                        on_stderr: Callable[[str], None]) -> AbstractContextManager[IO[bytes]]: ...
+
+    def labelled(self, label: str, value: str) -> list[str]: ...
+
+    def remove_containers(self, names: Sequence[str]) -> None: ...
+
+    def cgroups(self) -> tuple[str, str]: ...
+
+    def import_image(self, image: str, stream: IO[bytes]) -> subprocess.CompletedProcess: ...
+
+
+class RealPodman:
+    """podman itself, through host.commands (argument lists, the debug log, one-line errors)."""
+
+    def image_exists(self, image: str) -> bool:
+        return run(["podman", "image", "exists", image], check=False).returncode == 0
+
+    def remove_image(self, image: str) -> None:
+        run(["podman", "image", "rm", "--ignore", image], check=False)
+
+    def prune_images(self) -> None:
+        """The build cache removed images leave dangling; layers kept images share stay."""
+        run(["podman", "image", "prune", "--force"], check=False)
+
+    def exposed_ports(self, image: str) -> list[str]:
+        """The image's EXPOSEd ports as podman lists them (`5000/tcp`)."""
+        result = run(["podman", "image", "inspect", "--format", "{{json .Config.ExposedPorts}}", image])
+        return list(json.loads(result.stdout.strip() or "null") or {})
+
+    def container_pid(self, container: str) -> int | None:
+        result = run(["podman", "inspect", "--format", "{{.State.Pid}}", container], check=False)
+        text = result.stdout.strip()
+        return int(text) if result.returncode == 0 and text.isdigit() and int(text) > 0 else None
+
+    def sandbox(self, container: str) -> str:
+        """The path of a running container's network namespace."""
+        return run(["podman", "inspect", "--format", "{{.NetworkSettings.SandboxKey}}", container]).stdout.strip()
+
+    def start(self, argv: Sequence[str]) -> None:
+        """`podman run --detach ARGV`: a container left running."""
+        run(["podman", "run", "--detach", *argv])
+
+    def run_task(self, argv: Sequence[str], on_line: Callable[[str], None]) -> None:
+        """`podman run ARGV` to its end, each output line passed on; raises CommandFailed."""
+        stream(["podman", "run", *argv], on_line)
+
+    def run_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int:
+        """`podman run ARGV` on podku's own terminal or pipes; its exit code."""
+        return interactive(["podman", "run", *argv], on_hangup=on_hangup)
+
+    def unshare_reading(self, argv: Sequence[str], ok: tuple[int, ...],
+                        on_stderr: Callable[[str], None]) -> AbstractContextManager[IO[bytes]]:
+        """ARGV run in the user namespace the containers write in, its stdout read as a stream."""
+        return reading(["podman", "unshare", *argv], ok=ok, on_stderr=on_stderr)
+
+    def labelled(self, label: str, value: str) -> list[str]:
+        found = run(["podman", "ps", "--all", "--quiet", "--filter", f"label={label}={value}"], check=False)
+        return found.stdout.split()
+
+    def remove_containers(self, names: Sequence[str]) -> None:
+        if names:
+            run(["podman", "rm", "--force", "--ignore", "--time", "0", *names], check=False)
+
+    def cgroups(self) -> tuple[str, str]:
+        """(cgroup version, delegated controllers) as podman sees them; ('', why) if it cannot say."""
+        result = run(["podman", "info", "--format", "{{.Host.CgroupsVersion}} {{.Host.CgroupControllers}}"],
+                     check=False)
+        if result.returncode != 0:
+            return "", result.stderr.strip() or "podman info failed"
+        version, _, controllers = result.stdout.strip().partition(" ")
+        return version, controllers
+
+    def import_image(self, image: str, stream: IO[bytes]) -> subprocess.CompletedProcess:
+        """`podman import - IMAGE` from a stream (a root file system as tar)."""
+        return subprocess.run(["podman", "import", "--quiet", "-", image], stdin=stream, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=child_env())
+
+
+engine: Podman = RealPodman()
