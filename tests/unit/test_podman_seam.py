@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import fakes
-
 from podku.host import podman
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "podku"
