@@ -10,7 +10,7 @@ ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 ASCII_NUMBER = re.compile(r"[0-9]+")
 # A host name as podku routes it. Caddy dials it as a unix socket path relative to the hosts
 # directory (at most 107 bytes), hence 100 characters rather than DNS's 253. The pattern is
-# also Caddy's guard on every Host, SNI and ask query (proxy.py): valid in Python and in RE2.
+# also Caddy's guard on every Host, SNI and ask query (proxy/caddy.py): valid in Python and in RE2.
 MAX_HOST_NAME = 100
 HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOST_NAME_PATTERN = rf"^{HOST_LABEL}(?:\.{HOST_LABEL})*$"

@@ -124,7 +124,7 @@ GOOD_HOST_NAMES = ["a.com", "x" * 63 + ".com", "a" * 49 + "." + "b" * 50, "a-b.c
 
 @pytest.mark.parametrize("name", HOSTILE_HOST_NAMES + GOOD_HOST_NAMES + ["a" * 101, "a" * 50 + "." + "b" * 50])
 def test_the_pattern_caddy_uses_agrees_with_the_check(name):
-    """The same text guards Caddy (proxy.py): it must let through what the check lets through."""
+    """The same text guards Caddy (proxy/caddy.py): it must let through what the check lets through."""
     shape_ok = re.fullmatch(names.HOST_NAME_PATTERN, name) is not None
     assert (shape_ok and len(name) <= names.MAX_HOST_NAME) == (names.host_name_problem(name) is None)
 
