@@ -14,21 +14,13 @@ import time
 from collections.abc import Callable
 
 import pytest
+from test_small_host import host_bytes
 
 import testhost
 
 PWNED = "/tmp/pwned-by-a-record"
 HOSTILE_PORT = f"5000\nExecStartPre=/bin/sh -c 'touch {PWNED}'"
 VENV_PODKU = "~/.local/share/podku/venv/bin/podku"
-
-
-def host_bytes(machine: testhost.TestHost, argv: list[str], stdin: bytes | None = None
-               ) -> subprocess.CompletedProcess:
-    """A command inside the host as root, with binary stdin/stdout (backups)."""
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-           "HOME": "/root"}
-    return subprocess.run(["nsenter", "-t", str(machine._leader()), "-a", "--", *argv], input=stdin,
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=900)
 
 
 def fingerprint(host: testhost.TestHost) -> str:

@@ -8,7 +8,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from test_backup import deployed_app, export_bytes, python_storage_stream, wipe
+import test_backup
+from test_backup import deployed_app, export_bytes, wipe
 from test_cli import podku
 from test_templates import VALUES, directives
 
@@ -105,16 +106,10 @@ def test_reports_print_stored_values_escaped(home, capsys, monkeypatch):
     assert code == 0 and "web\\x1b[2J" in out and "\x1b" not in out
 
 
+host = test_backup.host  # the fake host of test_backup: fakes, storage read by Python, no git or Caddy
+
+
 # --- backup:import --------------------------------------------------------------------------
-
-@pytest.fixture
-def importing(home, monkeypatch) -> fakes.FakeHost:
-    """test_backup's host: the fakes, storage read by Python, no git and no Caddy."""
-    monkeypatch.setattr(backup, "storage_stream", python_storage_stream)
-    monkeypatch.setattr(backup.gitrepo, "prepare", lambda repo, name: repo.mkdir(parents=True, exist_ok=True))
-    monkeypatch.setattr(backup.domains, "load_proxy", lambda: None)
-    return fakes.install(monkeypatch)
-
 
 def altered(data: bytes, change) -> io.BytesIO:
     """The archive with change(name, bytes) -> bytes | None (None: leave out) on each member."""
@@ -159,7 +154,7 @@ def json_change(member: str, **fields):
     ("state/web/domains.json", {"custom": ["../../../../.ssh/authorized_keys"]}, "field custom[0]"),
     ("state/web/storage.json", None, "field .0.: invalid container path"),
 ])
-def test_a_crafted_record_refuses_the_whole_archive_before_anything_is_placed(importing, member, fields, message):
+def test_a_crafted_record_refuses_the_whole_archive_before_anything_is_placed(host, member, fields, message):
     deployed_app()
     (paths.APPS / "web" / "domains.json").write_text('{"default": true, "custom": []}')
     data = export_bytes()
@@ -177,7 +172,7 @@ def test_a_crafted_record_refuses_the_whole_archive_before_anything_is_placed(im
     assert not list(paths.DATA.glob("import-*"))
 
 
-def test_host_files_and_unknown_files_in_an_archive_are_checked_too(importing):
+def test_host_files_and_unknown_files_in_an_archive_are_checked_too(host):
     deployed_app()
     data = export_bytes()
     wipe()
