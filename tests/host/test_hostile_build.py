@@ -125,6 +125,7 @@ def test_a_checkout_of_such_a_tree_writes_nothing_outside_the_build_even_past_fs
     assert hashes(host, app_repo.app) == before, said
     assert files_newer_than(host, "/var/tmp/hostile-marker") == []
     assert "attacker" not in host.run(["cat", WATCHED[0]]).stdout
+    host.ssh("apps:destroy", app_repo.app, "--force")  # its repository holds objects git refuses
 
 
 def test_an_fsck_invalid_commit_is_refused_by_git(host, app_repo, local_repo):

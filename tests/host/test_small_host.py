@@ -163,8 +163,8 @@ def test_a_backup_moves_apps_config_and_storage_to_a_fresh_host(host, app_repo, 
     in_container(host, app, "echo precious > /files/kept")
     exported = host_bytes(host, ["podku", "backup:export"])
     assert exported.returncode == 0, exported.stderr
-    archive = exported.stdout
-    assert archive[:512].find(b"MANIFEST") >= 0
+    assert exported.stdout[:512].find(b"MANIFEST") >= 0
+    archive = testhost.only_app(exported.stdout, app, f"{app}-files")
 
     fresh_host.install()
     truncated = host_bytes(fresh_host, ["podku", "backup:import"], stdin=archive[: len(archive) // 2])

@@ -11,7 +11,6 @@ byte for byte) and destroys the app before importing it."""
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import tarfile
 from pathlib import Path
@@ -72,39 +71,6 @@ def test_a_2_kib_sparse_archive_is_refused_before_writing(host, tmp_path):
 
 # --- hole 8 ---------------------------------------------------------------------------
 
-def only_app(archive: bytes, app: str, storage_dir: str) -> bytes:
-    """The backup with only `app` and its storage directory in it."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(archive)) as source, \
-            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target:
-        for member in source.getmembers():
-            parts = member.name.split("/")
-            if parts[0] in ("state", "repos") and len(parts) > 1 and parts[1] not in (app, f"{app}.git"):
-                continue
-            handle = source.extractfile(member)
-            data = handle.read() if handle else None
-            if member.name == "MANIFEST":
-                magic, _, manifest = data.decode().partition("\n")
-                data = f"{magic}\n{json.dumps({**json.loads(manifest), 'apps': [app]})}\n".encode()
-            elif member.name == "storage.tar":
-                data = only_storage(data, storage_dir)
-            if data is not None:
-                member.size = len(data)
-            target.addfile(member, io.BytesIO(data) if data is not None else None)
-    return out.getvalue()
-
-
-def only_storage(nested: bytes, storage_dir: str) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(nested)) as source, \
-            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target:
-        for member in source.getmembers():
-            name = member.name.removeprefix("./")
-            if member.name in (".", "./") or name == storage_dir or name.startswith(storage_dir + "/"):
-                target.addfile(member, source.extractfile(member) if member.isreg() else None)
-    return out.getvalue()
-
-
 MAKE_ODD_FILES = ("echo precious > /files/kept; ln /files/kept /files/second; ln -s /etc/passwd /files/link;"
                   " mkfifo /files/fifo;"
                   " python3 -c \"import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])\" /files/sock")
@@ -120,7 +86,7 @@ def test_an_export_after_the_app_made_links_a_fifo_and_a_socket_in_its_storage_i
     assert exported.returncode == 0, exported.stderr
     for name, why in (("link", "a symbolic link"), ("fifo", "a fifo"), ("sock", "a socket")):
         assert f"left out of the backup: storage '{files}/{name}', {why}".encode() in exported.stderr
-    archive = only_app(exported.stdout, app, files)
+    archive = testhost.only_app(exported.stdout, app, files)
 
     host.podku("apps:destroy", app, "--force")
     host.as_deploy_user(f"podman unshare rm -rf ~/.local/share/podku/storage/{files}")

@@ -7,11 +7,14 @@ inside the host's network namespace, so nothing touches this machine's own ports
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -322,3 +325,39 @@ class LoadRun:
         assert summary["requests"] > 0
         assert self.failures() == [], f"{len(self.failures())} failed: {self.failures()[:5]}"
         assert summary["retried"] == 0, summary
+
+
+# --- backups ------------------------------------------------------------------------------
+
+def only_app(archive: bytes, app: str, storage_dir: str) -> bytes:
+    """The backup with only `app` and its storage directory in it: the shared host holds
+    other tests' apps, some of them hostile on purpose (a repository git's fsck refuses)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as source, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target:
+        for member in source.getmembers():
+            parts = member.name.split("/")
+            if parts[0] in ("state", "repos") and len(parts) > 1 and parts[1] not in (app, f"{app}.git"):
+                continue
+            handle = source.extractfile(member)
+            data = handle.read() if handle else None
+            if member.name == "MANIFEST":
+                magic, _, manifest = data.decode().partition("\n")
+                data = f"{magic}\n{json.dumps({**json.loads(manifest), 'apps': [app]})}\n".encode()
+            elif member.name == "storage.tar":
+                data = only_storage(data, storage_dir)
+            if data is not None:
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def only_storage(nested: bytes, storage_dir: str) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(nested)) as source, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target:
+        for member in source.getmembers():
+            name = member.name.removeprefix("./")
+            if member.name in (".", "./") or name == storage_dir or name.startswith(storage_dir + "/"):
+                target.addfile(member, source.extractfile(member) if member.isreg() else None)
+    return out.getvalue()
