@@ -20,7 +20,11 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 sys.path.insert(0, str(SRC))
 
-from podku.host import paths  # noqa: E402
+from podku.host import paths, templates  # noqa: E402
+
+# The templates of this checkout, not of an installed podku (templates.UNITS_DIR's one rule
+# is where the package installs them).
+templates.UNITS_DIR = SRC.parent / "units"
 
 
 @pytest.fixture

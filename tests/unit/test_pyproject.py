@@ -1,3 +1,5 @@
+import importlib
+import sys
 from pathlib import Path
 
 import tomllib
@@ -26,7 +28,10 @@ def test_templates_are_installed_where_podku_looks_for_them():
     from podku.host import templates
 
     assert "share/podku/units" in data_files()
-    assert templates.CANDIDATE_DIRS[0].parts[-3:] == ("share", "podku", "units")
+    installed = Path(sys.prefix) / "share" / "podku" / "units"
+    assert templates.UNITS_DIR == REPO / "units"  # conftest: this checkout's
+    assert installed == importlib.reload(templates).UNITS_DIR  # the one rule, installed
+    templates.UNITS_DIR = REPO / "units"
 
 
 def test_test_module_names_are_unique_across_the_test_folders():

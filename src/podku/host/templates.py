@@ -14,10 +14,15 @@ from typing import Any
 
 import jinja2
 
-# Installed: pyproject's data-files put units/ under <prefix>/share/podku. From a source
-# tree (tests, development): the repository's own units/.
-CANDIDATE_DIRS = (Path(sys.prefix) / "share" / "podku" / "units",
-                  Path(__file__).resolve().parents[3] / "units")
+
+# The templates are installed with the package: pyproject's data-files put the repository's
+# units/ under <prefix>/share/podku, beside the environment podku runs from (the deploy
+# user's venv). The unit tests, run from a checkout, point this at the checkout's units/.
+def installed_dir() -> Path:
+    return Path(sys.prefix) / "share" / "podku" / "units"
+
+
+UNITS_DIR = installed_dir()
 SYSTEMD_SUFFIXES = (".service.j2", ".socket.j2", ".timer.j2")
 JSON_SUFFIX = ".json.j2"
 CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -37,10 +42,9 @@ class Quoted(str):
 
 
 def units_dir() -> Path:
-    for candidate in CANDIDATE_DIRS:
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("podku's units/ templates are not installed")
+    if not UNITS_DIR.is_dir():
+        raise FileNotFoundError(f"podku's templates are not installed at {UNITS_DIR}: reinstall podku (install.sh)")
+    return UNITS_DIR
 
 
 @jinja2.pass_context
