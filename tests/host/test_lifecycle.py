@@ -143,3 +143,23 @@ def test_concurrent_changes_to_one_app_wait_for_each_other(host, app_repo):
     assert all(f"N{n}:" in config for n in range(3)), config  # no change lost
     listing = host.ssh("releases", app).stdout
     assert re.search(r"\* v4 .* live", listing) and listing.count(" live ") == 1, listing
+
+
+def test_config_keys_export_and_clear_over_ssh(host, app_repo):
+    """The shell export gives a shell the values back; clear is a release (the app sees it)."""
+    app = app_repo.app
+    app_repo.deploy("config")
+    value = "it's $HOME `id` ünï"
+    host.ssh("config:set", app, "GREETING=hello", shlex.quote(f"TRICKY={value}"))
+    assert host.ssh("config:keys", app).stdout.split() == ["GREETING", "TRICKY"]
+    exported = host.ssh("config:export", app).stdout
+    read_back = subprocess.run(["sh", "-c", exported + 'printf "%s" "$TRICKY"'], capture_output=True, text=True,
+                               env={}, check=True).stdout
+    assert read_back == value
+    assert json.loads(host.ssh("config:export", app, "--format", "json").stdout)["GREETING"] == "hello"
+    assert host.http_get(f"{app}.podku.localhost", "/config") == (200, "hello")
+    host.ssh("config:clear", app)
+    assert host.ssh("config:keys", app).stdout == ""
+    assert host.http_get(f"{app}.podku.localhost", "/config") == (200, "-")
+    refused = host.ssh("config:export", app, "--format", "'yaml;id'", check=False)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1

@@ -20,7 +20,8 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "doctor {w}", "apps:destroy {w} --force", "domains:add web {w}", "domains:add {w} a.test",
              "ps:scale web {w}", "ps:scale {w} web=1", "resource:limit web --memory {w}",
              "storage:mount web {w}", "storage:ensure-directory {w}", "ps:set web idle-timeout {w}",
-             "builder:set web {w}", "certs:report {w}", "releases {w}", "ps:report {w}"]
+             "builder:set web {w}", "certs:report {w}", "releases {w}", "ps:report {w}", "config:keys {w}",
+             "config:export {w}", "config:export web --format {w}", "config:clear {w}"]
 
 
 class NoSystemd:

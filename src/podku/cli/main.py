@@ -26,7 +26,7 @@ from podku import (
     sshkeys,
     swap,
 )
-from podku.cli import builder, host, ps  # noqa: F401  (each registers its commands on the group)
+from podku.cli import builder, config, host, ps  # noqa: F401  (each registers its commands on the group)
 from podku.cli import domains as domains_commands  # noqa: F401
 from podku.cli.base import app_argument, cli, command
 from podku.errors import PodkuError, UsageError
@@ -149,60 +149,6 @@ def ps_retire(app: str, release: int) -> None:
     """Stop a release that no longer serves (run by a timer after a swap)."""
     with apps.lock(app):
         swap.retire(apps.load(app), release)
-
-
-@command("config:show")
-@app_argument
-def config_show(app: str) -> None:
-    """The app's config."""
-    apps.load(app)
-    output.echo(f"=====> {app} env vars")
-    for key, value in sorted(apps.config(app).items()):
-        output.echo(f"{key + ':':<20}{output.printable(value)}")
-
-
-@command("config:get")
-@app_argument
-@click.argument("key", callback=lambda _c, _p, value: names.env_key(value))
-def config_get(app: str, key: str) -> None:
-    """One config value."""
-    apps.load(app)
-    values = apps.config(app)
-    if key not in values:
-        raise PodkuError(f"{key} is not set for {app}")
-    output.echo(output.printable(values[key]))
-
-
-@command("config:set")
-@app_argument
-@click.argument("assignments", nargs=-1, required=True)
-@click.option("--no-restart", is_flag=True, help="Store only; the next release picks it up.")
-def config_set(app: str, assignments: tuple[str, ...], no_restart: bool) -> None:
-    """Set config values (KEY=VALUE ...): a new release."""
-    changes = dict(names.env_assignment(text) for text in assignments)
-    _change_config(app, lambda values: {**values, **changes}, "Set " + ", ".join(changes), no_restart)
-
-
-@command("config:unset")
-@app_argument
-@click.argument("keys", nargs=-1, required=True)
-@click.option("--no-restart", is_flag=True)
-def config_unset(app: str, keys: tuple[str, ...], no_restart: bool) -> None:
-    """Remove config values: a new release."""
-    for key in keys:
-        names.env_key(key)
-    _change_config(app, lambda values: {k: v for k, v in values.items() if k not in keys},
-                   "Unset " + ", ".join(keys), no_restart)
-
-
-def _change_config(app: str, change, description: str, no_restart: bool) -> None:
-    with apps.lock(app):
-        current = apps.load(app)
-        new_config = change(apps.config(app))
-        if current.live_release is not None and not no_restart:
-            deploy.redeploy(current, description, config=new_config)
-        apps.save_config(app, new_config)
-        output.step(description)
 
 
 # --- checks --------------------------------------------------------------------------
