@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -12,6 +13,7 @@ import fakes
 from podku import apps, deploy, naming, postgres, releases
 from podku.cli import main as cli
 from podku.host import paths, records, systemd
+from podku.image import baseimages
 from podku.runtime import links
 
 HOSTILE_NAMES = [";", "a;b", "$(id)", "`id`", "../x", "a/../b", "--", "-x", "--force", "a\nb", "a\rb",
@@ -320,3 +322,14 @@ def test_a_crafted_links_file_is_refused(home, entry):
     (app.paths.root / "links.json").write_text(json.dumps([entry]))
     with pytest.raises(records.RecordInvalid, match="links.json"):
         links.load("web")
+
+
+def test_the_test_hosts_postgres_image_is_built_by_podkus_recipe():
+    """make-images.sh builds the image the host tests import: the same packages and hook as
+    postgres.BASE, which `postgres:create` builds with mmdebstrap on a real host."""
+    script = (Path(__file__).resolve().parents[1] / "host" / "make-images.sh").read_text()
+    assert f"postgres_base_packages=({' '.join(postgres.BASE.packages)})" in script
+    [hook] = postgres.BASE.hooks
+    assert f"postgres_base_hook='{hook}'" in script
+    argv = baseimages.mmdebstrap_argv(postgres.BASE, baseimages.DEFAULT_MIRROR)
+    assert f"--customize-hook={hook}" in argv and "--include=postgresql-15" in argv
