@@ -55,6 +55,8 @@ SETTINGS = (
     "max_parallel_workers=1",
     "max_parallel_workers_per_gather=0",
     "autovacuum_max_workers=2",
+    "jit=off",  # LLVM's JIT pays off on big analytic queries, not here; it costs memory per backend
+    "huge_pages=off",
 )
 IDENTIFIER = r"[a-z0-9_]{1,63}"
 PASSWORD = r"[0-9a-f]{32,64}"
