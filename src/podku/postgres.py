@@ -32,8 +32,12 @@ from podku.runtime import links
 KIND = "postgres"
 VERSION = "15"
 # Debian's postgresql-15 creates a cluster `main` when it is installed: the image has none.
-BASE = baseimages.Base(KIND, f"localhost/podku/postgres:{VERSION}", ("postgresql-15",),
-                       hooks=(f'rm -rf "$1"/var/lib/postgresql/{VERSION}/main "$1"/etc/postgresql/{VERSION}/main',))
+# Nor has it LLVM and z3 (140 MB, only for the JIT, which the service turns off: jit=off),
+# documentation, manual pages, translations or locale sources (the cluster is C.UTF-8).
+SLIMMING = ('rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main "$1"/usr/lib/*/libLLVM-*.so* '
+            '"$1"/usr/lib/*/libz3.so* "$1"/usr/lib/postgresql/15/lib/llvmjit* "$1"/usr/lib/postgresql/15/lib/bitcode '
+            '"$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/locale "$1"/usr/share/i18n')
+BASE = baseimages.Base(KIND, f"localhost/podku/postgres:{VERSION}", ("postgresql-15",), hooks=(SLIMMING,))
 BIN = f"/usr/lib/postgresql/{VERSION}/bin"
 DATA_MOUNT = "/var/lib/postgresql/data"
 SOCKET_MOUNT = "/run/postgresql"

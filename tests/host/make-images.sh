@@ -29,7 +29,7 @@ node_base_packages=(nodejs npm ca-certificates)
 
 # podku's postgres.BASE (src/podku/postgres.py): the same packages and hook.
 postgres_base_packages=(postgresql-15)
-postgres_base_hook='rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main'
+postgres_base_hook='rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main "$1"/usr/lib/*/libLLVM-*.so* "$1"/usr/lib/*/libz3.so* "$1"/usr/lib/postgresql/15/lib/llvmjit* "$1"/usr/lib/postgresql/15/lib/bitcode "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/locale "$1"/usr/share/i18n'
 
 key() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
