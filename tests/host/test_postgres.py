@@ -1,6 +1,6 @@
 """Postgres services on a booted host with no route out: postgres:create, a Flask app using
 psycopg linked to it by postgres:link (DATABASE_URL, the socket directory mounted), its rows
-surviving a redeploy and a crash of the server, an unlinked app that has the URL and still
+surviving a redeploy, a crash of the server and a reboot, an unlinked app that has the URL and still
 cannot reach the server, destroy refused while linked. The service image is imported from
 the cache (make-images.sh builds it with podku's recipe); packages come from pkgserver.py."""
 
@@ -154,6 +154,13 @@ def test_a_linked_flask_app_reads_its_rows_after_a_redeploy_and_an_unlinked_one_
         # the server crashes: systemd starts it again (Restart=on-failure), the rows are there
         pg_host.sh("pkill -KILL -o -x postgres")
         wait_for(pg_host, app_name, "/read", "hello", timeout=90)
+        restarts = pg_host.as_deploy_user(f"systemctl --user show -p NRestarts --value {unit}").stdout.strip()
+        assert int(restarts) >= 1
+
+        # a reboot: the service starts with the deploy user's manager, the app on its first request
+        pg_host.reboot()
+        wait_for(pg_host, app_name, "/read", "hello", timeout=120)
+        assert pg_host.as_deploy_user(f"systemctl --user is-active {unit}").stdout.strip() == "active"
 
         # an app that has the URL but no link has no path to the socket
         unlinked.write(pg_app("unlinked"))
