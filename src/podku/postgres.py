@@ -14,20 +14,17 @@ record (0600). No one can log in as the superuser: it has no password."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from podku import apps, deploy, names, naming, output
-from podku.errors import PodkuError, UsageError
+from podku import names, naming, output, services
+from podku.errors import UsageError
 from podku.host import paths, podman, records, state, systemd, templates
 from podku.host.commands import last_line
 from podku.image import baseimages
-from podku.runtime import links
 
 KIND = "postgres"
 VERSION = "15"
@@ -66,8 +63,7 @@ IDENTIFIER = r"[a-z0-9_]{1,63}"
 PASSWORD = r"[0-9a-f]{32,64}"
 
 
-class ServiceError(PodkuError):
-    pass
+ServiceError = services.ServiceError
 
 
 @dataclass(frozen=True)
@@ -142,33 +138,18 @@ def save(service: Service) -> None:
 
 
 def all_names() -> list[str]:
-    directory = paths.service_records(KIND)
-    if not directory.is_dir():
-        return []
-    found = []
-    for entry in directory.glob("*.json"):
-        with contextlib.suppress(UsageError):
-            found.append(names.service_name(entry.stem))
-    return sorted(found)
-
-
-@contextlib.contextmanager
-def lock(name: str) -> Iterator[None]:
-    """Everything that changes a service, or its links, holds this (before an app's lock)."""
-    with state.locked(service_paths(name).lock, f"postgres {name}"):
-        yield
+    return services.all_names(KIND)
 
 
 def linked_apps(name: str) -> list[str]:
-    return [app for app in apps.all_names()
-            if any(link["kind"] == KIND and link["name"] == name for link in links.load(app))]
+    return services.linked_apps(KIND, name)
 
 
 # --- create and destroy -------------------------------------------------------------------
 
 def create(name: str) -> Service:
     names.service_name(name)
-    with lock(name):
+    with services.lock(KIND, name):
         if exists(name):
             raise UsageError(f"postgres service {name} already exists")
         baseimages.ensure(BASE)
@@ -177,7 +158,7 @@ def create(name: str) -> Service:
                           password=secrets.token_hex(24), created=time.time())
         output.step(f"Creating postgres {name}")
         try:
-            _prepare_directories(service)
+            services.prepare_directories(KIND, name)
             _initialise(service)
             install_unit(service)
             save(service)
@@ -189,15 +170,6 @@ def create(name: str) -> Service:
             raise
     output.detail(f"postgres {name} is running: postgres:link {name} APP gives an app its DATABASE_URL")
     return service
-
-
-def _prepare_directories(service: Service) -> None:
-    root = service.paths.root
-    if root.exists():  # no record: what an interrupted create left
-        output.warn(f"removing {root}, left by an earlier postgres:create {service.name} that did not finish")
-        podman.engine.unshare_remove(str(root))
-    service.paths.data.mkdir(parents=True, mode=0o700)
-    service.paths.sockets.mkdir(mode=0o755)
 
 
 def init_argv(service: Service) -> list[str]:
@@ -242,111 +214,33 @@ def install_unit(service: Service) -> None:
 
 def wait_ready(service: Service, timeout: float = READY_TIMEOUT) -> None:
     """Until the server accepts connections on its socket."""
-    deadline = time.monotonic() + timeout
     probe = [f"{BIN}/pg_isready", "--quiet", "-h", SOCKET_MOUNT]
-    while True:
-        if podman.engine.exec_in(service.container, probe).returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            logs = systemd.journal_tail(service.unit)
-            raise ServiceError(f"postgres {service.name} did not accept connections within {timeout:.0f}s"
-                               + (f": {last_line(logs)}" if logs else ""))
-        sleep(0.3)
-
-
-def sleep(seconds: float) -> None:
-    time.sleep(seconds)
+    services.wait_until(lambda: podman.engine.exec_in(service.container, probe).returncode == 0,
+                        KIND, service.name, service.unit, timeout)
 
 
 def destroy(name: str) -> None:
-    with lock(name):
+    with services.lock(KIND, name):
         service = load(name)
-        linked = linked_apps(name)
-        if linked:
-            raise UsageError(f"postgres {name} is linked to {', '.join(linked)}: "
-                             f"postgres:unlink {name} {linked[0]} first")
+        services.refuse_destroy_while_linked(KIND, name)
         _remove(service)
     output.step(f"Destroying postgres {name}... done")
 
 
 def _remove(service: Service) -> None:
-    """Stop and forget the service: its unit, container, data and record."""
-    if systemd.load_state(service.unit) not in ("not-found", ""):
-        systemd.stop(service.unit)
-        systemd.reset_failed(service.unit)
-    systemd.remove_unit(service.unit)
-    systemd.reload()
-    podman.engine.remove_containers([service.container, naming.service_init_container(KIND, service.name)])
-    if service.paths.root.exists():
-        podman.engine.unshare_remove(str(service.paths.root))
-    with contextlib.suppress(FileNotFoundError):
-        service.paths.record.unlink()
+    services.remove(KIND, service.name, [service.container, naming.service_init_container(KIND, service.name)])
 
 
-# --- links --------------------------------------------------------------------------------
+# --- links and reports -------------------------------------------------------------------
 
 def link(name: str, app: str) -> str:
-    """Give `app` the service's URL and socket: a new release, swapped in like config:set.
-    Returns the config key set."""
-    with lock(name):
-        service = load(name)
-        with apps.lock(app):
-            current = apps.load(app)
-            before = links.load(app)
-            if any(entry["kind"] == KIND and entry["name"] == name for entry in before):
-                raise UsageError(f"postgres {name} is already linked to {app}")
-            config = apps.config(app)
-            variable = link_variable(name, before, config)
-            after = [*before, {"kind": KIND, "name": name, "variable": variable}]
-            _apply(current, f"Link postgres {name} as {variable}", before, after, {**config, variable: service.url})
-    return variable
-
-
-def link_variable(name: str, existing: list[dict], config: dict[str, str]) -> str:
-    """DATABASE_URL for the app's first postgres link (unless its config has one already);
-    POSTGRES_NAME_URL otherwise. A key the app's config already has is refused."""
-    first = naming.service_url_variable(KIND, name, first=True)
-    if first not in config and not any(entry["variable"] == first for entry in existing):
-        return first
-    variable = naming.service_url_variable(KIND, name, first=False)
-    names.env_key(variable)
-    if variable in config:
-        raise UsageError(f"the app's config already has {variable}: config:unset it first")
-    return variable
+    """Give `app` DATABASE_URL (or POSTGRES_NAME_URL) and the socket: a new release."""
+    return services.link(KIND, names.service_name(name), app, lambda: load(name).url)
 
 
 def unlink(name: str, app: str) -> str:
-    """Withdraw the URL and the socket from `app`: a new release. Returns the key removed."""
-    names.service_name(name)
-    with lock(name):
-        with apps.lock(app):
-            current = apps.load(app)
-            before = links.load(app)
-            found = [entry for entry in before if entry["kind"] == KIND and entry["name"] == name]
-            if not found:
-                raise UsageError(f"postgres {name} is not linked to {app}")
-            variable = found[0]["variable"]
-            after = [entry for entry in before if entry not in found]
-            config = {key: value for key, value in apps.config(app).items() if key != variable}
-            _apply(current, f"Unlink postgres {name} ({variable})", before, after, config)
-    return variable
+    return services.unlink(KIND, names.service_name(name), app)
 
-
-def _apply(app: apps.App, description: str, before: list[dict], after: list[dict], config: dict[str, str]) -> None:
-    """Store the links, then release with the new config; a failed release puts the old
-    links back (the live release still serves, config untouched)."""
-    links.save(app.name, after)
-    if app.live_release is not None:
-        try:
-            deploy.redeploy(app, description, config=config)
-        except BaseException:
-            links.save(app.name, before)
-            raise
-    apps.save_config(app.name, config)
-    output.step(description)
-
-
-# --- reports -------------------------------------------------------------------------------
 
 def status(service: Service) -> str:
-    return systemd.active_state(service.unit) or "unknown"
+    return services.status(KIND, service.name)

@@ -127,6 +127,7 @@ class FakePodman:
     input_result: tuple[int, str] = (0, "")  # what run_with_input answers: (exit code, output)
     executed: list[tuple[str, list[str]]] = field(default_factory=list)  # exec_in: (container, argv)
     exec_result: int = 0
+    exec_output: str = ""
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
         self.images.add(tag)
@@ -185,7 +186,7 @@ class FakePodman:
 
     def exec_in(self, container: str, argv: Sequence[str]) -> subprocess.CompletedProcess:
         self.executed.append((container, list(argv)))
-        return subprocess.CompletedProcess(["podman", "exec"], self.exec_result, "")
+        return subprocess.CompletedProcess(["podman", "exec"], self.exec_result, self.exec_output)
 
     def unshare_remove(self, path: str) -> None:
         shutil.rmtree(path)

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import fakes
-from podku import apps, deploy, naming, postgres, releases
+from podku import apps, deploy, naming, postgres, releases, services
 from podku.cli import main as cli
 from podku.host import paths, records, systemd
 from podku.image import baseimages
@@ -39,7 +39,7 @@ def host(home, monkeypatch) -> fakes.FakeHost:
     fakes.new_app("web")
     fake = fakes.install(monkeypatch)
     fake.podman.images.add(postgres.BASE.image)
-    monkeypatch.setattr(postgres, "sleep", lambda seconds: None)
+    monkeypatch.setattr(services, "sleep", lambda seconds: None)
     return fake
 
 

@@ -11,7 +11,7 @@ from podku.errors import UsageError
 from podku.host import paths, records, state
 
 FILE_NAME = "links.json"
-KINDS = ("postgres",)
+KINDS = ("postgres", "redis")
 MAX_LINKS = 16
 
 LINK = records.record({
