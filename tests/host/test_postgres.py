@@ -33,7 +33,7 @@ def connect():
     return psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5)
 
 
-@app.route("/")
+@app.route("/", methods=["GET", "POST"])
 def index():
     return MESSAGE
 
@@ -46,7 +46,7 @@ def write():
     return "written"
 
 
-@app.route("/read")
+@app.route("/read", methods=["GET", "POST"])
 def read():
     try:
         with connect() as conn:
@@ -119,7 +119,7 @@ def postgres_memory(machine) -> tuple[int, int]:
 
 
 def test_a_linked_flask_app_reads_its_rows_after_a_redeploy_and_an_unlinked_one_cannot_reach_them(
-        pg_host, tmp_path, app_name):
+        pg_host, tmp_path, app_name, load_run):
     service = f"db-{app_name[:40]}"
     other = f"{app_name[:40]}-other"
     linked = SourceRepo(tmp_path / app_name, pg_host, app_name)
@@ -134,15 +134,25 @@ def test_a_linked_flask_app_reads_its_rows_after_a_redeploy_and_an_unlinked_one_
 
         linked.write(pg_app("v1"))
         linked.push()
-        pg_host.ssh("postgres:link", service, app_name)
+        unlinked.write(pg_app("unlinked"))
+        unlinked.push()
+        with load_run(app_name, path="/") as run:  # the link is a swap: no request fails
+            pg_host.ssh("postgres:link", service, app_name)
+        run.assert_no_failures()
         url = pg_host.ssh("config:get", app_name, "DATABASE_URL").stdout.strip()
         assert url.startswith("postgresql://") and url.endswith(f"?host=/run/podku/postgres/{service}")
         assert get(pg_host, app_name, "/write?body=hello") == (200, "written")
         assert get(pg_host, app_name, "/read") == (200, "hello")
         assert get(pg_host, app_name, "/sockets") == (200, service)
 
-        linked.write(pg_app("v2"), message="redeploy")
-        linked.push()
+        # under load on a page that queries: a redeploy, another app linked and unlinked
+        with load_run(app_name, path="/read") as run:
+            linked.write(pg_app("v2"), message="redeploy")
+            linked.push()
+            pg_host.ssh("postgres:link", service, other)
+            pg_host.ssh("postgres:unlink", service, other)
+        run.assert_no_failures()
+        assert {record.get("body") for record in run.records} <= {"hello", None}
         assert get(pg_host, app_name, "/") == (200, "v2")
         assert get(pg_host, app_name, "/read") == (200, "hello")
 
@@ -163,8 +173,6 @@ def test_a_linked_flask_app_reads_its_rows_after_a_redeploy_and_an_unlinked_one_
         assert pg_host.as_deploy_user(f"systemctl --user is-active {unit}").stdout.strip() == "active"
 
         # an app that has the URL but no link has no path to the socket
-        unlinked.write(pg_app("unlinked"))
-        unlinked.push()
         pg_host.ssh("config:set", other, f"DATABASE_URL={url}")
         status, body = get(pg_host, other, "/read")
         assert status == 500 and "No such file or directory" in body, body
