@@ -40,7 +40,7 @@ from podku.errors import PodkuError, UsageError
 from podku.host import paths, podman, state
 from podku.host.commands import run
 from podku.image import gitrepo
-from podku.runtime import storage
+from podku.runtime import links, storage
 
 MAGIC = "podku-backup"
 VERSION = 1
@@ -523,6 +523,7 @@ def _place(staging: Path, app_names: list[str], taken: Taken) -> None:
         app_paths = paths.AppPaths(name)
         app_paths.root.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staging / "state" / name, app_paths.root)
+        _drop_unknown_links(name)
         _reset_releases(name)
         if (staging / "repos" / f"{name}.git").is_dir():
             app_paths.repo.parent.mkdir(parents=True, exist_ok=True)
@@ -581,6 +582,25 @@ def _archived_keys(source: Path) -> list[tuple[str, str]]:
         if name is not None and len(words) >= 3 and sshkeys.KEY_NAME.fullmatch(name):
             keys.append((name, f"{words[-3]} {words[-2]}"))
     return keys
+
+
+def _drop_unknown_links(name: str) -> None:
+    """Services are not in backups (yet): a link to one this host does not have is dropped
+    with its config key, said, so that the app starts here (its containers would otherwise
+    mount a socket directory that does not exist)."""
+    kept = []
+    config = apps.config(name)
+    for link in links.load(name):
+        if paths.ServicePaths(link["kind"], link["name"]).record.is_file():
+            kept.append(link)
+            continue
+        config.pop(link["variable"], None)
+        output.warn(f"{name}: left out its link to {link['kind']} {link['name']} and {link['variable']}: "
+                    f"no such service on this host ({link['kind']}:create {link['name']}, then "
+                    f"{link['kind']}:link {link['name']} {name})")
+    if kept != links.load(name):
+        links.save(name, kept)
+        apps.save_config(name, config)
 
 
 def _reset_releases(name: str) -> None:

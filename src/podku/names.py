@@ -36,6 +36,15 @@ def app_name(name: str) -> str:
     return name
 
 
+def service_name(name: str) -> str:
+    """A service's name (postgres:create NAME): the rules of an app name. It becomes a unit,
+    a container, a directory and a path inside linked apps' containers."""
+    try:
+        return app_name(name)
+    except UsageError as error:
+        raise UsageError(str(error).replace("app name", "service name", 1)) from None
+
+
 def env_key(key: str) -> str:
     if not ENV_KEY.fullmatch(key or ""):
         raise UsageError(

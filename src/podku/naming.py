@@ -115,3 +115,48 @@ def parse_stable_socket_file(name: str) -> str | None:
 
 def build_dir(app: str, release: int) -> str:
     return f"{app}-r{release}"
+
+
+# --- services (postgres:create and the like) ----------------------------------------------
+# A service's name follows the app-name rules (names.service_name). Its unit and container
+# names hold a character no app's can ('@', '.'), so a service never shadows an app's thing.
+
+
+def service_unit(kind: str, name: str) -> str:
+    """The user unit that runs a service: podku-postgres@NAME.service."""
+    return f"podku-{kind}@{name}.service"
+
+
+def parse_service_unit(unit: str) -> tuple[str, str] | None:
+    """(kind, name) of a service's unit name, or None."""
+    match = re.fullmatch(rf"podku-([a-z]+)@({APP})\.service", unit)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def service_container(kind: str, name: str) -> str:
+    """podku-postgres.NAME (app containers never hold a dot)."""
+    return f"podku-{kind}.{name}"
+
+
+def service_init_container(kind: str, name: str) -> str:
+    """The one-off container that initialises a service's data directory."""
+    return f"podku-{kind}.{name}.init"
+
+
+def service_socket_mount(kind: str, name: str) -> str:
+    """Where a linked app's containers see the service's socket directory."""
+    return f"/run/podku/{kind}/{name}"
+
+
+def service_identifier(name: str) -> str:
+    """A service's database and role name: its name with '_' for '-' (an SQL identifier,
+    quoted all the same where it is used)."""
+    return name.replace("-", "_")
+
+
+def service_url_variable(kind: str, name: str, first: bool) -> str:
+    """The config key a link sets: Dokku's DATABASE_URL for an app's first link of a kind,
+    POSTGRES_NAME_URL for further ones (NAME upper-cased, '_' for '-')."""
+    if first:
+        return {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}[kind]
+    return f"{kind.upper()}_{name.upper().replace('-', '_')}_URL"

@@ -10,7 +10,7 @@ from podku import names, naming, runtime
 from podku.errors import UsageError
 from podku.host import paths, records, state
 from podku.image import procfile
-from podku.runtime import idle, resources, storage
+from podku.runtime import idle, links, resources, storage
 
 
 class Outcome(str, Enum):
@@ -50,6 +50,7 @@ class Release:
     resources: dict = field(default_factory=dict)  # memory (bytes), cpus, pids
     mounts: list[str] = field(default_factory=list)  # NAME:/container/path
     idle_timeout: int = 0  # seconds; 0: never stopped for being idle
+    links: list[str] = field(default_factory=list)  # KIND:NAME of each linked service
 
     @property
     def unit(self) -> str:
@@ -92,9 +93,9 @@ class Release:
         return f"{self.unit}-app.service" if self.bridged else self.web_unit
 
     def podman_flags(self) -> list[str]:
-        """What every container of the release gets from its runtime settings: its limits
-        and its storage mounts."""
-        return runtime.podman_flags(self.resources, self.mounts)
+        """What every container of the release gets from its runtime settings: its limits,
+        its storage mounts and the sockets of the services it is linked to."""
+        return runtime.podman_flags(self.resources, self.mounts, self.links)
 
     def environment_file(self) -> str:
         """The app's environment in podman's --env-file format: its config and who it is.
@@ -137,6 +138,7 @@ def schema(app: str, release_id: int) -> records.Schema:
         "resources": records.Field(resources.RECORD),
         "mounts": records.Field(storage.RECORD),
         "idle_timeout": records.Field(idle.recorded_seconds),
+        "links": records.Field(links.RELEASE_RECORD),
     }
 
 

@@ -4,6 +4,9 @@
 #   ROOTFS: a Debian 12 root filesystem with systemd and every package install.sh wants,
 #   BASE:   the tarball install.sh imports as localhost/podku/python:3.11.
 #   NODE:   the tarball the builder tests import as localhost/podku/node:18.
+#   POSTGRES: the tarball the service tests import as localhost/podku/postgres:15 (the
+#           recipe of podku's postgres.BASE: postgresql-15, its default cluster removed).
+#   REDIS:  likewise localhost/podku/redis:7 (redis.BASE: redis-server).
 # All are cached under $PODKU_TEST_CACHE keyed by a hash of their inputs.
 # Prints the paths, one per line.
 set -euo pipefail
@@ -24,6 +27,13 @@ base_packages=(python3 python3-venv python3-pip ca-certificates python3-flask gu
 
 # The Node builder's base (podku base:build node builds the same on a real host).
 node_base_packages=(nodejs npm ca-certificates)
+
+# podku's postgres.BASE (src/podku/postgres.py): the same packages and hook.
+postgres_base_packages=(postgresql-15)
+postgres_base_hook='rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main "$1"/usr/lib/*/libLLVM-*.so* "$1"/usr/lib/*/libz3.so* "$1"/usr/lib/postgresql/15/lib/llvmjit* "$1"/usr/lib/postgresql/15/lib/bitcode "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/locale "$1"/usr/share/i18n'
+# podku's redis.BASE (src/podku/redis.py).
+redis_base_packages=(redis-server)
+redis_base_hook='rm -rf "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/locale'
 
 key() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
@@ -56,6 +66,24 @@ build_node_base() {
   mv -T "$tmp" "$out"
 }
 
+build_postgres_base() {
+  local out=$1 tmp=$1.tmp
+  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${postgres_base_packages[*]}")" \
+    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
+    --customize-hook="$postgres_base_hook" \
+    "$suite" "$tmp" "$mirror" >&2
+  mv -T "$tmp" "$out"
+}
+
+build_redis_base() {
+  local out=$1 tmp=$1.tmp
+  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${redis_base_packages[*]}")" \
+    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
+    --customize-hook="$redis_base_hook" \
+    "$suite" "$tmp" "$mirror" >&2
+  mv -T "$tmp" "$out"
+}
+
 mkdir -p "$cache"
 # Concurrent runs (two checkouts on one machine) build one copy, one after the other.
 exec 9>"$cache/.lock"
@@ -66,6 +94,12 @@ base=$cache/base-$(key "$suite" "$mirror" "${base_packages[@]}" v2).tar
 [ -f "$base" ] || build_base "$base"
 node_base=$cache/node-base-$(key "$suite" "$mirror" "${node_base_packages[@]}" v1).tar
 [ -f "$node_base" ] || build_node_base "$node_base"
+postgres_base=$cache/postgres-base-$(key "$suite" "$mirror" "${postgres_base_packages[@]}" "$postgres_base_hook" v1).tar
+[ -f "$postgres_base" ] || build_postgres_base "$postgres_base"
+redis_base=$cache/redis-base-$(key "$suite" "$mirror" "${redis_base_packages[@]}" "$redis_base_hook" v1).tar
+[ -f "$redis_base" ] || build_redis_base "$redis_base"
 echo "$rootfs"
 echo "$base"
 echo "$node_base"
+echo "$postgres_base"
+echo "$redis_base"

@@ -26,7 +26,11 @@ from pathlib import Path
 CACHE = Path(os.environ.get("PODKU_TEST_CACHE", "/var/cache/podku-test"))
 PYTHON_PACKAGES = ("flask==3.0.3", "werkzeug==3.0.3", "jinja2==3.1.4", "markupsafe==2.1.5",
                    "itsdangerous==2.2.0", "click==8.1.7", "blinker==1.8.2", "gunicorn==23.0.0",
-                   "packaging==24.1", "uvicorn==0.30.6", "h11==0.14.0", "six==1.16.0")
+                   "packaging==24.1", "uvicorn==0.30.6", "h11==0.14.0", "six==1.16.0",
+                   # the postgres service tests' app: psycopg 3 with its bundled libpq
+                   "psycopg==3.2.3", "psycopg-binary==3.2.3", "typing-extensions==4.12.2",
+                   # and redis-py (async-timeout: Debian 12's Python is 3.11.2)
+                   "redis==5.0.8", "async-timeout==4.0.3")
 NPM_PACKAGES = ("is-number@7.0.0",)
 PIP_TARGET = ("--only-binary=:all:", "--platform", "manylinux2014_x86_64", "--python-version", "3.11",
               "--implementation", "cp", "--abi", "cp311")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -122,6 +123,11 @@ class FakePodman:
     containers: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (label, value) -> names
     removed_containers: list[str] = field(default_factory=list)
     tasks: list[list[str]] = field(default_factory=list)
+    fed: list[tuple[list[str], str]] = field(default_factory=list)  # run_with_input: (argv, stdin)
+    input_result: tuple[int, str] = (0, "")  # what run_with_input answers: (exit code, output)
+    executed: list[tuple[str, list[str]]] = field(default_factory=list)  # exec_in: (container, argv)
+    exec_result: int = 0
+    exec_output: str = ""
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
         self.images.add(tag)
@@ -173,6 +179,17 @@ class FakePodman:
     def import_image(self, image: str, stream: IO[bytes]) -> subprocess.CompletedProcess:
         self.images.add(image)
         return subprocess.CompletedProcess(["podman", "import"], 0, "")
+
+    def run_with_input(self, argv: Sequence[str], text: str) -> subprocess.CompletedProcess:
+        self.fed.append((list(argv), text))
+        return subprocess.CompletedProcess(["podman", "run"], self.input_result[0], self.input_result[1])
+
+    def exec_in(self, container: str, argv: Sequence[str]) -> subprocess.CompletedProcess:
+        self.executed.append((container, list(argv)))
+        return subprocess.CompletedProcess(["podman", "exec"], self.exec_result, self.exec_output)
+
+    def unshare_remove(self, path: str) -> None:
+        shutil.rmtree(path)
 
 
 @dataclass

@@ -84,3 +84,37 @@ class AppPaths:
 
     def build_dir(self, release: int) -> Path:
         return BUILDS / naming.build_dir(self.name, release)
+
+
+@dataclass(frozen=True)
+class ServicePaths:
+    """A service's places: its record and lock in podku's state, its data and socket
+    directory in podku's data (kept across reboots, removed by KIND:destroy)."""
+
+    kind: str
+    name: str
+
+    @property
+    def record(self) -> Path:
+        return STATE / "services" / self.kind / f"{self.name}.json"
+
+    @property
+    def lock(self) -> Path:
+        return STATE / "services" / self.kind / f"{self.name}.lock"
+
+    @property
+    def root(self) -> Path:
+        return DATA / "services" / self.kind / self.name
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def sockets(self) -> Path:
+        """The directory the service's unix socket is made in, mounted into linked apps."""
+        return self.root / "run"
+
+
+def service_records(kind: str) -> Path:
+    return STATE / "services" / kind

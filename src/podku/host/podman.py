@@ -46,6 +46,12 @@ class Podman(Protocol):
 
     def import_image(self, image: str, stream: IO[bytes]) -> subprocess.CompletedProcess: ...
 
+    def run_with_input(self, argv: Sequence[str], text: str) -> subprocess.CompletedProcess: ...
+
+    def exec_in(self, container: str, argv: Sequence[str]) -> subprocess.CompletedProcess: ...
+
+    def unshare_remove(self, path: str) -> None: ...
+
 
 class RealPodman:
     """podman itself, through host.commands (argument lists, the debug log, one-line errors)."""
@@ -112,6 +118,18 @@ class RealPodman:
         """`podman import - IMAGE` from a stream (a root file system as tar)."""
         return subprocess.run(["podman", "import", "--quiet", "-", image], stdin=stream, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env=child_env())
+
+    def run_with_input(self, argv: Sequence[str], text: str) -> subprocess.CompletedProcess:
+        """`podman run --interactive ARGV` fed `text` on stdin, to its end; output captured."""
+        return run(["podman", "run", "--interactive", *argv], input=text, check=False)
+
+    def exec_in(self, container: str, argv: Sequence[str]) -> subprocess.CompletedProcess:
+        """`podman exec CONTAINER ARGV` to its end; output captured, never raises."""
+        return run(["podman", "exec", container, *argv], check=False)
+
+    def unshare_remove(self, path: str) -> None:
+        """Remove a directory tree that containers wrote as their subordinate users."""
+        run(["podman", "unshare", "rm", "-rf", "--", path])
 
 
 engine: Podman = RealPodman()

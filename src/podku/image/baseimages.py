@@ -23,6 +23,8 @@ class Base:
     name: str
     image: str
     packages: tuple[str, ...]
+    # More mmdebstrap --customize-hook commands ("$1" is the root), run after the cleanup.
+    hooks: tuple[str, ...] = ()
 
 
 class BaseImageFailed(PodkuError):
@@ -37,6 +39,7 @@ def mmdebstrap_argv(chosen: Base, mirror: str) -> list[str]:
     return ["mmdebstrap", "--quiet", "--mode=unshare", "--variant=apt", "--format=tar",
             f"--include={','.join(chosen.packages)}",
             "--customize-hook=rm -rf \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*",
+            *(f"--customize-hook={hook}" for hook in chosen.hooks),
             SUITE, "-", mirror]
 
 

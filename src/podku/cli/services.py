@@ -1,0 +1,81 @@
+"""KIND:create, destroy, list, info, link and unlink for postgres and redis (registered on
+podku's CLI)."""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+
+import click
+
+from podku import output, postgres, redis
+from podku.cli.base import app_argument, command
+from podku.errors import UsageError
+from podku.names import service_name
+
+
+def service_argument(function):
+    return click.argument("name", callback=lambda _ctx, _param, value: service_name(value))(function)
+
+
+def register(kind: ModuleType, title: str, variable: str) -> None:
+    """The commands of one service kind (a module with create, destroy, load, ...)."""
+    prefix = kind.KIND
+
+    @command(f"{prefix}:create")
+    @service_argument
+    def create(name: str) -> None:
+        kind.create(name)
+    create.help = f"Create a {title} service (its own container, reached by unix socket only)."
+
+    @command(f"{prefix}:destroy")
+    @service_argument
+    @click.option("--force", is_flag=True, help="Do not ask; required when not on a terminal.")
+    def destroy(name: str, force: bool) -> None:
+        kind.load(name)
+        if not force:
+            if not sys.stdin.isatty():
+                raise UsageError(f"destroying {prefix} {name} deletes its data: add --force to confirm")
+            click.confirm(f"Destroy {prefix} {name} and its data?", abort=True)
+        kind.destroy(name)
+    destroy.help = "Stop a service and delete its data (refused while an app is linked to it)."
+
+    @command(f"{prefix}:list")
+    def list_() -> None:
+        output.echo(f"=====> {title} services")
+        for name in kind.all_names():
+            output.echo(f"{name:<30} {kind.status(kind.load(name))}")
+    list_.help = f"The {title} services and whether each runs."
+
+    @command(f"{prefix}:info")
+    @service_argument
+    def info(name: str) -> None:
+        service = kind.load(name)
+        output.echo(f"=====> {name} {prefix} service information")
+        output.field("Status", kind.status(service))
+        output.field("Version", service.version)
+        output.field("Image", kind.BASE.image)
+        output.field("Unit", service.unit)
+        output.field("Data dir", service.paths.data)
+        output.field("Socket dir", service.paths.sockets)
+        output.field("Links", " ".join(kind.linked_apps(name)))
+        output.field("Dsn", service.url)
+    info.help = "A service's status, version, directories, links and URL."
+
+    @command(f"{prefix}:link")
+    @service_argument
+    @app_argument
+    def link(name: str, app: str) -> None:
+        kind.link(name, app)
+    link.help = f"Give APP the service's {variable} and socket: a new release."
+
+    @command(f"{prefix}:unlink")
+    @service_argument
+    @app_argument
+    def unlink(name: str, app: str) -> None:
+        kind.unlink(name, app)
+    unlink.help = "Take the service's URL and socket away from APP: a new release."
+
+
+register(postgres, "Postgres", "DATABASE_URL")
+register(redis, "Redis", "REDIS_URL")

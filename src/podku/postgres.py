@@ -1,0 +1,246 @@
+"""Postgres as a podku service: postgres:create, destroy, list, info, link, unlink.
+
+A service is a rootless container of `localhost/podku/postgres:15` (built on the host from
+Debian's postgresql-15, like the builders' bases) run by a user unit, podku-postgres@NAME,
+enabled in default.target and restarted on failure. Its data directory and its socket
+directory are podku's data (~/.local/share/podku/services/postgres/NAME/{data,run}). It
+has no network at all (--network=none, listen_addresses empty): it is reached only through
+its unix socket, whose directory a link mounts read-only into the app's containers, so an
+app that is not linked has no path to it.
+
+A service's database and role are its name ('_' for '-'); the role owns the database and
+is not a superuser; it logs in with a password (scram-sha-256) kept in the service's
+record (0600). No one can log in as the superuser: it has no password."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from podku import names, naming, output, services
+from podku.errors import UsageError
+from podku.host import paths, podman, records, state, systemd, templates
+from podku.host.commands import last_line
+from podku.image import baseimages
+
+KIND = "postgres"
+VERSION = "15"
+# Debian's postgresql-15 creates a cluster `main` when it is installed: the image has none.
+# Nor has it LLVM and z3 (140 MB, only for the JIT, which the service turns off: jit=off),
+# documentation, manual pages, translations or locale sources (the cluster is C.UTF-8).
+SLIMMING = ('rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main "$1"/usr/lib/*/libLLVM-*.so* '
+            '"$1"/usr/lib/*/libz3.so* "$1"/usr/lib/postgresql/15/lib/llvmjit* "$1"/usr/lib/postgresql/15/lib/bitcode '
+            '"$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/locale "$1"/usr/share/i18n')
+BASE = baseimages.Base(KIND, f"localhost/podku/postgres:{VERSION}", ("postgresql-15",), hooks=(SLIMMING,))
+BIN = f"/usr/lib/postgresql/{VERSION}/bin"
+DATA_MOUNT = "/var/lib/postgresql/data"
+SOCKET_MOUNT = "/run/postgresql"
+STOP_TIMEOUT = 30
+READY_TIMEOUT = 90.0
+# Sized for a 1 GB host that also runs Caddy and the apps: about 40 MiB at rest.
+SETTINGS = (
+    "listen_addresses=",  # no TCP at all: the unix socket only
+    f"unix_socket_directories={SOCKET_MOUNT}",
+    "shared_buffers=32MB",
+    "max_connections=20",
+    "work_mem=2MB",
+    "maintenance_work_mem=16MB",
+    "effective_cache_size=128MB",
+    "wal_buffers=1MB",
+    "min_wal_size=32MB",
+    "max_wal_size=256MB",
+    "max_worker_processes=2",
+    "max_parallel_workers=1",
+    "max_parallel_workers_per_gather=0",
+    "autovacuum_max_workers=2",
+    "jit=off",  # LLVM's JIT pays off on big analytic queries, not here; it costs memory per backend
+    "huge_pages=off",
+)
+IDENTIFIER = r"[a-z0-9_]{1,63}"
+PASSWORD = r"[0-9a-f]{32,64}"
+
+
+ServiceError = services.ServiceError
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    user: str
+    database: str
+    password: str
+    created: float
+    version: str = VERSION
+
+    @property
+    def paths(self) -> paths.ServicePaths:
+        return paths.ServicePaths(KIND, self.name)
+
+    @property
+    def unit(self) -> str:
+        return naming.service_unit(KIND, self.name)
+
+    @property
+    def container(self) -> str:
+        return naming.service_container(KIND, self.name)
+
+    @property
+    def url(self) -> str:
+        """DATABASE_URL as a linked app sees it: libpq's URI with the socket directory as the
+        `host` parameter, which psycopg 2 and 3, SQLAlchemy, dj-database-url and
+        node-postgres all read (a percent-encoded host is not read by SQLAlchemy)."""
+        return (f"postgresql://{self.user}:{self.password}@/{self.database}"
+                f"?host={naming.service_socket_mount(KIND, self.name)}")
+
+
+def schema(name: str) -> records.Schema:
+    return {
+        "name": records.Field(records.every(records.validated(names.service_name),
+                                            records.equal_to(name, "the file's name")), True),
+        "user": records.Field(records.text(63, IDENTIFIER, "an SQL name"), True),
+        "database": records.Field(records.text(63, IDENTIFIER, "an SQL name"), True),
+        "password": records.Field(records.text(64, PASSWORD, "32 to 64 hex digits"), True),
+        "created": records.Field(records.TIMESTAMP, True),
+        "version": records.Field(records.one_of(VERSION)),
+    }
+
+
+def from_record(data: object, name: str, where: Path | str) -> Service:
+    return Service(**records.parse(data, schema(name), where))
+
+
+# --- records -------------------------------------------------------------------------------
+
+def service_paths(name: str) -> paths.ServicePaths:
+    return paths.ServicePaths(KIND, names.service_name(name))
+
+
+def exists(name: str) -> bool:
+    return service_paths(name).record.is_file()
+
+
+def load(name: str) -> Service:
+    path = service_paths(name).record
+    data = records.read_json(path)
+    if data is None:
+        raise UsageError(f"postgres service {name} does not exist: postgres:create {name} first")
+    return from_record(data, name, path)
+
+
+def save(service: Service) -> None:
+    path = service.paths.record
+    data = asdict(service)
+    from_record(data, service.name, path)  # never write what load would refuse
+    state.write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
+
+
+def all_names() -> list[str]:
+    return services.all_names(KIND)
+
+
+def linked_apps(name: str) -> list[str]:
+    return services.linked_apps(KIND, name)
+
+
+# --- create and destroy -------------------------------------------------------------------
+
+def create(name: str) -> Service:
+    names.service_name(name)
+    with services.lock(KIND, name):
+        if exists(name):
+            raise UsageError(f"postgres service {name} already exists")
+        baseimages.ensure(BASE)
+        identifier = naming.service_identifier(name)
+        service = Service(name=name, user=identifier, database=identifier,
+                          password=secrets.token_hex(24), created=time.time())
+        output.step(f"Creating postgres {name}")
+        try:
+            services.prepare_directories(KIND, name)
+            _initialise(service)
+            install_unit(service)
+            save(service)
+            systemd.start(service.unit)
+            wait_ready(service)
+            systemd.enable(service.unit, "default.target")
+        except BaseException:
+            _remove(service)
+            raise
+    output.detail(f"postgres {name} is running: postgres:link {name} APP gives an app its DATABASE_URL")
+    return service
+
+
+def init_argv(service: Service) -> list[str]:
+    """`podman run` arguments of the one-off container that makes the cluster, its role and
+    its database (initdb, then the SQL on stdin through single-user mode: no socket yet)."""
+    script = (f"set -e; {BIN}/initdb -D {DATA_MOUNT} -U postgres -E UTF8 --locale=C.UTF-8 "
+              f"--auth-local=scram-sha-256 --auth-host=reject >/dev/null; "
+              f"exec {BIN}/postgres --single -D {DATA_MOUNT} -c listen_addresses= postgres")
+    return ["--rm", "--replace", "--name", naming.service_init_container(KIND, service.name), "--network=none",
+            "--user", "postgres", f"--volume={service.paths.data}:{DATA_MOUNT}:U", BASE.image,
+            "sh", "-c", script]
+
+
+def init_sql(service: Service) -> str:
+    """One statement a line (single-user mode's input). Names and password are checked by the
+    record's schema: [a-z0-9_] and hex digits only; quoted all the same."""
+    checked = from_record(asdict(service), service.name, "the new service")
+    return (f"CREATE ROLE \"{checked.user}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+            f"PASSWORD '{checked.password}';\n"
+            f"CREATE DATABASE \"{checked.database}\" OWNER \"{checked.user}\";\n")
+
+
+def _initialise(service: Service) -> None:
+    result = podman.engine.run_with_input(init_argv(service), init_sql(service))
+    failed = [line for line in result.stdout.splitlines() if "ERROR:" in line or "FATAL:" in line]
+    if result.returncode != 0 or failed:
+        raise ServiceError(f"initialising postgres {service.name} failed: "
+                           f"{(failed or [last_line(result.stdout, 'no output')])[0].strip()}")
+
+
+def unit_values(service: Service) -> dict:
+    return dict(name=service.name, image=BASE.image, container=service.container, stop_timeout=STOP_TIMEOUT,
+                sockets=service.paths.sockets, postgres=f"{BIN}/postgres", data_mount=DATA_MOUNT,
+                volumes=[f"{service.paths.data}:{DATA_MOUNT}:U", f"{service.paths.sockets}:{SOCKET_MOUNT}:U"],
+                settings=SETTINGS)
+
+
+def install_unit(service: Service) -> None:
+    systemd.write_unit(service.unit, templates.render("service-postgres.service.j2", **unit_values(service)))
+    systemd.reload()
+
+
+def wait_ready(service: Service, timeout: float = READY_TIMEOUT) -> None:
+    """Until the server accepts connections on its socket."""
+    probe = [f"{BIN}/pg_isready", "--quiet", "-h", SOCKET_MOUNT]
+    services.wait_until(lambda: podman.engine.exec_in(service.container, probe).returncode == 0,
+                        KIND, service.name, service.unit, timeout)
+
+
+def destroy(name: str) -> None:
+    with services.lock(KIND, name):
+        service = load(name)
+        services.refuse_destroy_while_linked(KIND, name)
+        _remove(service)
+    output.step(f"Destroying postgres {name}... done")
+
+
+def _remove(service: Service) -> None:
+    services.remove(KIND, service.name, [service.container, naming.service_init_container(KIND, service.name)])
+
+
+# --- links and reports -------------------------------------------------------------------
+
+def link(name: str, app: str) -> str:
+    """Give `app` DATABASE_URL (or POSTGRES_NAME_URL) and the socket: a new release."""
+    return services.link(KIND, names.service_name(name), app, lambda: load(name).url)
+
+
+def unlink(name: str, app: str) -> str:
+    return services.unlink(KIND, names.service_name(name), app)
+
+
+def status(service: Service) -> str:
+    return services.status(KIND, service.name)

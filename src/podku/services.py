@@ -1,0 +1,154 @@
+"""What every service kind (postgres.py, redis.py) shares: its lock, its links to apps and
+its removal. A link gives an app a config key holding the service's URL and mounts the
+service's socket directory into the app's containers (runtime/links.py): a new release,
+swapped in like config:set."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+from podku import apps, deploy, names, naming, output
+from podku.errors import PodkuError, UsageError
+from podku.host import paths, podman, state, systemd
+from podku.host.commands import last_line
+from podku.runtime import links
+
+
+class ServiceError(PodkuError):
+    pass
+
+
+@contextlib.contextmanager
+def lock(kind: str, name: str) -> Iterator[None]:
+    """Everything that changes a service, or its links, holds this (before an app's lock)."""
+    with state.locked(paths.ServicePaths(kind, names.service_name(name)).lock, f"{kind} {name}"):
+        yield
+
+
+def linked_apps(kind: str, name: str) -> list[str]:
+    return [app for app in apps.all_names()
+            if any(link["kind"] == kind and link["name"] == name for link in links.load(app))]
+
+
+def refuse_destroy_while_linked(kind: str, name: str) -> None:
+    linked = linked_apps(kind, name)
+    if linked:
+        raise UsageError(f"{kind} {name} is linked to {', '.join(linked)}: {kind}:unlink {name} {linked[0]} first")
+
+
+def link(kind: str, name: str, app: str, url: Callable[[], str]) -> str:
+    """Give `app` the service's URL (`url()` also says the service exists) and its socket.
+    Returns the config key set."""
+    with lock(kind, name):
+        value = url()
+        with apps.lock(app):
+            current = apps.load(app)
+            before = links.load(app)
+            if any(entry["kind"] == kind and entry["name"] == name for entry in before):
+                raise UsageError(f"{kind} {name} is already linked to {app}")
+            config = apps.config(app)
+            variable = link_variable(kind, name, before, config)
+            after = [*before, {"kind": kind, "name": name, "variable": variable}]
+            _apply(current, f"Link {kind} {name} as {variable}", before, after, {**config, variable: value})
+    return variable
+
+
+def link_variable(kind: str, name: str, existing: list[dict], config: dict[str, str]) -> str:
+    """Dokku's name (DATABASE_URL, REDIS_URL) for an app's first link of a kind, unless its
+    config has that key of its own; KIND_NAME_URL otherwise. A key the config has is refused."""
+    first = naming.service_url_variable(kind, name, first=True)
+    if first not in config and not any(entry["variable"] == first for entry in existing):
+        return first
+    variable = names.env_key(naming.service_url_variable(kind, name, first=False))
+    if variable in config:
+        raise UsageError(f"the app's config already has {variable}: config:unset it first")
+    return variable
+
+
+def unlink(kind: str, name: str, app: str) -> str:
+    """Withdraw the URL and the socket from `app`: a new release. Returns the key removed."""
+    with lock(kind, name):
+        with apps.lock(app):
+            current = apps.load(app)
+            before = links.load(app)
+            found = [entry for entry in before if entry["kind"] == kind and entry["name"] == name]
+            if not found:
+                raise UsageError(f"{kind} {name} is not linked to {app}")
+            variable = found[0]["variable"]
+            after = [entry for entry in before if entry not in found]
+            config = {key: value for key, value in apps.config(app).items() if key != variable}
+            _apply(current, f"Unlink {kind} {name} ({variable})", before, after, config)
+    return variable
+
+
+def _apply(app: apps.App, description: str, before: list[dict], after: list[dict], config: dict[str, str]) -> None:
+    """Store the links, then release with the new config; a failed release puts the old
+    links back (the live release still serves, config untouched)."""
+    links.save(app.name, after)
+    if app.live_release is not None:
+        try:
+            deploy.redeploy(app, description, config=config)
+        except BaseException:
+            links.save(app.name, before)
+            raise
+    apps.save_config(app.name, config)
+    output.step(description)
+
+
+# --- running one ----------------------------------------------------------------------------
+
+def prepare_directories(kind: str, name: str) -> None:
+    """Fresh data and socket directories (what an interrupted create left is removed)."""
+    where = paths.ServicePaths(kind, name)
+    if where.root.exists():
+        output.warn(f"removing {where.root}, left by an earlier {kind}:create {name} that did not finish")
+        podman.engine.unshare_remove(str(where.root))
+    where.data.mkdir(parents=True, mode=0o700)
+    where.sockets.mkdir(mode=0o755)
+
+
+def wait_until(ready: Callable[[], bool], kind: str, name: str, unit: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            logs = systemd.journal_tail(unit)
+            raise ServiceError(f"{kind} {name} did not accept connections within {timeout:.0f}s"
+                               + (f": {last_line(logs)}" if logs else ""))
+        sleep(0.3)
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def remove(kind: str, name: str, containers: list[str]) -> None:
+    """Stop and forget a service: its unit, containers, data and record."""
+    unit = naming.service_unit(kind, name)
+    where = paths.ServicePaths(kind, name)
+    if systemd.load_state(unit) not in ("not-found", ""):
+        systemd.stop(unit)
+        systemd.reset_failed(unit)
+    systemd.remove_unit(unit)
+    systemd.reload()
+    podman.engine.remove_containers(containers)
+    if where.root.exists():
+        podman.engine.unshare_remove(str(where.root))
+    with contextlib.suppress(FileNotFoundError):
+        where.record.unlink()
+
+
+def all_names(kind: str) -> list[str]:
+    directory = paths.service_records(kind)
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in directory.glob("*.json"):
+        with contextlib.suppress(UsageError):
+            found.append(names.service_name(entry.stem))
+    return sorted(found)
+
+
+def status(kind: str, name: str) -> str:
+    return systemd.active_state(naming.service_unit(kind, name)) or "unknown"
