@@ -10,7 +10,7 @@ from podku import names, naming, runtime
 from podku.errors import UsageError
 from podku.host import paths, records, state
 from podku.image import procfile
-from podku.runtime import idle, resources, storage
+from podku.runtime import idle, network, resources, storage
 
 
 class Outcome(str, Enum):
@@ -46,10 +46,12 @@ class Release:
     created: float = field(default_factory=time.time)
     outcome: Outcome = Outcome.PENDING
     processes: dict[str, list[str]] = field(default_factory=dict)  # the Procfile: {type: argv}
-    # The app's runtime settings when the release was made (resources, storage, idle).
+    # The app's runtime settings when the release was made (resources, storage, idle, egress).
     resources: dict = field(default_factory=dict)  # memory (bytes), cpus, pids
     mounts: list[str] = field(default_factory=list)  # NAME:/container/path
     idle_timeout: int = 0  # seconds; 0: never stopped for being idle
+    # Outbound network (runtime/network.py); records older than it ran without any network.
+    egress: bool = False
 
     @property
     def unit(self) -> str:
@@ -90,6 +92,11 @@ class Release:
     def app_unit(self) -> str:
         """The unit whose processes are the app's (what `systemctl --user status APP` shows)."""
         return f"{self.unit}-app.service" if self.bridged else self.web_unit
+
+    @property
+    def network(self) -> str:
+        """`podman run --network=` of every container of the release: the app's network, or none."""
+        return network.network_name(self.app, self.egress)
 
     def podman_flags(self) -> list[str]:
         """What every container of the release gets from its runtime settings: its limits
@@ -137,6 +144,7 @@ def schema(app: str, release_id: int) -> records.Schema:
         "resources": records.Field(resources.RECORD),
         "mounts": records.Field(storage.RECORD),
         "idle_timeout": records.Field(idle.recorded_seconds),
+        "egress": records.Field(records.boolean),
     }
 
 

@@ -17,7 +17,7 @@ from podku import apps, health, naming, output, processes, reconcile, releases
 from podku.host import paths, settings, state, systemd, templates
 from podku.image import build
 from podku.releases import Outcome, Release
-from podku.runtime import bridge, gunicorn
+from podku.runtime import bridge, gunicorn, network
 
 STOP_TIMEOUT = 10
 CRASH_AFTER_ENV = "PODKU_CRASH_AFTER"
@@ -43,6 +43,7 @@ def env_file(release: Release) -> Path:
 def install_units(release: Release) -> None:
     """Render the release's units; they are inert until its socket is started."""
     app_paths = paths.AppPaths(release.app)
+    network.prepare(release.app, release.egress)
     state.write_if_changed(env_file(release), release.environment_file(), mode=0o600)
     gunicorn.install()
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
@@ -62,8 +63,8 @@ def install_units(release: Release) -> None:
 
 
 def runtime_values(release: Release) -> dict:
-    """Template values from the release's runtime settings: limits, storage, idle timeout."""
-    return dict(extra_flags=[*release.podman_flags(), *gunicorn.podman_flags(release.config)],
+    """Template values from the release's runtime settings: limits, storage, idle timeout, network."""
+    return dict(extra_flags=[*release.podman_flags(), *gunicorn.podman_flags(release.config)], network=release.network,
                 idle_timeout=release.idle_timeout, inner_socket=release.inner_socket_unit,
                 inner_socket_path=inner_socket_path(release), socket_proxyd=bridge.SOCKET_PROXYD)
 

@@ -26,7 +26,7 @@ from podku import (
     sshkeys,
     swap,
 )
-from podku.cli import builder, host, ps  # noqa: F401  (each registers its commands on the group)
+from podku.cli import builder, host, network, ps  # noqa: F401  (each registers its commands on the group)
 from podku.cli import domains as domains_commands  # noqa: F401
 from podku.cli.base import app_argument, cli, command
 from podku.errors import PodkuError, UsageError
