@@ -11,8 +11,9 @@ same-bridge ingress policy); slirp4netns refuses 10.0.2.2, its path to the host'
 container had before issue 16.
 
 An app's own setting (`network:set APP egress on|off`) overrides the host's default
-(`network:set --global egress on|off`, on unless set); a release records the setting in
-force when it was made, so a change is a new release and a rollback runs as it ran."""
+(`network:set --global egress on|off`, on unless set). A release records the setting in
+force when it was made, so a change is a new release; a rollback, like every new release,
+takes today's setting (an app isolated stays isolated)."""
 
 from podku import naming, output
 from podku.errors import PodkuError, UsageError
