@@ -259,6 +259,20 @@ def cni_extras(host) -> dict:
     user(host, "systemctl --user stop egress-b", check=False)
     time.sleep(2)
     extras["slirp_after_all_stopped"] = host.sh("pgrep -a -u podku slirp4netns || echo none").stdout.strip()
+    # a host that resolves through a resolver on its own loopback (systemd-resolved's 127.0.0.53)
+    loopback_dns = subprocess.Popen(["ip", "netns", "exec", host.netns, sys.executable, "-c", DNS_SERVER,
+                                     "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        loopback_dns.stdout.readline()
+        (host.root / "etc" / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+        extras["dns_host_loopback_resolver_cni"] = {k: v for k, v in probe(host, "--network=ega", None, None).items()
+                                                    if k in ("dns", "resolv.conf")}
+        extras["dns_host_loopback_resolver_slirp"] = {
+            k: v for k, v in probe(host, "--network=slirp4netns:allow_host_loopback=false", None, None).items()
+            if k in ("dns", "resolv.conf")}
+    finally:
+        loopback_dns.terminate()
+        (host.root / "etc" / "resolv.conf").write_text(f"nameserver {OUT_ADDRESS}\n")
     extras["network_backend"] = user(host, "podman info --format '{{.Host.NetworkBackend}}'",
                                      check=False).stdout.strip()
     return extras

@@ -6,7 +6,6 @@ from podku import apps, cron, domains, names, oneoff, output, releases, swap
 from podku.errors import UsageError
 from podku.host import paths, systemd
 from podku.image import build, gitrepo
-from podku.runtime import network
 
 
 class AppExists(UsageError):
@@ -42,7 +41,6 @@ def destroy(name: str) -> None:
             systemd.unit_file(f"{name}.service").unlink()
         cron.remove_all(name)
         oneoff.remove_all(name)
-        network.remove(name)
         build.remove_images(sorted({r.image for r in releases.all_of(name)}), wait=True)
         domains.app_destroyed(name)
         apps.remove_state(name)

@@ -74,17 +74,6 @@ def oneoff_container(app: str, token: str) -> str:
     return f"podku-{app}-run-{token}"
 
 
-def network(app: str) -> str:
-    """The app's own podman network (egress on): every container of the app joins it."""
-    return f"podku-{app}"
-
-
-def parse_network(name: str) -> str | None:
-    """The app of an app network's name, or None."""
-    match = re.fullmatch(rf"podku-({APP})", name)
-    return match.group(1) if match else None
-
-
 def image(app: str, release: int) -> str:
     return f"localhost/podku/{app}:r{release}"
 

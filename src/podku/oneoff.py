@@ -1,7 +1,7 @@
 """`podku run APP CMD`: a one-off container of the live release (its image and config).
 
-It has the network of the app's own containers (runtime/network.py: the app's network, or
-none with egress off), and it ends with the ssh session that started it: a dropped
+It has the network of the app's own containers (runtime/network.py: outbound only, or none
+with egress off), and it ends with the ssh session that started it: a dropped
 connection removes the container."""
 
 import os
@@ -12,7 +12,6 @@ import uuid
 from podku import apps, naming, releases
 from podku.errors import PodkuError
 from podku.host import podman
-from podku.runtime import network
 
 LABEL = "podku.oneoff"
 
@@ -22,7 +21,6 @@ def run_command(app: apps.App, command: list[str]) -> int:
         raise PodkuError(f"{app.name} has not been deployed yet: git push to it first")
     release = releases.load(app.name, app.live_release)
     name = naming.oneoff_container(app.name, uuid.uuid4().hex[:8])
-    network.prepare(app.name, release.egress)
     with tempfile.NamedTemporaryFile("w", prefix="podku-run-", suffix=".env") as env_file:
         os.fchmod(env_file.fileno(), 0o600)
         env_file.write(release.environment_file())

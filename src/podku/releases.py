@@ -95,8 +95,8 @@ class Release:
 
     @property
     def network(self) -> str:
-        """`podman run --network=` of every container of the release: the app's network, or none."""
-        return network.network_name(self.app, self.egress)
+        """`podman run --network=` of every container of the release: its own slirp4netns, or none."""
+        return network.network_mode(self.egress)
 
     def podman_flags(self) -> list[str]:
         """What every container of the release gets from its runtime settings: its limits

@@ -17,7 +17,7 @@ from podku import apps, health, naming, output, processes, reconcile, releases
 from podku.host import paths, settings, state, systemd, templates
 from podku.image import build
 from podku.releases import Outcome, Release
-from podku.runtime import bridge, gunicorn, network
+from podku.runtime import bridge, gunicorn
 
 STOP_TIMEOUT = 10
 CRASH_AFTER_ENV = "PODKU_CRASH_AFTER"
@@ -43,7 +43,6 @@ def env_file(release: Release) -> Path:
 def install_units(release: Release) -> None:
     """Render the release's units; they are inert until its socket is started."""
     app_paths = paths.AppPaths(release.app)
-    network.prepare(release.app, release.egress)
     state.write_if_changed(env_file(release), release.environment_file(), mode=0o600)
     gunicorn.install()
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,

@@ -122,7 +122,6 @@ class FakePodman:
     containers: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (label, value) -> names
     removed_containers: list[str] = field(default_factory=list)
     tasks: list[list[str]] = field(default_factory=list)
-    networks: dict[str, str] = field(default_factory=dict)  # name -> app
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
         self.images.add(tag)
@@ -174,15 +173,6 @@ class FakePodman:
     def import_image(self, image: str, stream: IO[bytes]) -> subprocess.CompletedProcess:
         self.images.add(image)
         return subprocess.CompletedProcess(["podman", "import"], 0, "")
-
-    def ensure_network(self, name: str, app: str) -> None:
-        self.networks[name] = app
-
-    def remove_network(self, name: str) -> None:
-        self.networks.pop(name, None)
-
-    def network_backend(self) -> str:
-        return "cni"
 
 
 @dataclass

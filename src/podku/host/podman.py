@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Protocol
 
-from podku.errors import PodkuError
 from podku.host.commands import child_env, interactive, reading, run, stream
 
 
@@ -46,12 +45,6 @@ class Podman(Protocol):
     def cgroups(self) -> tuple[str, str]: ...
 
     def import_image(self, image: str, stream: IO[bytes]) -> subprocess.CompletedProcess: ...
-
-    def ensure_network(self, name: str, app: str) -> None: ...
-
-    def remove_network(self, name: str) -> None: ...
-
-    def network_backend(self) -> str: ...
 
 
 class RealPodman:
@@ -119,26 +112,6 @@ class RealPodman:
         """`podman import - IMAGE` from a stream (a root file system as tar)."""
         return subprocess.run(["podman", "import", "--quiet", "-", image], stdin=stream, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env=child_env())
-
-    def ensure_network(self, name: str, app: str) -> None:
-        """An app's bridge network exists, isolated from every other isolated network
-        (`isolate=true`: the CNI firewall's same-bridge ingress policy); raises CommandFailed,
-        or PodkuError when a network of that name exists without isolation."""
-        found = run(["podman", "network", "inspect", "--format", '{{index .Options "isolate"}}', name], check=False)
-        if found.returncode != 0:
-            run(["podman", "network", "create", "--opt", "isolate=true", "--label", f"podku.app={app}", name])
-            return
-        if found.stdout.strip() != "true":
-            raise PodkuError(f"the podman network {name} exists without isolation: remove it "
-                             f"(podman network rm {name}) and deploy again")
-
-    def remove_network(self, name: str) -> None:
-        run(["podman", "network", "rm", name], check=False)
-
-    def network_backend(self) -> str:
-        """podman's network backend (cni or netavark); '' if it cannot say."""
-        result = run(["podman", "info", "--format", "{{.Host.NetworkBackend}}"], check=False)
-        return result.stdout.strip() if result.returncode == 0 else ""
 
 
 engine: Podman = RealPodman()

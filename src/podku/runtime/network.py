@@ -1,29 +1,37 @@
-"""Egress: whether an app's containers reach the outside network, and the network they get.
+"""Egress: whether an app's containers reach the outside network, and how.
 
 With egress on (the default), every container of an app (web, process types, cron, deploy
-tasks, `podku run`) joins the app's own podman network, `podku-APP`: a bridge created with
-`isolate=true` inside rootless podman's one network namespace, whose single slirp4netns
-(without the host's loopback) carries every app's outbound connections. Each container
-keeps a network namespace of its own (a $PORT app's bridge still enters it); the bridge
-reaches other containers of the same app only, never another app's (the CNI firewall's
-same-bridge ingress policy); slirp4netns refuses 10.0.2.2, its path to the host's
-127.0.0.1. With egress off a container has no network at all (`--network=none`), as every
-container had before issue 16.
+tasks, `podku run`) gets a network namespace of its own with one slirp4netns, started
+without the host's loopback (`--network=slirp4netns:allow_host_loopback=false`, as a
+build's RUN steps get): outbound TCP, UDP and DNS (slirp's 10.0.2.3 forwards to the host's
+resolver) like any machine on the internet, but not 10.0.2.2, slirp's way to the host's
+127.0.0.1, and no address at which another container could be reached: another app's
+containers (every one is 10.0.2.100 in a namespace of its own) are not on any network this
+one is on. A $PORT app's bridge enters that namespace as before. With egress off a container
+has no network at all (`--network=none`), as every container had before issue 16.
+
+Why one slirp4netns per container rather than one shared namespace (a podman bridge network
+per app, `isolate=true`, in rootless podman's one namespace): measured on a test host
+(benchmarks/egress_options.py, README "Egress"), a slirp4netns adds about 0.5 MiB PSS per
+running container and nothing to its start, while the shared namespace saved those 0.5 MiB
+but added 0.3 s to every container start (an idle app's wake-up), needs the CNI plugins,
+iptables and a writable /proc/sys/net in the user namespace, and gave containers 8.8.8.8 as
+their resolver on a host whose resolver listens on its loopback (systemd-resolved).
 
 An app's own setting (`network:set APP egress on|off`) overrides the host's default
 (`network:set --global egress on|off`, on unless set). A release records the setting in
 force when it was made, so a change is a new release; a rollback, like every new release,
 takes today's setting (an app isolated stays isolated)."""
 
-from podku import naming, output
-from podku.errors import PodkuError, UsageError
-from podku.host import paths, podman, records, state
+from podku.errors import UsageError
+from podku.host import paths, records, state
 
 FILE_NAME = "network.json"
 DEFAULT_EGRESS = True
 SWITCH = {"on": True, "off": False}
 SETTINGS = ("egress",)
 NONE = "none"
+EGRESS = "slirp4netns:allow_host_loopback=false"
 RECORD = records.record({"egress": records.Field(records.boolean, required=True)})
 
 
@@ -86,25 +94,8 @@ def _save(path, value: bool) -> None:
     state.write_json(path, records.validate({"egress": value}, RECORD, path))
 
 
-# --- on the host -------------------------------------------------------------------------
+# --- in the units ------------------------------------------------------------------------
 
-def network_name(app: str, has_egress: bool) -> str:
-    """`podman run --network=` of every container of a release of `app`."""
-    return naming.network(app) if has_egress else NONE
-
-
-def prepare(app: str, has_egress: bool) -> None:
-    """The app's network exists (isolated) before a container of a release with egress starts."""
-    if not has_egress:
-        return
-    try:
-        podman.engine.ensure_network(naming.network(app), app)
-    except PodkuError as error:
-        detail = output.one_line(getattr(error, "output", "") or str(error))[-300:]
-        raise PodkuError(f"cannot give {app} its outbound network (podman's CNI plugins and iptables are "
-                         f"needed; network:set {app} egress off runs it without): {detail}") from error
-
-
-def remove(app: str) -> None:
-    """The app's network, gone with the app (its containers are stopped first)."""
-    podman.engine.remove_network(naming.network(app))
+def network_mode(has_egress: bool) -> str:
+    """`podman run --network=` of every container of a release."""
+    return EGRESS if has_egress else NONE

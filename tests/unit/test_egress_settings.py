@@ -1,6 +1,6 @@
-"""Egress (issue 16): the app's own network on every container of a release, the setting as a
-new release, its records checked like every other, bad input refused in one line (against
-the fakes)."""
+"""Egress (issue 16): outbound network without the host's loopback on every container of a
+release, the setting as a new release, its records checked like every other, bad input
+refused in one line (against the fakes)."""
 
 import json
 import re
@@ -9,9 +9,8 @@ import shlex
 import pytest
 
 import fakes
-from podku import apps, cron, deploy, deploytasks, lifecycle, naming, releases, stores
+from podku import apps, cron, deploy, deploytasks, releases, stores
 from podku.cli import main as cli
-from podku.errors import PodkuError
 from podku.host import paths, records
 from podku.releases import Release
 from podku.runtime import network, resources
@@ -54,27 +53,29 @@ def cli_ok(capsys, *args: str) -> str:
 
 # --- the default, and where it reaches -------------------------------------------------------
 
-def test_a_release_has_egress_by_default_and_every_container_joins_the_apps_network(host):
+SLIRP = "--network=slirp4netns:allow_host_loopback=false"
+
+
+def test_a_release_has_egress_by_default_and_every_container_gets_slirp_without_host_loopback(host):
     release = push()
-    assert release.egress is True and release.network == "podku-web" == naming.network("web")
-    assert host.podman.networks == {"podku-web": "web"}  # created before a unit could start
+    assert release.egress is True and release.network == network.EGRESS
     texts = release_unit_texts(1)
     podman_units = [name for name, text in texts.items() if "podman run" in text]
     assert podman_units
     for name in podman_units:
-        assert networks_in(texts[name]) == ["--network=podku-web"], name  # exactly one network flag
+        assert networks_in(texts[name]) == [SLIRP], name  # exactly one network flag
 
 
-def test_cron_tasks_and_run_get_the_releases_network(host, monkeypatch):
+def test_cron_and_tasks_get_the_releases_network(host):
     release = push()
     entry = cron.Entry(id=1, schedule="@daily", on_calendar="daily", argv=["./job"], command="./job")
     rendered = cron.render(release, entry, "/run/env")
-    assert networks_in(rendered["web-cron@1.service"]) == ["--network=podku-web"]
+    assert networks_in(rendered["web-cron@1.service"]) == [SLIRP]
     deploytasks.run_task(release, "predeploy", ["./migrate"], "/run/env")
-    assert "--network=podku-web" in host.podman.tasks[-1]
+    assert SLIRP in host.podman.tasks[-1]
     off = Release(app="web", id=9, rev="r", image="localhost/podku/web:r9", description="d", egress=False)
     deploytasks.run_task(off, "predeploy", ["./migrate"], "/run/env")
-    assert "--network=none" in host.podman.tasks[-1] and "--network=podku-web" not in host.podman.tasks[-1]
+    assert "--network=none" in host.podman.tasks[-1] and SLIRP not in host.podman.tasks[-1]
 
 
 # --- the setting ---------------------------------------------------------------------------
@@ -164,30 +165,3 @@ def test_a_release_recorded_before_egress_runs_without_network(host):
     data = {key: value for key, value in json.loads(path.read_text()).items() if key != "egress"}
     path.write_text(json.dumps(data))
     assert releases.load("web", release.id).network == "none"
-
-
-# --- the network on the host -----------------------------------------------------------------
-
-def test_destroy_removes_the_apps_network(host):
-    push()
-    lifecycle.destroy("web")
-    assert host.podman.networks == {}
-
-
-def test_a_network_podman_cannot_create_is_a_one_line_refusal_naming_the_way_out(host, monkeypatch, capsys):
-    push()
-
-    def refuse(name, app):
-        raise PodkuError("podman network create failed:\nplugin type=\"bridge\" failed\n")
-    monkeypatch.setattr(host.podman, "ensure_network", refuse)
-    code, _out, err = cli_run(capsys, "config:set", "web", "A=1")
-    assert code != 0 and len(err.strip().splitlines()) == 1, err
-    assert "network:set web egress off" in err
-    assert apps.load("web").live_release == 1
-    cli_ok(capsys, "network:set", "web", "egress", "off")  # the way out needs no network
-    assert apps.load("web").live_release == 3
-
-
-def test_names_of_app_networks_parse_back():
-    assert naming.parse_network(naming.network("web-2")) == "web-2"
-    assert naming.parse_network("podku-") is None and naming.parse_network("podku-a/b") is None
