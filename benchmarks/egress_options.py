@@ -2,7 +2,7 @@
 """Egress options for app containers, measured on a booted test host (issue 16).
 
 For each way rootless podman 4.3.1 can give a container outbound network, with N apps
-running: the PSS the network adds per app (slirp4netns, conmon and holder processes, over
+running: the PSS (and RSS) the network adds per app (slirp4netns, conmon and holder processes, over
 the same containers with --network=none), the start time of a container, and what a probe
 inside can reach: an "outside" HTTP server and DNS server in a namespace of the test's own
 behind a veth (never a real address), the host's 127.0.0.1 (a test listener and sshd)
@@ -17,12 +17,14 @@ app's container.
     cni-open    the same without isolate (to show what isolate blocks)
 
 Run as root:  sudo python3 benchmarks/egress_options.py [--apps 5] [--json FILE]
+(the test host is booted with SYSTEMD_NSPAWN_API_VFS_WRITABLE=network: the CNI options need it)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -92,7 +94,8 @@ PSS = r"""
 for pid in $(pgrep -u podku); do
   comm=$(cat /proc/$pid/comm 2>/dev/null) || continue
   kb=$(awk '/^Pss:/ {print $2}' /proc/$pid/smaps_rollup 2>/dev/null)
-  echo "$comm ${kb:-0}"
+  rss=$(awk '/^Rss:/ {print $2}' /proc/$pid/smaps_rollup 2>/dev/null)
+  echo "$comm ${kb:-0} ${rss:-0}"
 done
 """
 
@@ -101,13 +104,17 @@ def user(host, script: str, check: bool = True):
     return host.as_deploy_user(script, check=check)
 
 
-def pss_by_command(host) -> dict[str, int]:
-    totals: dict[str, int] = {}
+def memory_by_command(host) -> tuple[dict[str, int], dict[str, int]]:
+    """KiB of PSS and of RSS of the deploy user's processes, by command name."""
+    pss: dict[str, int] = {}
+    rss: dict[str, int] = {}
     for line in host.sh(PSS).stdout.splitlines():
-        comm, _, kb = line.rpartition(" ")
-        if comm and kb.isdigit():
-            totals[comm] = totals.get(comm, 0) + int(kb)
-    return totals
+        rest, _, resident = line.rpartition(" ")
+        comm, _, proportional = rest.rpartition(" ")
+        if comm and proportional.isdigit() and resident.isdigit():
+            pss[comm] = pss.get(comm, 0) + int(proportional)
+            rss[comm] = rss.get(comm, 0) + int(resident)
+    return pss, rss
 
 
 def outside(host) -> list[subprocess.Popen]:
@@ -209,14 +216,15 @@ def run_apps(host, mode: str, count: int) -> tuple[list[str], str | None]:
     return flags, gateway
 
 
-def measure(host, mode: str, count: int, baseline: dict[str, int] | None) -> dict:
+def measure(host, mode: str, count: int, baseline: dict | None) -> dict:
     cleanup(host)
     flags, gateway = run_apps(host, mode, count)
     time.sleep(2)
-    pss = pss_by_command(host)
-    report: dict = {"mode": mode, "pss_kib": pss}
+    pss, rss = memory_by_command(host)
+    report: dict = {"mode": mode, "pss_kib": pss, "rss_kib": rss}
     if baseline is not None:
-        report["added_kib_per_app"] = (sum(pss.values()) - sum(baseline.values())) / count
+        report["added_kib_per_app"] = (sum(pss.values()) - sum(baseline["pss_kib"].values())) / count
+        report["added_rss_kib_per_app"] = (sum(rss.values()) - sum(baseline["rss_kib"].values())) / count
     if mode != "none":
         # app 1 serves on 8000 in its container; app 0 probes it
         server_flag = flags[1]
@@ -295,6 +303,9 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=5)
     parser.add_argument("--json")
     args = parser.parse_args()
+    # The CNI bridge plugin writes /proc/sys/net/ipv4/ip_forward in rootless podman's network
+    # namespace: nspawn mounts /proc/sys read-only unless told (a VPS has it writable there).
+    os.environ.setdefault("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "network")
     rootfs, base_tar = testhost.build_images()
     host = testhost.TestHost("egressbench", rootfs, base_tar)
     servers: list[subprocess.Popen] = []
@@ -315,7 +326,7 @@ def main() -> None:
         results["none"] = baseline
         print(json.dumps(baseline), flush=True)
         for mode in ("slirp", "holder", "cni", "cni-open"):
-            results[mode] = measure(host, mode, args.apps, baseline["pss_kib"])
+            results[mode] = measure(host, mode, args.apps, baseline)
             print(json.dumps(results[mode]), flush=True)
         results["cni_extras"] = cni_extras(host)
         print(json.dumps(results["cni_extras"]), flush=True)
