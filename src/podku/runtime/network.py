@@ -13,8 +13,8 @@ has no network at all (`--network=none`), as every container had before issue 16
 Why one slirp4netns per container rather than one shared namespace (a podman bridge network
 per app, `isolate=true`, in rootless podman's one namespace): measured on a test host
 (benchmarks/egress_options.py, README "Egress"), a slirp4netns adds about 0.5 MiB PSS per
-running container and nothing to its start, while the shared namespace saved those 0.5 MiB
-but added 0.3 s to every container start (an idle app's wake-up), needs the CNI plugins,
+running container and nothing to its start, while the shared namespace saved about 0.3 MiB
+but added 0.2-0.3 s to every container start (an idle app's wake-up), needs the CNI plugins,
 iptables and a writable /proc/sys/net in the user namespace, and gave containers 8.8.8.8 as
 their resolver on a host whose resolver listens on its loopback (systemd-resolved).
 
