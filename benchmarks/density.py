@@ -7,7 +7,7 @@ systemd-nspawn), installs podku, sets a short global idle timeout, then deploys 
 every app is idle, then requests each app once and times that first request. Reports
 memory of podku and Caddy at rest, memory per running app, first-request latency after idle
 (median, max), and the largest N at which every app answered within 1 s.
-Run as root:  sudo python3 benchmarks/density.py [--apps 30] [--every 10] [--expose 8000]
+Run as root:  sudo python3 benchmarks/density.py [--apps 30] [--every 10] [--expose 8000] [--egress off]
 """
 
 import argparse
@@ -85,6 +85,9 @@ def main() -> None:
     parser.add_argument("--memory", default=str(1024 * MiB))
     parser.add_argument("--expose", type=int, default=None,
                         help="apps bind $PORT=N (through podku's bridge) instead of taking fd 3")
+    parser.add_argument("--egress", choices=("on", "off"), default="on",
+                        help="the apps' outbound network (network:set --global egress; on: a slirp4netns "
+                             "per running container)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     host = testhost.TestHost("density", *testhost.build_images(), memory_max=int(args.memory))
@@ -94,6 +97,7 @@ def main() -> None:
         host.boot()
         host.install()
         host.podku("ps:set", "--global", "idle-timeout", f"{IDLE}s")
+        host.podku("network:set", "--global", "egress", args.egress)
         repo = testhost.AppRepo(workdir / "app", host, "app0")
         repo.write(env={"MESSAGE": "dense"}, expose=args.expose)
         wait_idle(host)

@@ -144,7 +144,7 @@ def render(release: Release, item: Entry, env_file: str) -> dict[str, str]:
                   on_calendar=item.on_calendar, image=release.image, env_file=env_file,
                   container=naming.cron_container(release.app, item.id), timeout=RUN_TIMEOUT,
                   command=procfile.exec_args(item.argv),
-                  extra_flags=release.podman_flags())
+                  extra_flags=release.podman_flags(), network=release.network)
     return {service(release.app, item.id): templates.render("cron.service.j2", **values),
             timer(release.app, item.id): templates.render("cron.timer.j2", **values)}
 

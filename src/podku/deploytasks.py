@@ -5,8 +5,8 @@ output streamed into the push:
   postdeploy  app.json scripts.dokku.postdeploy, after the swap: a failure is reported only
 They run on every deploy of a pushed revision, config change and ps:rebuild, not on
 ps:restart or rollback (no new code or config). Unlike Dokku, what predeploy changes in the
-container is not committed to the image. No network, like the app's own containers; the
-release's limits and storage mounts, like every container of the release (a migration sees
+container is not committed to the image. The release's network (outbound only, or none with
+egress off), limits and storage mounts, like every container of the release (a migration sees
 the app's data, and a task cannot take more of the host than the app may)."""
 
 from typing import Any
@@ -60,7 +60,7 @@ def after_swap(release: Release, env_file: str) -> None:
 def run_task(release: Release, name: str, argv: list[str], env_file: str) -> None:
     output.step(f"Running {name} task of release {release.id}: {output.one_line(' '.join(argv))[:200]}")
     container = f"{release.container}-{name}"
-    options = ["--rm", "--replace", "--name", container, "--network=none",
+    options = ["--rm", "--replace", "--name", container, f"--network={release.network}",
                "--timeout", str(TASK_TIMEOUT), "--env-file", env_file,
                "--label", f"podku.app={release.app}", "--label", f"{oneoff.LABEL}={release.app}",
                *release.podman_flags()]

@@ -1,7 +1,8 @@
 """`podku run APP CMD`: a one-off container of the live release (its image and config).
 
-It has no network, like the app's own containers, and it ends with the ssh session that
-started it: a dropped connection removes the container."""
+It has the network of the app's own containers (runtime/network.py: outbound only, or none
+with egress off), and it ends with the ssh session that started it: a dropped
+connection removes the container."""
 
 import os
 import sys
@@ -24,7 +25,7 @@ def run_command(app: apps.App, command: list[str]) -> int:
         os.fchmod(env_file.fileno(), 0o600)
         env_file.write(release.environment_file())
         env_file.flush()
-        argv = ["--rm", "--interactive", "--network=none", "--name", name,
+        argv = ["--rm", "--interactive", f"--network={release.network}", "--name", name,
                 "--label", f"podku.app={app.name}", "--label", f"{LABEL}={app.name}",
                 "--env-file", env_file.name,
                 *release.podman_flags()]

@@ -10,7 +10,7 @@ from podku import names, naming, runtime
 from podku.errors import UsageError
 from podku.host import paths, records, state
 from podku.image import procfile
-from podku.runtime import idle, links, resources, storage
+from podku.runtime import idle, links, network, resources, storage
 
 
 class Outcome(str, Enum):
@@ -46,11 +46,13 @@ class Release:
     created: float = field(default_factory=time.time)
     outcome: Outcome = Outcome.PENDING
     processes: dict[str, list[str]] = field(default_factory=dict)  # the Procfile: {type: argv}
-    # The app's runtime settings when the release was made (resources, storage, idle).
+    # The app's runtime settings when the release was made (resources, storage, idle, egress).
     resources: dict = field(default_factory=dict)  # memory (bytes), cpus, pids
     mounts: list[str] = field(default_factory=list)  # NAME:/container/path
     idle_timeout: int = 0  # seconds; 0: never stopped for being idle
     links: list[str] = field(default_factory=list)  # KIND:NAME of each linked service
+    # Outbound network (runtime/network.py); records older than it ran without any network.
+    egress: bool = False
 
     @property
     def unit(self) -> str:
@@ -91,6 +93,11 @@ class Release:
     def app_unit(self) -> str:
         """The unit whose processes are the app's (what `systemctl --user status APP` shows)."""
         return f"{self.unit}-app.service" if self.bridged else self.web_unit
+
+    @property
+    def network(self) -> str:
+        """`podman run --network=` of every container of the release: its own slirp4netns, or none."""
+        return network.network_mode(self.egress)
 
     def podman_flags(self) -> list[str]:
         """What every container of the release gets from its runtime settings: its limits,
@@ -139,6 +146,7 @@ def schema(app: str, release_id: int) -> records.Schema:
         "mounts": records.Field(storage.RECORD),
         "idle_timeout": records.Field(idle.recorded_seconds),
         "links": records.Field(links.RELEASE_RECORD),
+        "egress": records.Field(records.boolean),
     }
 
 

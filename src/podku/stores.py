@@ -12,7 +12,7 @@ from podku import appjson, apps, domains, releases, sshkeys
 from podku.errors import UsageError
 from podku.host import records
 from podku.image import builders, limits
-from podku.runtime import idle, links, resources, storage
+from podku.runtime import idle, links, network, resources, storage
 
 # An app's state directory (beside its record, app.json, and its releases/): its settings,
 # and the marker backup:import writes itself (checked all the same).
@@ -23,6 +23,7 @@ APP_STORES: dict[str, tuple[records.Check, str]] = {
     "storage.json": (storage.RECORD, "storage mounts (storage:mount)"),
     "idle.json": (idle.RECORD, "the idle timeout (ps:set idle-timeout)"),
     "links.json": (links.RECORD, "its links to services (postgres:link)"),
+    "network.json": (network.RECORD, "outbound network (network:set egress)"),
     "builder.json": (builders.app_record(), "the builder it is pinned to (builder:set)"),
     "restored-live.json": (records.record({"live_release": records.Field(records.optional(records.RELEASE_ID))}),
                            "the release a backup:import deploys"),
@@ -33,6 +34,7 @@ HOST_STORES: dict[str, tuple[records.Check, str]] = {
     "limits.json": (limits.RECORD, "build and push bounds (by hand)"),
     "resources.json": (resources.RECORD, "default limits (resource:limit --global)"),
     "idle.json": (idle.RECORD, "the default idle timeout (ps:set --global)"),
+    "network.json": (network.RECORD, "the default outbound network (network:set --global egress)"),
     "builders.json": (builders.global_record(), "package index and registry (builder:set-global)"),
 }
 

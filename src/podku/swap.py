@@ -62,8 +62,8 @@ def install_units(release: Release) -> None:
 
 
 def runtime_values(release: Release) -> dict:
-    """Template values from the release's runtime settings: limits, storage, idle timeout."""
-    return dict(extra_flags=[*release.podman_flags(), *gunicorn.podman_flags(release.config)],
+    """Template values from the release's runtime settings: limits, storage, idle timeout, network."""
+    return dict(extra_flags=[*release.podman_flags(), *gunicorn.podman_flags(release.config)], network=release.network,
                 idle_timeout=release.idle_timeout, inner_socket=release.inner_socket_unit,
                 inner_socket_path=inner_socket_path(release), socket_proxyd=bridge.SOCKET_PROXYD)
 

@@ -47,8 +47,14 @@ def write_probe(app_repo, *arguments: str) -> None:
 
 
 def build_networks_left(host) -> str:
+    """Build network containers, and slirp4netns processes whose namespace is no running
+    container's (apps' containers have one each: egress, issue 16)."""
     containers = host.as_deploy_user("podman ps --all --filter label=podku.build-network --format '{{.Names}}'")
-    return containers.stdout.strip() + host.run(["pgrep", "-a", "slirp4netns"], check=False).stdout.strip()
+    namespaces = set(host.as_deploy_user("podman ps --quiet | xargs -r podman inspect --format "
+                                         "'{{.NetworkSettings.SandboxKey}}'").stdout.split())
+    slirps = host.run(["pgrep", "-a", "slirp4netns"], check=False).stdout.splitlines()
+    orphans = [line for line in slirps if not namespaces & set(line.split())]
+    return containers.stdout.strip() + "\n".join(orphans)
 
 
 # --- hole 5: builds leave the host's network ---------------------------------------------------

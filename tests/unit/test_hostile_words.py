@@ -21,7 +21,10 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "ps:scale web {w}", "ps:scale {w} web=1", "resource:limit web --memory {w}",
              "storage:mount web {w}", "storage:ensure-directory {w}", "ps:set web idle-timeout {w}",
              "builder:set web {w}", "certs:report {w}", "releases {w}", "ps:report {w}", "config:keys {w}",
-             "config:export {w}", "config:export web --format {w}", "config:clear {w}"]
+             "config:export {w}", "config:export web --format {w}", "config:clear {w}",
+             "network:set web egress {w}", "network:set {w} egress on", "network:report {w}",
+             "postgres:create {w}", "postgres:link {w} web", "postgres:info {w}", "postgres:destroy {w} --force",
+             "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web"]
 
 
 class NoSystemd:

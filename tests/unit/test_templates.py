@@ -8,7 +8,7 @@ from podku.host import templates
 
 REPO = Path(__file__).resolve().parents[2]
 
-VALUES = dict(app="my-app", release=7, unit="my-app-r7", image="localhost/podku/my-app:r7",
+VALUES = dict(app="my-app", release=7, network="none", unit="my-app-r7", image="localhost/podku/my-app:r7",
               container="podku-my-app-r7", pidfile=Path("/run/user/1000/podku/podku-my-app-r7.pid"),
               env_file=Path("/home/podku/.local/state/podku/apps/my-app/releases/7.env"),
               socket_path=Path("/run/user/1000/podku/my-app/web-r7.sock"), stop_timeout=10,

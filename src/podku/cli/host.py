@@ -14,7 +14,7 @@ from podku.errors import UsageError
 from podku.runtime import idle, resources, storage
 
 
-def _apply(app: str, description: str, save: Callable[[], None], restore: Callable[[], None]) -> None:
+def apply_setting(app: str, description: str, save: Callable[[], None], restore: Callable[[], None]) -> None:
     """Store a runtime setting, then make a release that uses it; a failed release puts the
     old setting back (the old release still serves)."""
     with apps.lock(app):
@@ -29,7 +29,7 @@ def _apply(app: str, description: str, save: Callable[[], None], restore: Callab
     output.step(description)
 
 
-def _split_target(words: tuple[str, ...], is_global: bool, rest: int) -> tuple[str | None, list[str]]:
+def split_target(words: tuple[str, ...], is_global: bool, rest: int) -> tuple[str | None, list[str]]:
     """[APP] followed by `rest` words; no APP with --global."""
     wanted = rest + (0 if is_global else 1)
     if len(words) != wanted:
@@ -68,7 +68,7 @@ def storage_unmount(app: str, mount: str) -> None:
 
 def _change_mounts(app: str, description: str, after: list[str]) -> None:
     before = storage.mounts(apps.load(app).name)
-    _apply(app, description, lambda: storage.save_mounts(app, after), lambda: storage.save_mounts(app, before))
+    apply_setting(app, description, lambda: storage.save_mounts(app, after), lambda: storage.save_mounts(app, before))
 
 
 @command("storage:list")
@@ -106,7 +106,7 @@ def _say_enforcement() -> None:
 @click.option("--global", "is_global", is_flag=True, help="The defaults of every app.")
 def resource_limit(app: str | None, memory: str | None, cpu: str | None, pids: str | None, is_global: bool) -> None:
     """Limit an app's memory, CPUs and tasks (a new release), or set the defaults (--global)."""
-    target, _ = _split_target((app,) if app is not None else (), is_global, 0)
+    target, _ = split_target((app,) if app is not None else (), is_global, 0)
     limits = _limits_from(memory, cpu, pids)
     if target is None:
         resources.save_global(limits.merged_over(resources.global_defaults()))
@@ -114,7 +114,7 @@ def resource_limit(app: str | None, memory: str | None, cpu: str | None, pids: s
     else:
         before = resources.app_limits(apps.load(target).name)
         after = limits.merged_over(before)
-        _apply(target, f"Limit {_describe(after.to_dict())}",
+        apply_setting(target, f"Limit {_describe(after.to_dict())}",
                lambda: resources.save_app(target, after), lambda: resources.save_app(target, before))
     _say_enforcement()
 
@@ -124,7 +124,8 @@ def resource_limit(app: str | None, memory: str | None, cpu: str | None, pids: s
 def resource_clear(app: str) -> None:
     """Back to the default limits: a new release."""
     before = resources.app_limits(apps.load(app).name)
-    _apply(app, "Clear resource limits", lambda: resources.clear_app(app), lambda: resources.save_app(app, before))
+    apply_setting(app, "Clear resource limits", lambda: resources.clear_app(app),
+                  lambda: resources.save_app(app, before))
 
 
 @command("resource:report")
@@ -160,7 +161,7 @@ def _describe(values: dict) -> str:
 @click.option("--global", "is_global", is_flag=True, help="The default of every app.")
 def ps_set(words: tuple[str, ...], is_global: bool) -> None:
     """Set idle-timeout DURATION (30s, 5m, 1h; 0: never) for APP, or --global."""
-    target, (key, value) = _split_target(words, is_global, 2)
+    target, (key, value) = split_target(words, is_global, 2)
     if key != "idle-timeout":
         raise UsageError(f"unknown setting {key[:40]!r}: ps:set knows idle-timeout")
     seconds = idle.parse_duration(value)
@@ -169,7 +170,7 @@ def ps_set(words: tuple[str, ...], is_global: bool) -> None:
         output.step(f"Default idle timeout: {idle.describe(seconds)} (apps get it at their next release)")
         return
     before = idle.app_setting(apps.load(target).name)
-    _apply(target, f"Idle timeout {idle.describe(seconds)}",
+    apply_setting(target, f"Idle timeout {idle.describe(seconds)}",
            lambda: idle.save_app(target, seconds), lambda: idle.save_app(target, before))
 
 

@@ -26,7 +26,14 @@ from podku import (
     sshkeys,
     swap,
 )
-from podku.cli import builder, config, host, ps, services  # noqa: F401  (each registers its commands on the group)
+from podku.cli import (  # noqa: F401  (each registers its commands on the group)
+    builder,
+    config,
+    host,
+    network,
+    ps,
+    services,
+)
 from podku.cli import domains as domains_commands  # noqa: F401
 from podku.cli.base import app_argument, cli, command
 from podku.errors import PodkuError, UsageError

@@ -7,6 +7,10 @@ STATUS        the HTTP status it answers (500: fails its health check)
 GET /allocate/N  holds N more MiB, touched (to meet its memory limit)
 TRICKLE       GET /trickle then answers one byte every TRICKLE seconds, for ever (a health
               check no per-read timeout ends); without it, /trickle answers like any path
+LISTEN_ALSO   also serve on 0.0.0.0:LISTEN_ALSO in its own network namespace (a target for
+              other apps' containers, which must not reach it)
+GET /connect/HOST/PORT      whether this container opens a TCP connection there (egress tests)
+GET /fetch/HOST/PORT/PATH   GET http://HOST:PORT/PATH from this container, its body
 It serves on fd 3 when systemd passes a socket (LISTEN_FDS=1), else it binds $PORT."""
 
 import os
@@ -15,6 +19,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HELD: list[bytes] = []
@@ -36,6 +41,8 @@ class Handler(BaseHTTPRequestHandler):
             HELD.append(b"x" * (int(self.path.rsplit("/", 1)[1]) << 20))
         if self.path == "/config":
             body = os.environ.get("GREETING", "-").encode()
+        if self.path.startswith(("/connect/", "/fetch/")):
+            body = probe(self.path).encode()
         self.send_response(int(os.environ.get("STATUS", "200")))
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -65,6 +72,20 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def probe(path: str) -> str:
+    """What this container reaches: /connect/HOST/PORT or /fetch/HOST/PORT/PATH."""
+    kind, host, port, *rest = path.split("/")[1:] + ["", ""]
+    try:
+        if kind == "fetch":
+            url = f"http://{host}:{int(port)}/{'/'.join(rest).strip('/')}"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return "fetched " + answer.read().decode(errors="replace").strip()
+        socket.create_connection((host, int(port)), timeout=3).close()
+        return "reached"
+    except Exception as error:  # the test reads which
+        return f"refused {type(error).__name__}"
+
+
 def main() -> None:
     if os.environ.get("EXIT_AT_START"):
         print("testapp: exiting at start as asked", flush=True)
@@ -79,6 +100,9 @@ def main() -> None:
         STOPPING.set()
         threading.Thread(target=server.shutdown).start()
 
+    if os.environ.get("LISTEN_ALSO"):
+        other = ThreadingHTTPServer(("0.0.0.0", int(os.environ["LISTEN_ALSO"])), Handler)
+        threading.Thread(target=other.serve_forever, daemon=True).start()
     signal.signal(signal.SIGTERM, stop)
     print(f"testapp: serving {os.environ.get('MESSAGE')}", flush=True)
     server.serve_forever(poll_interval=0.2)
