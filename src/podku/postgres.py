@@ -19,6 +19,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from podku import names, naming, output, services
 from podku.errors import UsageError
@@ -67,25 +68,14 @@ ServiceError = services.ServiceError
 
 
 @dataclass(frozen=True)
-class Service:
+class Service(services.Named):
+    KIND: ClassVar[str] = KIND
     name: str
     user: str
     database: str
     password: str
     created: float
     version: str = VERSION
-
-    @property
-    def paths(self) -> paths.ServicePaths:
-        return paths.ServicePaths(KIND, self.name)
-
-    @property
-    def unit(self) -> str:
-        return naming.service_unit(KIND, self.name)
-
-    @property
-    def container(self) -> str:
-        return naming.service_container(KIND, self.name)
 
     @property
     def url(self) -> str:

@@ -8,12 +8,33 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 from podku import apps, deploy, names, naming, output
 from podku.errors import PodkuError, UsageError
 from podku.host import paths, podman, state, systemd
 from podku.host.commands import last_line
 from podku.runtime import links
+
+
+class Named:
+    """What a service's kind and name make of it: its paths, its unit, its container. A
+    service record (postgres.Service, redis.Service) has `name` and its module's KIND."""
+
+    KIND: ClassVar[str]
+    name: str
+
+    @property
+    def paths(self) -> paths.ServicePaths:
+        return paths.ServicePaths(self.KIND, self.name)
+
+    @property
+    def unit(self) -> str:
+        return naming.service_unit(self.KIND, self.name)
+
+    @property
+    def container(self) -> str:
+        return naming.service_container(self.KIND, self.name)
 
 
 class ServiceError(PodkuError):

@@ -19,6 +19,7 @@ from typing import IO
 import pytest
 
 from podku import apps, health, releases, swap
+from podku.cli import main as cli_main
 from podku.host import paths, systemd
 from podku.host import podman as podman_module
 from podku.image import build, builders
@@ -294,3 +295,14 @@ def new_app(name: str = "web") -> apps.App:
 
 def stable_target(name: str) -> str | None:
     return systemd.link_target(paths.AppPaths(name).stable_socket)
+
+
+# --- the command, run in-process ------------------------------------------------------------
+
+
+def cli_run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`podku ARGS...` in-process, as main() runs it: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main(list(args))
+    captured = capsys.readouterr()
+    return exit_.value.code, captured.out, captured.err

@@ -9,8 +9,8 @@ import shlex
 import pytest
 
 import fakes
+from fakes import cli_run
 from podku import apps, cron, deploy, deploytasks, releases, stores
-from podku.cli import main as cli
 from podku.host import paths, records
 from podku.releases import Release
 from podku.runtime import network, resources
@@ -36,13 +36,6 @@ def networks_in(text: str) -> list[str]:
 def release_unit_texts(release_id: int) -> dict[str, str]:
     return {path.name: path.read_text() for path in paths.SYSTEMD_UNITS.glob(f"web-r{release_id}*")
             if path.is_file() and not path.is_symlink()}
-
-
-def cli_run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(list(args))
-    captured = capsys.readouterr()
-    return exit_.value.code, captured.out, captured.err
 
 
 def cli_ok(capsys, *args: str) -> str:

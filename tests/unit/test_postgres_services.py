@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 import fakes
+from fakes import cli_run
 from podku import apps, deploy, naming, postgres, releases, services
-from podku.cli import main as cli
 from podku.host import paths, records, systemd
 from podku.image import baseimages
 from podku.runtime import links
@@ -19,13 +19,6 @@ from podku.runtime import links
 HOSTILE_NAMES = [";", "a;b", "$(id)", "`id`", "../x", "a/../b", "--", "-x", "--force", "a\nb", "a\rb",
                  "a\x1bb", "a\x00b", "x" * 64, "x" * 5000, "", "A", "a_b", "a b", ".x", "a.b", "db-r1",
                  "caddy", "é"]
-
-
-def cli_run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(list(args))
-    captured = capsys.readouterr()
-    return exit_.value.code, captured.out, captured.err
 
 
 def cli_ok(capsys, *args: str) -> str:

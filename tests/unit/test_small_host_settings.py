@@ -6,8 +6,8 @@ import json
 import pytest
 
 import fakes
+from fakes import cli_run
 from podku import apps, deploy, releases, swap
-from podku.cli import main as cli
 from podku.errors import UsageError
 from podku.host import systemd
 from podku.runtime import idle, resources, storage
@@ -168,13 +168,6 @@ def test_old_release_records_still_load(home):
     data = {k: v for k, v in json.loads(text).items() if not k.startswith("x_")}
     path.write_text(json.dumps(data))
     assert releases.load("web", 1).idle_timeout == 0 and swap.runtime_values(releases.load("web", 1))
-
-
-def cli_run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(list(args))
-    captured = capsys.readouterr()
-    return exit_.value.code, captured.out, captured.err
 
 
 def cli_ok(capsys, *args: str) -> str:
