@@ -14,7 +14,6 @@ record (0600). No one can log in as the superuser: it has no password."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -23,7 +22,7 @@ from typing import ClassVar
 
 from podku import names, naming, output, services
 from podku.errors import UsageError
-from podku.host import paths, podman, records, state, systemd, templates
+from podku.host import paths, podman, records, systemd, templates
 from podku.host.commands import last_line
 from podku.image import baseimages
 
@@ -61,7 +60,6 @@ SETTINGS = (
     "huge_pages=off",
 )
 IDENTIFIER = r"[a-z0-9_]{1,63}"
-PASSWORD = r"[0-9a-f]{32,64}"
 
 
 ServiceError = services.ServiceError
@@ -88,13 +86,9 @@ class Service(services.Named):
 
 def schema(name: str) -> records.Schema:
     return {
-        "name": records.Field(records.every(records.validated(names.service_name),
-                                            records.equal_to(name, "the file's name")), True),
+        **services.record_schema(name, VERSION),
         "user": records.Field(records.text(63, IDENTIFIER, "an SQL name"), True),
         "database": records.Field(records.text(63, IDENTIFIER, "an SQL name"), True),
-        "password": records.Field(records.text(64, PASSWORD, "32 to 64 hex digits"), True),
-        "created": records.Field(records.TIMESTAMP, True),
-        "version": records.Field(records.one_of(VERSION)),
     }
 
 
@@ -109,22 +103,18 @@ def service_paths(name: str) -> paths.ServicePaths:
 
 
 def exists(name: str) -> bool:
-    return service_paths(name).record.is_file()
+    return services.exists(KIND, name)
 
 
 def load(name: str) -> Service:
-    path = service_paths(name).record
-    data = records.read_json(path)
-    if data is None:
-        raise UsageError(f"postgres service {name} does not exist: postgres:create {name} first")
+    data, path = services.read_record(KIND, name)
     return from_record(data, name, path)
 
 
 def save(service: Service) -> None:
-    path = service.paths.record
     data = asdict(service)
-    from_record(data, service.name, path)  # never write what load would refuse
-    state.write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
+    from_record(data, service.name, service.paths.record)  # never write what load would refuse
+    services.write_record(service.paths.record, data)
 
 
 def all_names() -> list[str]:

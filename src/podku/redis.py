@@ -9,7 +9,6 @@ on a command line."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -18,7 +17,7 @@ from typing import ClassVar
 
 from podku import names, naming, output, services
 from podku.errors import UsageError
-from podku.host import paths, podman, records, state, systemd, templates
+from podku.host import podman, records, state, systemd, templates
 from podku.image import baseimages
 
 KIND = "redis"
@@ -65,13 +64,7 @@ class Service(services.Named):
 
 
 def schema(name: str) -> records.Schema:
-    return {
-        "name": records.Field(records.every(records.validated(names.service_name),
-                                            records.equal_to(name, "the file's name")), True),
-        "password": records.Field(records.text(64, r"[0-9a-f]{32,64}", "32 to 64 hex digits"), True),
-        "created": records.Field(records.TIMESTAMP, True),
-        "version": records.Field(records.one_of(VERSION)),
-    }
+    return services.record_schema(name, VERSION)
 
 
 def from_record(data: object, name: str, where: Path | str) -> Service:
@@ -79,22 +72,18 @@ def from_record(data: object, name: str, where: Path | str) -> Service:
 
 
 def exists(name: str) -> bool:
-    return paths.ServicePaths(KIND, names.service_name(name)).record.is_file()
+    return services.exists(KIND, name)
 
 
 def load(name: str) -> Service:
-    path = paths.ServicePaths(KIND, names.service_name(name)).record
-    data = records.read_json(path)
-    if data is None:
-        raise UsageError(f"redis service {name} does not exist: redis:create {name} first")
+    data, path = services.read_record(KIND, name)
     return from_record(data, name, path)
 
 
 def save(service: Service) -> None:
-    path = service.paths.record
     data = asdict(service)
-    from_record(data, service.name, path)
-    state.write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
+    from_record(data, service.name, service.paths.record)  # never write what load would refuse
+    services.write_record(service.paths.record, data)
 
 
 def all_names() -> list[str]:

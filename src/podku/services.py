@@ -6,13 +6,15 @@ swapped in like config:set."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import ClassVar
 
 from podku import apps, deploy, names, naming, output
 from podku.errors import PodkuError, UsageError
-from podku.host import paths, podman, state, systemd
+from podku.host import paths, podman, records, state, systemd
 from podku.host.commands import last_line
 from podku.runtime import links
 
@@ -46,6 +48,41 @@ def lock(kind: str, name: str) -> Iterator[None]:
     """Everything that changes a service, or its links, holds this (before an app's lock)."""
     with state.locked(paths.ServicePaths(kind, names.service_name(name)).lock, f"{kind} {name}"):
         yield
+
+
+# --- a service's record (0600: it holds its password) -------------------------------------
+
+PASSWORD = r"[0-9a-f]{32,64}"
+
+
+def record_schema(name: str, version: str) -> records.Schema:
+    """The fields every service record has: its name (its file's), password, creation time
+    and the server's version."""
+    return {
+        "name": records.Field(records.every(records.validated(names.service_name),
+                                            records.equal_to(name, "the file's name")), True),
+        "password": records.Field(records.text(64, PASSWORD, "32 to 64 hex digits"), True),
+        "created": records.Field(records.TIMESTAMP, True),
+        "version": records.Field(records.one_of(version)),
+    }
+
+
+def exists(kind: str, name: str) -> bool:
+    return paths.ServicePaths(kind, names.service_name(name)).record.is_file()
+
+
+def read_record(kind: str, name: str) -> tuple[object, Path]:
+    """The service's record as stored, and its path; a one-line error when there is none."""
+    path = paths.ServicePaths(kind, names.service_name(name)).record
+    data = records.read_json(path)
+    if data is None:
+        raise UsageError(f"{kind} service {name} does not exist: {kind}:create {name} first")
+    return data, path
+
+
+def write_record(path: Path, data: dict) -> None:
+    """The caller has parsed `data` through its schema: never write what load would refuse."""
+    state.write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
 
 
 def linked_apps(kind: str, name: str) -> list[str]:

@@ -4,41 +4,13 @@ running app is a new release, swapped in like a config change."""
 
 import os
 import sys
-from collections.abc import Callable
 
 import click
 
-from podku import apps, backup, deploy, names, output, releases
-from podku.cli.base import app_argument, command
+from podku import apps, backup, output, releases
+from podku.cli.base import app_argument, apply_setting, command, split_target
 from podku.errors import UsageError
 from podku.runtime import idle, resources, storage
-
-
-def apply_setting(app: str, description: str, save: Callable[[], None], restore: Callable[[], None]) -> None:
-    """Store a runtime setting, then make a release that uses it; a failed release puts the
-    old setting back (the old release still serves)."""
-    with apps.lock(app):
-        current = apps.load(app)
-        save()
-        if current.live_release is not None:
-            try:
-                deploy.redeploy(current, description)
-            except BaseException:
-                restore()
-                raise
-    output.step(description)
-
-
-def split_target(words: tuple[str, ...], is_global: bool, rest: int) -> tuple[str | None, list[str]]:
-    """[APP] followed by `rest` words; no APP with --global."""
-    wanted = rest + (0 if is_global else 1)
-    if len(words) != wanted:
-        shape = "--global" if is_global else "APP"
-        raise UsageError(f"expected {shape} and {rest} more argument(s), got {len(words)} in all")
-    if is_global:
-        return None, list(words)
-    return names.app_name(words[0]), list(words[1:])
-
 
 # --- storage ---------------------------------------------------------------------------
 
@@ -88,8 +60,8 @@ def _limits_from(memory: str | None, cpu: str | None, pids: str | None) -> resou
     if memory is None and cpu is None and pids is None:
         raise UsageError("give at least one of --memory, --cpu, --pids")
     return resources.ContainerLimits(memory=None if memory is None else resources.parse_size(memory),
-                            cpus=None if cpu is None else resources.parse_cpus(cpu),
-                            pids=None if pids is None else resources.parse_pids(pids))
+                                     cpus=None if cpu is None else resources.parse_cpus(cpu),
+                                     pids=None if pids is None else resources.parse_pids(pids))
 
 
 def _say_enforcement() -> None:
@@ -115,7 +87,7 @@ def resource_limit(app: str | None, memory: str | None, cpu: str | None, pids: s
         before = resources.app_limits(apps.load(target).name)
         after = limits.merged_over(before)
         apply_setting(target, f"Limit {_describe(after.to_dict())}",
-               lambda: resources.save_app(target, after), lambda: resources.save_app(target, before))
+                      lambda: resources.save_app(target, after), lambda: resources.save_app(target, before))
     _say_enforcement()
 
 
@@ -171,7 +143,7 @@ def ps_set(words: tuple[str, ...], is_global: bool) -> None:
         return
     before = idle.app_setting(apps.load(target).name)
     apply_setting(target, f"Idle timeout {idle.describe(seconds)}",
-           lambda: idle.save_app(target, seconds), lambda: idle.save_app(target, before))
+                  lambda: idle.save_app(target, seconds), lambda: idle.save_app(target, before))
 
 
 # --- backups --------------------------------------------------------------------------

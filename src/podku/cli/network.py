@@ -6,8 +6,7 @@ from __future__ import annotations
 import click
 
 from podku import apps, output, releases
-from podku.cli.base import app_argument, command
-from podku.cli.host import apply_setting, split_target
+from podku.cli.base import app_argument, apply_setting, command, split_target
 from podku.runtime import network
 
 
