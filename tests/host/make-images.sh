@@ -50,36 +50,13 @@ build_rootfs() {
   mv -T "$tmp" "$out"
 }
 
-build_base() {
-  local out=$1 tmp=$1.tmp
-  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${base_packages[*]}")" \
-    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
-    "$suite" "$tmp" "$mirror" >&2
-  mv -T "$tmp" "$out"
-}
-
-build_node_base() {
-  local out=$1 tmp=$1.tmp
-  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${node_base_packages[*]}")" \
-    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
-    "$suite" "$tmp" "$mirror" >&2
-  mv -T "$tmp" "$out"
-}
-
-build_postgres_base() {
-  local out=$1 tmp=$1.tmp
-  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${postgres_base_packages[*]}")" \
-    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
-    --customize-hook="$postgres_base_hook" \
-    "$suite" "$tmp" "$mirror" >&2
-  mv -T "$tmp" "$out"
-}
-
-build_redis_base() {
-  local out=$1 tmp=$1.tmp
-  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "${redis_base_packages[*]}")" \
-    --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
-    --customize-hook="$redis_base_hook" \
+# A root filesystem as a tarball for `podman import`: build_tar OUT EXTRA_HOOK PACKAGE...
+build_tar() {
+  local out=$1 hook=$2 tmp=$1.tmp
+  shift 2
+  local hooks=(--customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*')
+  [ -z "$hook" ] || hooks+=(--customize-hook="$hook")
+  mmdebstrap --mode=root --format=tar --variant=apt --include="$(IFS=,; echo "$*")" "${hooks[@]}" \
     "$suite" "$tmp" "$mirror" >&2
   mv -T "$tmp" "$out"
 }
@@ -91,13 +68,13 @@ flock 9
 rootfs=$cache/rootfs-$(key "$suite" "$mirror" "${host_packages[@]}" v2)
 base=$cache/base-$(key "$suite" "$mirror" "${base_packages[@]}" v2).tar
 [ -d "$rootfs" ] || build_rootfs "$rootfs"
-[ -f "$base" ] || build_base "$base"
+[ -f "$base" ] || build_tar "$base" "" "${base_packages[@]}"
 node_base=$cache/node-base-$(key "$suite" "$mirror" "${node_base_packages[@]}" v1).tar
-[ -f "$node_base" ] || build_node_base "$node_base"
+[ -f "$node_base" ] || build_tar "$node_base" "" "${node_base_packages[@]}"
 postgres_base=$cache/postgres-base-$(key "$suite" "$mirror" "${postgres_base_packages[@]}" "$postgres_base_hook" v1).tar
-[ -f "$postgres_base" ] || build_postgres_base "$postgres_base"
+[ -f "$postgres_base" ] || build_tar "$postgres_base" "$postgres_base_hook" "${postgres_base_packages[@]}"
 redis_base=$cache/redis-base-$(key "$suite" "$mirror" "${redis_base_packages[@]}" "$redis_base_hook" v1).tar
-[ -f "$redis_base" ] || build_redis_base "$redis_base"
+[ -f "$redis_base" ] || build_tar "$redis_base" "$redis_base_hook" "${redis_base_packages[@]}"
 echo "$rootfs"
 echo "$base"
 echo "$node_base"
