@@ -36,8 +36,8 @@ def network_report(app: str) -> None:
     output.echo(f"=====> {app} network information")
     output.field("Egress own", "-" if own is None else network.describe(own))
     output.field("Egress default", network.describe(network.global_default()))
-    output.field("Egress next release", network.describe(network.egress(app)))
-    running = network.egress(app)
+    running = network.egress(app)  # what the next release gets; the live one's, if there is one
+    output.field("Egress next release", network.describe(running))
     if current.live_release is not None:
         live = releases.load(app, current.live_release)
         running = live.egress
