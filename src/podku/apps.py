@@ -111,6 +111,8 @@ def lock(name: str, must_exist: bool = True) -> Iterator[None]:
     if must_exist:
         load(name)  # a missing app: a clear error, and no lock file left behind
     with state.locked(paths.AppPaths(name).lock, name):
+        if must_exist:
+            load(name)  # destroyed or renamed while we waited for the lock
         yield
 
 

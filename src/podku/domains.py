@@ -258,6 +258,28 @@ def app_created(app: str) -> None:
         link(name, app)
 
 
+def app_renamed(old: str, new: str) -> None:
+    """apps:rename: NEW answers to NEW.DOMAIN (as a new app would) and to OLD's own names;
+    OLD.DOMAIN goes. Each name moves with one rename of its link (NEW's stable socket exists
+    and listens by now), so a request on a custom name never meets a missing route."""
+    with state.locked(lock_path(), "domains"):
+        current = settings.load()
+        wanted = load(new)
+        default = current.app_host(new)
+        holder = owners(current, skip=new).get(default)
+        problem = names.host_name_problem(default)
+        if wanted.default and (holder is not None or problem):
+            save(new, Domains(default=False, custom=wanted.custom))
+            why = f"is a domain of app {holder}" if holder is not None else f"cannot be routed ({problem})"
+            output.warn(f"{default} {why}: {new} has no default name")
+        load_proxy(current)  # a no-op unless the internal-CA names changed
+        for name in names_of(new, current):
+            link(name, new)
+        for name, owner in linked().items():
+            if owner == old:
+                unlink(name)
+
+
 def app_destroyed(app: str) -> None:
     with state.locked(lock_path(), "domains"):
         for name, owner in linked().items():

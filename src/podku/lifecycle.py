@@ -14,7 +14,7 @@ class AppExists(UsageError):
 
 def create(name: str, quiet: bool = False) -> apps.App:
     names.app_name(name)
-    _refuse_unit_clash(name)
+    refuse_unit_clash(name)
     app = apps.App(name=name)
     with apps.lock(name, must_exist=False):
         if apps.exists(name):  # asked under the lock: two pushes to a new name create it once
@@ -48,7 +48,7 @@ def destroy(name: str) -> None:
     output.step(f"Destroying {app.name}... done")
 
 
-def _refuse_unit_clash(name: str) -> None:
+def refuse_unit_clash(name: str) -> None:
     """`systemctl --user status APP` must mean the app: refuse names systemd already knows."""
     if systemd.load_state(f"{name}.service") not in ("not-found", ""):
         raise UsageError(f"invalid app name {name!r}: the unit {name}.service already exists")

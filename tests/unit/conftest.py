@@ -63,6 +63,7 @@ def home(tmp_path, monkeypatch) -> Path:
         CADDY_CONFIG=values["CONFIG"] / "caddy.json",
         CADDY_ADMIN_SOCKET=values["STATE"] / "caddy-admin.sock",
         IMAGES_LOCK=values["STATE"] / "images.lock",
+        RENAMES=values["STATE"] / "renames",
         SSH_AUTHORIZED_KEYS=home / ".ssh" / "authorized_keys",
     )
     for name, value in values.items():

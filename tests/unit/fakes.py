@@ -145,6 +145,13 @@ class FakePodman:
     def prune_images(self) -> None:
         pass
 
+    def tag_image(self, image: str, tag: str) -> None:
+        assert image in self.images, image
+        self.images.add(tag)
+
+    def untag_image(self, tag: str) -> None:
+        self.images.discard(tag)
+
     def exposed_ports(self, image: str) -> list[str]:
         return []
 

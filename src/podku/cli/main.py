@@ -23,6 +23,7 @@ from podku import (
     receive,
     reconcile,
     releases,
+    rename,
     sshkeys,
     swap,
 )
@@ -61,6 +62,23 @@ def apps_destroy(app: str, force: bool) -> None:
             raise UsageError(f"destroying {app} deletes everything of it: add --force to confirm")
         click.confirm(f"Destroy {app} and everything of it?", abort=True)
     lifecycle.destroy(app)
+
+
+@command("apps:rename")
+@app_argument
+@click.argument("new", callback=lambda _c, _p, value: names.app_name(value))
+def apps_rename(app: str, new: str) -> None:
+    """Rename an app: it keeps serving on its own domains; APP.DOMAIN becomes NEW.DOMAIN."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped ssh session must not cut it in half
+    rename.rename(app, new)
+
+
+@command("apps:clone")
+@app_argument
+@click.argument("new", callback=lambda _c, _p, value: names.app_name(value))
+def apps_clone(app: str, new: str) -> None:
+    """A new app NEW with APP's config and settings, serving APP's live release (not its domains)."""
+    rename.clone(app, new)
 
 
 @command("apps:list")
@@ -277,6 +295,7 @@ def internal_bridge(container: str, port: int, exit_idle_time: int) -> None:
 @click.option("--quiet", is_flag=True, help="Print only what was fixed (the boot unit runs this).")
 def doctor(app: str | None, quiet: bool) -> None:
     """Make each app's socket link, unit links and release outcomes agree with its record."""
+    rename.finish_pending()  # a cut-off apps:rename first: it decides which name is an app
     reconcile.doctor([app] if app else apps.all_names(), quiet=quiet)
 
 

@@ -28,6 +28,8 @@ BUILDS = CACHE / "build"
 # Stable per-app socket paths live in one short directory: a unix socket path has at
 # most 107 bytes, and app names may have 63.
 STABLE_SOCKETS = STATE / "sock"
+# apps:rename's journal: one file per rename under way (rename.py), so a cut-off one is finished.
+RENAMES = STATE / "renames"
 SETTINGS = CONFIG / "podku.json"
 # Builds hold it shared, image removal exclusively: podman 4.3 fails a lookup by name
 # ("image not known") when another image is removed meanwhile.

@@ -21,6 +21,10 @@ class Podman(Protocol):
 
     def remove_image(self, image: str) -> None: ...
 
+    def tag_image(self, image: str, tag: str) -> None: ...
+
+    def untag_image(self, tag: str) -> None: ...
+
     def prune_images(self) -> None: ...
 
     def exposed_ports(self, image: str) -> list[str]: ...
@@ -61,6 +65,14 @@ class RealPodman:
 
     def remove_image(self, image: str) -> None:
         run(["podman", "image", "rm", "--ignore", image], check=False)
+
+    def tag_image(self, image: str, tag: str) -> None:
+        """Give an image another name (apps:rename, apps:clone): no copy, the same layers."""
+        run(["podman", "image", "tag", image, tag])
+
+    def untag_image(self, tag: str) -> None:
+        """Take one name off an image; the image stays while it has another."""
+        run(["podman", "image", "untag", tag, tag], check=False)
 
     def prune_images(self) -> None:
         """The build cache removed images leave dangling; layers kept images share stay."""

@@ -86,6 +86,12 @@ def install_hook(repo: Path, app: str) -> None:
     state.write_if_changed(repo / HOOK, hook, mode=0o755)
 
 
+def copy_branches(source: Path, repo: Path) -> None:
+    """apps:clone: `repo` gets `source`'s branches and their objects (a local fetch: no
+    hooks run, nothing of `source`'s config comes along)."""
+    run(_git(repo, "fetch", "--quiet", "--no-tags", str(source), "+refs/heads/*:refs/heads/*"))
+
+
 def fsck(repo: Path) -> None:
     """Refuse a repository that did not come by push (a backup) unless it passes the check a
     push gets (receive.fsckObjects is strict) and borrows no objects from elsewhere."""
