@@ -50,6 +50,7 @@ def _checked_names(old: str, new: str) -> None:
     names.app_name(new)
     if old == new:
         raise UsageError(f"{old} is already called {new}")
+    finish_pending()  # a cut-off rename decides which of its names is an app
     apps.load(old)
     _refuse_taken(new)
 
@@ -74,7 +75,6 @@ def _both_locked(first: str, second: str) -> Iterator[None]:
 def rename(old: str, new: str) -> None:
     _checked_names(old, new)
     _refuse_stopped(apps.load(old))
-    finish_pending()
     with _both_locked(old, new):
         _refuse_taken(new)  # asked again under the locks
         current = apps.load(old)
