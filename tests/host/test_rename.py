@@ -72,7 +72,7 @@ def test_rename_under_load_keeps_serving_and_takes_everything_along(host, repo, 
     assert f"{new}-r4-worker@2.service" in units and f"{new}-cron@1.timer" in units, units
     assert user_units(host, f"{old}-r*") == "" and user_units(host, f"{old}-cron*") == ""
     images = host.as_deploy_user("podman images --format '{{.Repository}}:{{.Tag}}'").stdout
-    assert f"localhost/podku/{new}:r3" in images and f"localhost/podku/{old}:" not in images
+    assert f"localhost/podku/{new}:r1" in images and f"localhost/podku/{old}:" not in images
 
     repo.app = new  # a push to the new name deploys
     deploy(repo, "after")

@@ -211,3 +211,14 @@ def test_a_clone_that_fails_leaves_nothing(host):
         rename.clone("web", "copy")
     assert apps.all_names() == ["web"] and not paths.AppPaths("copy").repo.exists()
     fakes.assert_consistent(host, "web")
+
+
+def test_a_new_default_name_another_app_holds_is_not_taken(host):
+    deployed()
+    lifecycle.create("other", quiet=True)
+    taken = settings.load().app_host("shop")
+    domains.save("other", domains.Domains(custom=[taken]))
+    domains.link(taken, "other")
+    rename.rename("web", "shop")
+    assert domains.load("shop") == domains.Domains(default=False, custom=["shop.example.com"])
+    assert host_target(taken) == "other.sock" and host_target("shop.example.com") == "shop.sock"
