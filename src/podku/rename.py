@@ -107,6 +107,7 @@ def _stage(current: apps.App, new: str) -> apps.App:
             _remove_directory(leftover)
         elif leftover.name != "lock":
             leftover.unlink()
+    _remove_directory(target.repo)  # left by an app of that name once: OLD's moves there
     target.releases.mkdir(parents=True, exist_ok=True)
     for name in stores.APP_STORES:
         source = current.paths.root / name
@@ -128,7 +129,7 @@ def _image_as(image: str, app: str) -> str:
 
 def _tag(image: str, tag: str) -> None:
     with state.locked(paths.IMAGES_LOCK, "images", shared=True):
-        if podman.engine.image_exists(image) and not podman.engine.image_exists(tag):
+        if podman.engine.image_exists(image):  # a stale tag of that name moves onto this image
             podman.engine.tag_image(image, tag)
 
 

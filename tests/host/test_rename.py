@@ -112,3 +112,33 @@ def test_hostile_and_refused_renames_change_nothing(host, repo):
         assert_one_line_refusal(host.ssh("apps:clone", *words, check=False))
     assert fingerprint(host, old) == before
     assert host.http_get(f"{old}.{DOMAIN}") == (200, "target r1")
+
+
+PODKU = "~/.local/share/podku/venv/bin/podku"
+CRASH_EXIT_CODE = 75  # swap.CRASH_EXIT_CODE
+# Before the commit (staged; checked: NEW's release serves beside OLD's) the rename is undone;
+# after it (symlink: NEW's record written, reconcile cut short; routes: the names moved, OLD
+# not yet retired) it is finished.
+CRASHES = {"rename-staged": "old", "checked": "old", "symlink": "new", "rename-routes": "new"}
+
+
+def test_a_rename_killed_at_each_step_is_settled_by_doctor_under_load(host, app_repo, load_run):
+    for number, (step, survivor) in enumerate(CRASHES.items()):
+        old = f"{app_repo.app}c{number}"
+        new = f"{old}-new"
+        app_repo.app = old
+        app_repo.deploy(f"crash{number}")
+        host.ssh("checks:set", old, "wait-to-retire", "1")
+        custom = f"www.{old}-crash.org"
+        host.ssh("domains:add", old, custom)
+        with load_run(old, host_header=custom) as run:
+            crashed = host.as_deploy_user(f"PODKU_CRASH_AFTER={step} {PODKU} apps:rename {old} {new}", check=False)
+            assert crashed.returncode == CRASH_EXIT_CODE, (step, crashed.stdout, crashed.stderr)
+            host.ssh("doctor")
+        run.assert_no_failures()
+        name, gone = (old, new) if survivor == "old" else (new, old)
+        assert [a for a in host.ssh("apps:list").stdout.split() if a in (old, new)] == [name], step
+        assert host.http_get(custom)[0] == 200 and host.http_get(f"{name}.{DOMAIN}")[0] == 200, step
+        assert host.http_get(f"{gone}.{DOMAIN}")[0] == 404, step
+        assert user_units(host, f"{gone}-r*") == "", step
+        assert host.as_deploy_user("ls ~/.local/state/podku/renames/").stdout == "", step

@@ -8,7 +8,7 @@ import pytest
 import fakes
 from podku import apps, deploy, domains, lifecycle, releases, rename, services
 from podku.errors import UsageError
-from podku.host import paths, settings, systemd
+from podku.host import paths, settings, state, systemd
 from podku.proxy import routes
 from podku.releases import Outcome
 from podku.runtime import links, storage
@@ -222,3 +222,15 @@ def test_a_new_default_name_another_app_holds_is_not_taken(host):
     rename.rename("web", "shop")
     assert domains.load("shop") == domains.Domains(default=False, custom=["shop.example.com"])
     assert host_target(taken) == "other.sock" and host_target("shop.example.com") == "shop.sock"
+
+
+@pytest.mark.parametrize("journal", [{"old": "../etc", "new": "shop"}, {"old": "web", "new": "a;id"},
+                                     {"old": "other", "new": "shop"}, {"old": "web"}])
+def test_a_crafted_journal_is_refused_before_anything_is_touched(host, home, journal):
+    deployed()
+    paths.RENAMES.mkdir(parents=True)
+    (paths.RENAMES / "web.json").write_text(json.dumps(journal))
+    before = snapshot(home)
+    with pytest.raises(state.StateCorrupt, match="renames/web.json"):
+        rename.rename("web", "shop")
+    assert snapshot(home) == before
