@@ -24,7 +24,9 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "config:export {w}", "config:export web --format {w}", "config:clear {w}",
              "network:set web egress {w}", "network:set {w} egress on", "network:report {w}",
              "postgres:create {w}", "postgres:link {w} web", "postgres:info {w}", "postgres:destroy {w} --force",
-             "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web"]
+             "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web",
+             "git:load-image {w}", "git:from-image {w} registry.example/a:1", "git:from-image web {w}",
+             "enter {w}", "enter web {w}", "enter web web {w}", "enter web web 1 -- {w}", "ps:inspect {w}"]
 
 
 class NoSystemd:
