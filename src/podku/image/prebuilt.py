@@ -32,6 +32,7 @@ MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_MEMBERS = 100_000
 IMAGE_ID = "sha256:[0-9a-f]{64}"
 ARCHIVE_NAME = "image.tar"
+CHUNK = 1024 * 1024
 
 
 class ImageRefused(PodkuError):
@@ -53,7 +54,7 @@ class Bounded:
         self.stream, self.limit, self.count = stream, limit, 0
 
     def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size if size >= 0 else self.limit + 1 - self.count)
+        data = self.stream.read(size if size >= 0 else CHUNK)  # a short read, never all at once
         self.count += len(data)
         if self.count > self.limit:
             raise ImageRefused(too_large(self.limit))
