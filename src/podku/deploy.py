@@ -5,7 +5,7 @@ whatever a cut-off swap left behind is healed before anything new starts."""
 import dataclasses
 from collections.abc import Callable
 
-from podku import appjson, apps, deploytasks, output, processes, reconcile, releases, swap
+from podku import appjson, apps, deploytasks, naming, output, processes, reconcile, releases, swap
 from podku.errors import PodkuError, UsageError
 from podku.host import settings
 from podku.image import build, builders, prebuilt, procfile
@@ -48,6 +48,20 @@ def deploy_image(app: apps.App, fetch: Callable[[str, int], prebuilt.Loaded], de
                            f"{description} {loaded.image_id[:19]}", apps.config(app.name),
                            port=build.exposed_port(tag), release_id=release_id, source=loaded.source)
     return release_to(app, release, tasks=True)
+
+
+def deploy_again(app: apps.App, release: Release) -> Release:
+    """Make `release`'s image anew from where it came from (ps:rebuild, backup:import): its
+    revision built again, or its registry image pulled again. A loaded archive is not kept:
+    only the image is, and that may be gone."""
+    if release.source.startswith(prebuilt.PULLED):
+        reference = release.source.removeprefix(prebuilt.PULLED)
+        return deploy_image(app, lambda tag, release_id: prebuilt.pull_reference(
+            reference, tag, naming.build_unit(app.name, release_id)), "Image")
+    if release.source:
+        raise UsageError(f"release {release.id} of {app.name} is an image sent with git:load-image: "
+                         f"send it again (git:load-image {app.name} < image.tar), or ps:restart the live one")
+    return deploy_revision(app, release.rev)
 
 
 def redeploy(app: apps.App, description: str, source: Release | None = None,

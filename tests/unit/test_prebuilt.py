@@ -188,7 +188,16 @@ def test_an_image_release_rolls_back_and_forward_keeping_where_it_came_from(host
     live = fakes.assert_consistent(host, "web")
     assert live.id == 4 and live.image == "localhost/podku/web:r2" and live.source.startswith("load-image ")
     code, _out, err = fakes.cli_run(capsys, "ps:rebuild", "web")
-    assert code == 2 and "prebuilt image" in err
+    assert code == 2 and "send it again" in err and releases.all_of("web")[0].id == 4
+
+
+def test_ps_rebuild_of_a_registry_image_pulls_it_again(host, capsys):
+    fakes.new_app("web")
+    assert fakes.cli_run(capsys, "git:from-image", "web", "registry.example/app:1")[0] == 0
+    code, _out, err = fakes.cli_run(capsys, "ps:rebuild", "web")
+    assert code == 0, err
+    assert [source for source, _prefix in host.podman.pulled] == ["registry.example/app:1"] * 2
+    assert fakes.assert_consistent(host, "web").image == "localhost/podku/web:r2"
 
 
 def test_from_image_pulls_in_a_bounded_scope_and_keeps_only_podkus_name(host, capsys):

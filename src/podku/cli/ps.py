@@ -94,14 +94,10 @@ def ps_start(app: str) -> None:
 @command("ps:rebuild")
 @app_argument
 def ps_rebuild(app: str) -> None:
-    """Build the live revision again and swap to it (a full deploy, tasks included)."""
+    """Build the live revision again (or pull its registry image again) and swap to it."""
     with apps.lock(app):
         current = apps.load(app)
-        live = deploy.live_release(current)
-        if live.source:
-            raise UsageError(f"release {live.id} of {app} is a prebuilt image ({live.source}): nothing to build; "
-                             "ps:restart starts it anew")
-        deploy.deploy_revision(current, live.rev)
+        deploy.deploy_again(current, deploy.live_release(current))
 
 
 @command("ps:inspect")

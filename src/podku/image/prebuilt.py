@@ -33,6 +33,8 @@ MAX_MEMBERS = 100_000
 IMAGE_ID = "sha256:[0-9a-f]{64}"
 ARCHIVE_NAME = "image.tar"
 CHUNK = 1024 * 1024
+# A release's source (releases.py): how it records each kind.
+LOADED, PULLED = "load-image ", "image "
 
 
 class ImageRefused(PodkuError):
@@ -196,7 +198,7 @@ def load_archive(stream: IO[bytes], tag: str, app: str, workdir: Path) -> Loaded
             podman.engine.tag(image_id, tag)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return Loaded(image_id, f"load-image {image_id}")
+    return Loaded(image_id, f"{LOADED}{image_id}")
 
 
 def pull_reference(reference: str, tag: str, unit: str) -> Loaded:
@@ -208,13 +210,13 @@ def pull_reference(reference: str, tag: str, unit: str) -> Loaded:
     with state.locked(paths.IMAGES_LOCK, "images", shared=True):
         image_id = _pulled(reference, f"podman could not pull {reference}", build.scope_argv(unit, bounds))
         podman.engine.tag(image_id, tag)
-        podman.engine.untag(image_id, reference.split("@", 1)[0] if "@" in reference else reference)
+        podman.engine.untag(image_id, reference)  # the registry's name would outlive the release
         size = podman.engine.image_size(tag)
     if size > bounds.image_max_bytes:
         podman.engine.remove_image(tag)
         raise ImageRefused(f"{reference} is {size} bytes, larger than image_max_bytes ({bounds.image_max_bytes}) "
                            f"in ~/.config/podku/{limits.LIMITS_FILE_NAME}")
-    return Loaded(image_id, f"image {reference}")
+    return Loaded(image_id, f"{PULLED}{reference}")
 
 
 def _pulled(source: str, failure: str, prefix: list[str] | None = None) -> str:
