@@ -109,6 +109,9 @@ def test_a_saved_image_serves_rolls_back_and_is_looked_into(host, saved_images, 
     assert failed.returncode == 7, failed.stderr
     piped = ssh_with_input(host, ["enter", app], b"echo in-$PODKU_APP; exit 3\n")
     assert piped.returncode == 3 and piped.stdout.strip() == f"in-{app}", piped
+    # root's `podku enter` on a terminal (script(1) gives it one) gets a terminal inside too
+    on_terminal = host.run(["script", "-qec", f"podku enter {app} -- tty", "/dev/null"])
+    assert "/dev/pts/" in on_terminal.stdout, on_terminal.stdout
 
     # ps:inspect: the live container, no config value
     secret = "s3cret-token-value-4711"
@@ -158,3 +161,6 @@ def test_an_image_from_a_registry_serves(host, saved_images, app_name):
     assert f"image: image {reference}" in host.ssh("releases", app).stdout
     # the store keeps podku's name of it only
     assert host.as_deploy_user(f"podman image exists {reference}", check=False).returncode == 1
+    host.ssh("ps:rebuild", app)  # pulls it again
+    assert host.http_get(f"{app}.podku.localhost") == (200, "pulled r2")
+    assert host.ssh("releases", app).stdout.count(f"image: image {reference}") == 2

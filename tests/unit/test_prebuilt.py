@@ -5,6 +5,7 @@ path (swap, rollback, `releases`) the same as a push's."""
 import gzip
 import io
 import json
+import os
 import sys
 import tarfile
 
@@ -312,3 +313,24 @@ def test_ps_inspect_shows_the_live_containers_without_config_values(deployed, ca
     assert shown[0]["Config"]["Env"] == ["SECRET_KEY=[redacted]", "DEBUG=[redacted]", "PATH=/usr/bin"]
     assert shown[0]["Config"]["Cmd"] == ["app", "--key", "[redacted]"]
     assert "hunter2" not in out
+
+
+def test_an_archive_that_stops_arriving_is_refused_at_the_time_limit(tmp_path):
+    read_end, write_end = os.pipe()
+    os.write(write_end, archive()[:3000])  # then nothing more, the sender still connected
+    with open(read_end, "rb") as stream, pytest.raises(prebuilt.ImageRefused, match="did not arrive within 1 s"):
+        with prebuilt.time_limit(1):
+            prebuilt.receive_archive(stream, tmp_path / "out" / "image.tar", "web", 10 ** 6)
+    os.close(write_end)
+    assert not (tmp_path / "out" / "image.tar").exists()
+
+
+def test_an_extended_header_too_large_to_hold_is_refused_before_it_is_read(tmp_path):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("layer1/x")
+        info.pax_headers = {"comment": "y" * 200_000}
+        tar.addfile(info)
+    bomb = gzip.compress(out.getvalue() + archive())
+    with pytest.raises(prebuilt.ImageRefused, match="not an image archive.*extended header"):
+        received(tmp_path, bomb)

@@ -9,11 +9,14 @@ one of podku's own, bounded in size, with its names left out: podman stores it u
 only, and podku names it. An archive that names another app's or podku's own images is
 refused outright: that is no mistake."""
 
+import contextlib
 import io
 import json
 import re
 import shutil
+import signal
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
@@ -33,6 +36,9 @@ MAX_MEMBERS = 100_000
 IMAGE_ID = "sha256:[0-9a-f]{64}"
 ARCHIVE_NAME = "image.tar"
 CHUNK = 1024 * 1024
+EXTENDED_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                    tarfile.GNUTYPE_LONGLINK)
+MAX_EXTENDED_HEADER = 64 * 1024
 # A release's source (releases.py): how it records each kind.
 LOADED, PULLED = "load-image ", "image "
 
@@ -63,6 +69,16 @@ class Bounded:
         return data
 
 
+class HeaderBounded(tarfile.TarInfo):
+    """A member whose extended header (pax, GNU long name) tarfile would read whole into
+    memory is refused first, if it is larger than any image archive's."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in EXTENDED_HEADERS and self.size > MAX_EXTENDED_HEADER:
+            raise tarfile.HeaderError(f"an extended header of {self.size} bytes")
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
 def too_large(limit: int) -> str:
     return (f"the image archive is larger than {limit} bytes "
             f"(image_max_bytes in ~/.config/podku/{limits.LIMITS_FILE_NAME})")
@@ -74,7 +90,8 @@ def receive_archive(stream: IO[bytes], target: Path, app: str, limit: int) -> No
     `limit` bytes (sent or unpacked), or names an image that is not the app's own."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with tarfile.open(fileobj=cast(IO[bytes], Bounded(stream, limit)), mode="r|*") as source, \
+        with tarfile.open(fileobj=cast(IO[bytes], Bounded(stream, limit)), mode="r|*",
+                          tarinfo=HeaderBounded) as source, \
                 tarfile.open(target, mode="w") as copy:
             manifests = copy_members(source, copy, app, limit)
     except (tarfile.TarError, EOFError, OSError, UnicodeError) as error:
@@ -107,8 +124,9 @@ def copy_members(source: tarfile.TarFile, copy: tarfile.TarFile, app: str, limit
         if name == MANIFEST:
             manifests += 1
             data = unnamed_manifest(read_member(source, member, MAX_MANIFEST_BYTES), app)
-            member.size = len(data)
-            copy.addfile(member, io.BytesIO(data))
+            written = tarfile.TarInfo(MANIFEST)  # a header of podku's own: no pax size of the sender's
+            written.size, written.mode, written.mtime = len(data), 0o644, member.mtime
+            copy.addfile(written, io.BytesIO(data))
         else:
             copy.addfile(member, source.extractfile(member) if member.isfile() else None)
     return manifests
@@ -188,17 +206,34 @@ def tag_refusal(tag: str, app: str) -> str | None:
 
 def load_archive(stream: IO[bytes], tag: str, app: str, workdir: Path) -> Loaded:
     """An archive from `stream`, received and checked, stored as `tag`; raises ImageRefused."""
-    bound = limits.load().image_max_bytes
+    bounds = limits.load()
     archive = workdir / ARCHIVE_NAME
     try:
         output.step("Receiving the image archive")
-        receive_archive(stream, archive, app, bound)
+        with time_limit(bounds.build_timeout):
+            receive_archive(stream, archive, app, bounds.image_max_bytes)
         with state.locked(paths.IMAGES_LOCK, "images", shared=True):  # a prune would take an unnamed image
             image_id = _pulled(f"docker-archive:{archive}", "podman could not load the archive")
             podman.engine.tag(image_id, tag)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return Loaded(image_id, f"{LOADED}{image_id}")
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """The archive must have arrived within `seconds`: a client that sends slowly, or stops
+    sending, must not hold the app's lock for ever (a read waiting on it is interrupted)."""
+    def expired(_signum: int, _frame: object) -> None:
+        raise ImageRefused(f"the image archive did not arrive within {seconds} s "
+                           f"(build_timeout in ~/.config/podku/{limits.LIMITS_FILE_NAME})")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def pull_reference(reference: str, tag: str, unit: str) -> Loaded:
