@@ -45,7 +45,7 @@ def deploy_image(app: apps.App, fetch: Callable[[str, int], prebuilt.Loaded], de
     loaded = fetch(tag, release_id)
     heal(app)
     release = releases.new(app.name, loaded.image_id.removeprefix("sha256:"), tag,
-                           f"{description} {loaded.image_id[:19]}", apps.config(app.name),
+                           description, apps.config(app.name),
                            port=build.exposed_port(tag), release_id=release_id, source=loaded.source)
     return release_to(app, release, tasks=True)
 
@@ -57,7 +57,7 @@ def deploy_again(app: apps.App, release: Release) -> Release:
     if release.source.startswith(prebuilt.PULLED):
         reference = release.source.removeprefix(prebuilt.PULLED)
         return deploy_image(app, lambda tag, release_id: prebuilt.pull_reference(
-            reference, tag, naming.build_unit(app.name, release_id)), "Image")
+            reference, tag, naming.build_unit(app.name, release_id)), "Pull the image again")
     if release.source:
         raise UsageError(f"release {release.id} of {app.name} is an image sent with git:load-image: "
                          f"send it again (git:load-image {app.name} < image.tar), or ps:restart the live one")

@@ -33,4 +33,4 @@ def git_from_image(app: str, image: str) -> None:
     with apps.lock(app):
         current = apps.load(app)
         deploy.deploy_image(current, lambda tag, release_id: prebuilt.pull_reference(
-            image, tag, naming.build_unit(current.name, release_id)), "Image")
+            image, tag, naming.build_unit(current.name, release_id)), "Pull image")
