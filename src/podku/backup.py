@@ -623,8 +623,7 @@ def _redeploy(name: str) -> bool:
         return True
     try:
         with apps.lock(name):
-            rev = releases.load(name, live).rev
-            deploy.deploy_revision(apps.load(name), rev)
+            deploy.deploy_again(apps.load(name), releases.load(name, live))
     except PodkuError as error:
         output.warn(f"{name}: {error}")
         return False

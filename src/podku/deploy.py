@@ -3,11 +3,12 @@ Callers hold the app's lock. Every deploy first reconciles the app with its reco
 whatever a cut-off swap left behind is healed before anything new starts."""
 
 import dataclasses
+from collections.abc import Callable
 
-from podku import appjson, apps, deploytasks, output, processes, reconcile, releases, swap
+from podku import appjson, apps, deploytasks, naming, output, processes, reconcile, releases, swap
 from podku.errors import PodkuError, UsageError
 from podku.host import settings
-from podku.image import build, builders, procfile
+from podku.image import build, builders, prebuilt, procfile
 from podku.releases import Release
 
 
@@ -35,6 +36,34 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     return release_to(app, release, tasks=True)
 
 
+def deploy_image(app: apps.App, fetch: Callable[[str, int], prebuilt.Loaded], description: str) -> Release:
+    """An image built elsewhere (image/prebuilt.py), stored by `fetch(tag, release id)` as
+    the release's image, then released like a push: same swap, check and rollback. A refused
+    image leaves nothing behind: no release is recorded before it is stored."""
+    release_id = releases.next_id(app.name)
+    tag = releases.image_tag(app.name, release_id)
+    loaded = fetch(tag, release_id)
+    heal(app)
+    release = releases.new(app.name, loaded.image_id.removeprefix("sha256:"), tag,
+                           description, apps.config(app.name),
+                           port=build.exposed_port(tag), release_id=release_id, source=loaded.source)
+    return release_to(app, release, tasks=True)
+
+
+def deploy_again(app: apps.App, release: Release) -> Release:
+    """Make `release`'s image anew from where it came from (ps:rebuild, backup:import): its
+    revision built again, or its registry image pulled again. A loaded archive is not kept:
+    only the image is, and that may be gone."""
+    if release.source.startswith(prebuilt.PULLED):
+        reference = release.source.removeprefix(prebuilt.PULLED)
+        return deploy_image(app, lambda tag, release_id: prebuilt.pull_reference(
+            reference, tag, naming.build_unit(app.name, release_id)), "Pull the image again")
+    if release.source:
+        raise UsageError(f"release {release.id} of {app.name} is an image sent with git:load-image: "
+                         f"send it again (git:load-image {app.name} < image.tar), or ps:restart the live one")
+    return deploy_revision(app, release.rev)
+
+
 def redeploy(app: apps.App, description: str, source: Release | None = None,
              config: dict[str, str] | None = None) -> Release:
     """A new release from a kept image: config changes, restarts and rollbacks."""
@@ -42,7 +71,7 @@ def redeploy(app: apps.App, description: str, source: Release | None = None,
     base = source or live_release(app)
     release = releases.new(app.name, base.rev, base.image, description,
                            base.config if config is None else config, base.app_json, base.port,
-                           release_id=releases.next_id(app.name), processes=base.processes)
+                           release_id=releases.next_id(app.name), processes=base.processes, source=base.source)
     return release_to(app, release, tasks=config is not None)
 
 

@@ -120,3 +120,30 @@ def container(name: str) -> str:
 def git_branch_ref(ref: str) -> str | None:
     """The branch a pushed ref deploys, or None for refs podku ignores."""
     return ref.removeprefix("refs/heads/") if ref in ("refs/heads/main", "refs/heads/master") else None
+
+
+# An image reference as `git:from-image` pulls it: a registry host (a dot or a port in it,
+# so podman never resolves a short name against its search list or the local store), then
+# lower-case path components, then a tag and/or a digest. Never localhost: that is the
+# host's own store, and podku's images live there.
+MAX_IMAGE_REFERENCE = 255
+_REGISTRY = r"(?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)*(?::[0-9]{1,5})?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"(?P<registry>{_REGISTRY})/(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?")
+
+
+def image_reference(reference: str) -> str:
+    """A registry image's full name: REGISTRY[:PORT]/PATH[:TAG][@sha256:DIGEST]."""
+    match = IMAGE_REFERENCE.fullmatch(reference or "") if len(reference or "") <= MAX_IMAGE_REFERENCE else None
+    if match is None:
+        raise UsageError(f"invalid image reference {reference!r}: expected REGISTRY/NAME[:TAG][@sha256:DIGEST], "
+                         "the registry named in full (ghcr.io/owner/app:1.2, registry.example:5000/app)")
+    registry = match.group("registry")
+    if "." not in registry and ":" not in registry:
+        raise UsageError(f"invalid image reference {reference!r}: name the registry in full "
+                         "(a host with a dot or a port), podku never guesses one")
+    if registry.split(":")[0] == "localhost":
+        raise UsageError(f"invalid image reference {reference!r}: localhost names the host's own images")
+    return reference

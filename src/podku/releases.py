@@ -1,6 +1,7 @@
 """Numbered release records: what ran, from which revision, image and config, and how it went."""
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
@@ -53,6 +54,15 @@ class Release:
     links: list[str] = field(default_factory=list)  # KIND:NAME of each linked service
     # Outbound network (runtime/network.py); records older than it ran without any network.
     egress: bool = False
+    # Where the image came from: "" a build of `rev` (every record older than this field),
+    # "load-image sha256:ID" an archive sent by git:load-image, "image REF" git:from-image.
+    # For those two, `rev` is the image's ID (hex).
+    source: str = ""
+
+    @property
+    def origin(self) -> str:
+        """Where the release came from, as `releases` shows it."""
+        return f"image: {self.source}" if self.source else self.rev[:7]
 
     @property
     def unit(self) -> str:
@@ -147,7 +157,21 @@ def schema(app: str, release_id: int) -> records.Schema:
         "idle_timeout": records.Field(idle.recorded_seconds),
         "links": records.Field(links.RELEASE_RECORD),
         "egress": records.Field(records.boolean),
+        "source": records.Field(_source),
     }
+
+
+LOADED_SOURCE = re.compile(r"load-image sha256:[0-9a-f]{64}")
+
+
+def _source(value: object) -> str:
+    text = records.text(8 + names.MAX_IMAGE_REFERENCE)(value)
+    if text and not LOADED_SOURCE.fullmatch(text):
+        kind, _, reference = text.partition(" ")
+        if kind != "image":
+            raise records.Invalid(f"expected load-image sha256:ID or image REFERENCE, found {records.shown(text)}")
+        records.validated(names.image_reference)(reference)
+    return text
 
 
 def _image_of(app: str) -> records.Check:
@@ -218,13 +242,13 @@ def next_id(app: str) -> int:
 
 def new(app: str, rev: str, image: str, description: str, config: dict[str, str],
         app_json: dict | None = None, port: int | None = None, *, release_id: int | None = None,
-        processes: dict[str, list[str]] | None = None) -> Release:
+        processes: dict[str, list[str]] | None = None, source: str = "") -> Release:
     """A pending release, saved. A deploy allocates `release_id` once (its image tag and build
     directory are named from it too) and passes it; without it the next free id is taken."""
     release = Release(app=app, id=next_id(app) if release_id is None else release_id,
                       rev=rev, image=image, description=description,
                       config=dict(config), app_json=dict(app_json or {}), port=port,
-                      processes=dict(processes or {}),
+                      processes=dict(processes or {}), source=source,
                       **runtime.snapshot(app))
     save(release)
     return release

@@ -129,6 +129,13 @@ class FakePodman:
     executed: list[tuple[str, list[str]]] = field(default_factory=list)  # exec_in: (container, argv)
     exec_result: int = 0
     exec_output: str = ""
+    pulled: list[tuple[str, list[str]]] = field(default_factory=list)  # pull: (source, prefix)
+    pull_id: str = "sha256:" + "ab" * 32
+    pull_size: int = 1000
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> image ID
+    untagged: list[str] = field(default_factory=list)
+    live: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # running: (app, release) -> names
+    inspected: dict[str, dict] = field(default_factory=dict)  # inspect: name -> podman's JSON
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
         self.images.add(tag)
@@ -198,6 +205,30 @@ class FakePodman:
 
     def unshare_remove(self, path: str) -> None:
         shutil.rmtree(path)
+
+    def pull(self, source: str, prefix: Sequence[str] = ()) -> str:
+        self.pulled.append((source, list(prefix)))
+        return self.pull_id
+
+    def tag(self, image: str, name: str) -> None:
+        self.images.add(name)
+        self.tags[name] = image
+
+    def untag(self, image: str, name: str) -> None:
+        self.untagged.append(name)
+
+    def image_size(self, image: str) -> int:
+        return self.pull_size
+
+    def exec_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int:
+        self.executed.append(("exec", list(argv)))
+        return self.exec_result
+
+    def running(self, app: str, release: int) -> list[str]:
+        return list(self.live.get((app, release), []))
+
+    def inspect(self, containers: Sequence[str]) -> list[dict]:
+        return [self.inspected[name] for name in containers if name in self.inspected]
 
 
 @dataclass

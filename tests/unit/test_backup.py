@@ -13,6 +13,7 @@ import fakes
 from podku import apps, backup, deploy, releases
 from podku.errors import PodkuError
 from podku.host import paths
+from podku.image import prebuilt
 from podku.runtime import storage
 
 
@@ -248,3 +249,27 @@ def test_an_apps_link_to_a_service_this_host_lacks_is_dropped_on_import_and_said
     assert live.links == [] and "DATABASE_URL" not in live.config and live.config["GREETING"] == "hi"
     assert "left out its link to postgres db and DATABASE_URL" in capsys.readouterr().err
     fakes.assert_consistent(host, "web")
+
+
+def test_import_pulls_a_registry_image_again_and_leaves_a_loaded_one_undeployed(host, capsys):
+    for name, words in (("pulled", ["git:from-image", "pulled", "registry.example/team/app:1"]),
+                        ("loaded", None)):
+        deployed_app(name)
+        if words:
+            assert fakes.cli_run(capsys, *words)[0] == 0
+    image_id = "sha256:" + "e" * 64
+
+    def loaded(tag: str, _release_id: int) -> prebuilt.Loaded:
+        host.podman.tag(image_id, tag)
+        return prebuilt.Loaded(image_id, f"load-image {image_id}")
+    with apps.lock("loaded"):
+        deploy.deploy_image(apps.load("loaded"), loaded, "Load image")
+    data = export_bytes()
+    wipe()
+    host.podman.pulled.clear()
+    with pytest.raises(PodkuError):
+        backup.restore(io.BytesIO(data))
+    assert [source for source, _prefix in host.podman.pulled] == ["registry.example/team/app:1"]
+    assert fakes.assert_consistent(host, "pulled").source == "image registry.example/team/app:1"
+    assert apps.load("loaded").live_release is None
+    assert "send it again" in capsys.readouterr().err

@@ -25,7 +25,9 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "network:set web egress {w}", "network:set {w} egress on", "network:report {w}",
              "postgres:create {w}", "postgres:link {w} web", "postgres:info {w}", "postgres:destroy {w} --force",
              "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web",
-             "apps:rename {w} shop", "apps:rename web {w}", "apps:clone {w} shop", "apps:clone web {w}"]
+             "apps:rename {w} shop", "apps:rename web {w}", "apps:clone {w} shop", "apps:clone web {w}",
+             "git:load-image {w}", "git:from-image {w} registry.example/a:1", "git:from-image web {w}",
+             "enter {w}", "enter web {w}", "enter web web {w}", "enter web web 1 -- {w}", "ps:inspect {w}"]
 
 
 class NoSystemd:

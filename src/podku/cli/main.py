@@ -31,6 +31,7 @@ from podku.cli import (  # noqa: F401  (each registers its commands on the group
     builder,
     config,
     host,
+    images,
     network,
     ps,
     services,
@@ -124,7 +125,7 @@ def releases_list(app: str) -> None:
     for release in releases.all_of(app):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(release.created))
         marker = "*" if release.id == current else " "
-        output.echo(f"{marker} v{release.id:<4} {when}  {release.outcome:<8} {release.rev[:7]}  {release.description}")
+        output.echo(f"{marker} v{release.id:<4} {when}  {release.outcome:<8} {release.origin}  {release.description}")
 
 
 @command("releases:set")

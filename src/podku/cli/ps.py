@@ -1,9 +1,12 @@
 """Commands for process types and cron: ps:scale, ps:report, ps:stop, ps:start, ps:rebuild,
-cron:list, cron:run. Registered on the group of podku.cli.base."""
+ps:inspect, enter, cron:list, cron:run. Registered on the group of podku.cli.base."""
+
+import json
+import sys
 
 import click
 
-from podku import apps, cron, deploy, names, output, processes, reconcile
+from podku import apps, containers, cron, deploy, names, output, processes, reconcile
 from podku.cli.base import app_argument
 from podku.cli.base import command as cli_command
 from podku.errors import UsageError
@@ -91,10 +94,39 @@ def ps_start(app: str) -> None:
 @command("ps:rebuild")
 @app_argument
 def ps_rebuild(app: str) -> None:
-    """Build the live revision again and swap to it (a full deploy, tasks included)."""
+    """Build the live revision again (or pull its registry image again) and swap to it."""
     with apps.lock(app):
         current = apps.load(app)
-        deploy.deploy_revision(current, deploy.live_release(current).rev)
+        deploy.deploy_again(current, deploy.live_release(current))
+
+
+@command("ps:inspect")
+@app_argument
+def ps_inspect(app: str) -> None:
+    """podman inspect of the live release's running containers, as JSON, config values redacted."""
+    output.echo(json.dumps(containers.inspected(apps.load(app)), indent=2, sort_keys=True))
+
+
+class EnterCommand(click.Command):
+    """`enter APP [TYPE] [INSTANCE] [-- COMMAND...]`: the words after `--` are the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["podku.enter.command"] = args[cut + 1:]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+@cli_command("enter", cls=EnterCommand)
+@app_argument
+@click.argument("process_type", metavar="[TYPE]", required=False, default=processes.WEB)
+@click.argument("instance", metavar="[INSTANCE]", required=False, default="1")
+@click.pass_context
+def enter(ctx: click.Context, app: str, process_type: str, instance: str) -> None:
+    """A shell (or `-- COMMAND...`) in a live container (default web 1); its exit code."""
+    command = list(ctx.meta.get("podku.enter.command", []))
+    sys.exit(containers.enter(apps.load(app), process_type, instance, command))
 
 
 @command("cron:list")

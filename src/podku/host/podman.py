@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Protocol
 
-from podku.host.commands import child_env, interactive, reading, run, stream
+from podku.host.commands import child_env, interactive, last_line, reading, run, stream
 
 
 class Podman(Protocol):
@@ -55,6 +55,20 @@ class Podman(Protocol):
     def exec_in(self, container: str, argv: Sequence[str]) -> subprocess.CompletedProcess: ...
 
     def unshare_remove(self, path: str) -> None: ...
+
+    def pull(self, source: str, prefix: Sequence[str] = ()) -> str: ...
+
+    def tag(self, image: str, name: str) -> None: ...
+
+    def untag(self, image: str, name: str) -> None: ...
+
+    def image_size(self, image: str) -> int: ...
+
+    def exec_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int: ...
+
+    def running(self, app: str, release: int) -> list[str]: ...
+
+    def inspect(self, containers: Sequence[str]) -> list[dict]: ...
 
 
 class RealPodman:
@@ -142,6 +156,44 @@ class RealPodman:
     def unshare_remove(self, path: str) -> None:
         """Remove a directory tree that containers wrote as their subordinate users."""
         run(["podman", "unshare", "rm", "-rf", "--", path])
+
+    def pull(self, source: str, prefix: Sequence[str] = ()) -> str:
+        """`podman pull SOURCE` (a transport:path or a registry reference), run after `prefix`
+        (a bounded scope); the pulled image's ID. Raises CommandFailed."""
+        result = run([*prefix, "podman", "pull", "--quiet", source])
+        return last_line(result.stdout)
+
+    def tag(self, image: str, name: str) -> None:
+        run(["podman", "tag", image, name])
+
+    def untag(self, image: str, name: str) -> None:
+        run(["podman", "untag", image, name], check=False)
+
+    def image_size(self, image: str) -> int:
+        text = run(["podman", "image", "inspect", "--format", "{{.Size}}", image]).stdout.strip()
+        return int(text) if text.isdigit() else 0
+
+    def exec_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int:
+        """`podman exec ARGV` on podku's own terminal or pipes; its exit code."""
+        return interactive(["podman", "exec", *argv], on_hangup=on_hangup)
+
+    def running(self, app: str, release: int) -> list[str]:
+        """The names of the running containers of an app's release."""
+        found = run(["podman", "ps", "--format", "{{.Names}}", "--filter", f"label=podku.app={app}",
+                     "--filter", f"label=podku.release={release}"], check=False)
+        return found.stdout.split()
+
+    def inspect(self, containers: Sequence[str]) -> list[dict]:
+        """podman's inspect of the named containers (those gone meanwhile left out)."""
+        if not containers:
+            return []
+        result = run(["podman", "container", "inspect", *containers], check=False)
+        try:
+            # stderr is folded in: an error about a container gone meanwhile follows the JSON
+            found, _end = json.JSONDecoder().raw_decode(result.stdout[max(result.stdout.find("["), 0):])
+        except ValueError:
+            return []
+        return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
 
 
 engine: Podman = RealPodman()

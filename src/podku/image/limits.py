@@ -1,7 +1,9 @@
-"""Host-wide limits on what one push may cost: build time, memory and tasks, push size.
+"""Host-wide limits on what one push may cost: build time, memory and tasks, push size, and
+the size of an image sent or pulled whole (git:load-image, git:from-image).
 
 Defaults fit a 1 GB host; an operator may override any of them in ~/.config/podku/limits.json:
-{"build_timeout": 1800, "build_memory": "768M", "build_tasks": 512, "push_max_bytes": 536870912}."""
+{"build_timeout": 1800, "build_memory": "768M", "build_tasks": 512, "push_max_bytes": 536870912,
+"image_max_bytes": 2147483648}."""
 
 import re
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ BUILD_TIMEOUT_SECONDS = 30 * 60
 BUILD_MEMORY = "768M"
 BUILD_TASKS = 512
 PUSH_MAX_BYTES = 512 * 1024 * 1024
+IMAGE_MAX_BYTES = 2 * 1024 ** 3
 MEMORY_SIZE = re.compile(r"[1-9][0-9]*[KMGT]?")
 
 
@@ -28,9 +31,10 @@ class BuildLimits:
     build_memory: str = BUILD_MEMORY
     build_tasks: int = BUILD_TASKS
     push_max_bytes: int = PUSH_MAX_BYTES
+    image_max_bytes: int = IMAGE_MAX_BYTES
 
     def __post_init__(self) -> None:
-        for name in ("build_timeout", "build_tasks", "push_max_bytes"):
+        for name in ("build_timeout", "build_tasks", "push_max_bytes", "image_max_bytes"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise LimitsError(f"{LIMITS_FILE_NAME}: {name} must be a positive whole number")
@@ -47,6 +51,7 @@ RECORD = records.record({
     "build_memory": records.Field(records.text(16, MEMORY_SIZE.pattern, "a size like 768M or 2G")),
     "build_tasks": records.Field(records.integer(1, MAX_BUILD_TASKS)),
     "push_max_bytes": records.Field(records.integer(1, MAX_PUSH_BYTES)),
+    "image_max_bytes": records.Field(records.integer(1, MAX_PUSH_BYTES)),
 })
 
 
