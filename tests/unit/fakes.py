@@ -129,6 +129,7 @@ class FakePodman:
     executed: list[tuple[str, list[str]]] = field(default_factory=list)  # exec_in: (container, argv)
     exec_result: int = 0
     exec_output: str = ""
+    secrets: dict[str, str] = field(default_factory=dict)  # podman secrets: name -> value
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
         self.images.add(tag)
@@ -176,6 +177,12 @@ class FakePodman:
 
     def cgroups(self) -> tuple[str, str]:
         return "v1", ""
+
+    def put_secret(self, name: str, value: str) -> None:
+        self.secrets[name] = value
+
+    def remove_secret(self, name: str) -> None:
+        self.secrets.pop(name, None)
 
     def import_image(self, image: str, stream: IO[bytes]) -> subprocess.CompletedProcess:
         self.images.add(image)

@@ -3,6 +3,7 @@ a deploy (`--no-restart` stores only); reading it never changes anything."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 
@@ -28,22 +29,29 @@ def config_show(app: str) -> None:
 @command("config:get")
 @app_argument
 @click.argument("key", callback=lambda _c, _p, value: names.env_key(value))
-def config_get(app: str, key: str) -> None:
-    """One config value."""
+@click.option("--encoded", is_flag=True, help="Print the value base64-encoded: its exact bytes.")
+def config_get(app: str, key: str, encoded: bool) -> None:
+    """One config value (line breaks and control characters shown escaped, as \\x0a)."""
     apps.load(app)
     values = apps.config(app)
     if key not in values:
         raise PodkuError(f"{key} is not set for {app}")
-    output.echo(output.printable(values[key]))
+    if encoded:
+        output.echo(base64.b64encode(values[key].encode()).decode())
+    else:
+        output.echo(output.printable(values[key]))
 
 
 @command("config:set")
 @app_argument
 @click.argument("assignments", nargs=-1, required=True)
 @click.option("--no-restart", is_flag=True, help="Store only; the next release picks it up.")
-def config_set(app: str, assignments: tuple[str, ...], no_restart: bool) -> None:
+@click.option("--encoded", is_flag=True,
+              help="Values are base64 (KEY=BASE64): any UTF-8 text, line breaks and tabs included.")
+def config_set(app: str, assignments: tuple[str, ...], no_restart: bool, encoded: bool) -> None:
     """Set config values (KEY=VALUE ...): a new release."""
-    changes = dict(names.env_assignment(text) for text in assignments)
+    parse = names.env_encoded_assignment if encoded else names.env_assignment
+    changes = dict(parse(text) for text in assignments)
     _change_config(app, lambda values: {**values, **changes}, "Set " + ", ".join(changes), no_restart)
 
 
@@ -90,13 +98,22 @@ def config_export(app: str, format_: str) -> None:
 
 
 def export_lines(values: dict[str, str], format_: str) -> list[str]:
-    """Values are as their schema allows: one line of UTF-8 without control characters."""
+    """Values are as their schema allows: UTF-8 without control characters but tab and
+    newline. A shell gets a newline inside its quotes; an env file gets a value with one
+    double-quoted, `\\n` for the newline (as docker compose and python-dotenv read it)."""
     ordered = dict(sorted(values.items()))
     if format_ == "json":
         return [json.dumps(ordered, ensure_ascii=False, indent=2)]
     if format_ == "envfile":
-        return [f"{key}={value}" for key, value in ordered.items()]
+        return [f"{key}={_envfile_value(value)}" for key, value in ordered.items()]
     return [f"export {key}={shlex.quote(value)}" for key, value in ordered.items()]
+
+
+def _envfile_value(value: str) -> str:
+    if "\n" not in value:
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 @command("config:clear")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Protocol
@@ -51,6 +52,10 @@ class Podman(Protocol):
     def exec_in(self, container: str, argv: Sequence[str]) -> subprocess.CompletedProcess: ...
 
     def unshare_remove(self, path: str) -> None: ...
+
+    def put_secret(self, name: str, value: str) -> None: ...
+
+    def remove_secret(self, name: str) -> None: ...
 
 
 class RealPodman:
@@ -130,6 +135,19 @@ class RealPodman:
     def unshare_remove(self, path: str) -> None:
         """Remove a directory tree that containers wrote as their subordinate users."""
         run(["podman", "unshare", "rm", "-rf", "--", path])
+
+    def put_secret(self, name: str, value: str) -> None:
+        """A podman secret NAME holding `value`, replacing one of that name (podman 4.3 has
+        no `create --replace`; one left by a destroyed app of the same name must not win).
+        The value goes through a 0600 temporary file, never a command line or an environment."""
+        self.remove_secret(name)
+        with tempfile.NamedTemporaryFile("wb", prefix="podku-secret-") as data:
+            data.write(value.encode())
+            data.flush()
+            run(["podman", "secret", "create", name, data.name])
+
+    def remove_secret(self, name: str) -> None:
+        run(["podman", "secret", "rm", name], check=False)
 
 
 engine: Podman = RealPodman()
