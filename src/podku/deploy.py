@@ -7,7 +7,7 @@ import dataclasses
 from podku import appjson, apps, deploytasks, output, processes, reconcile, releases, swap
 from podku.errors import PodkuError, UsageError
 from podku.host import settings
-from podku.image import build, builders, procfile
+from podku.image import build, builders, procfile, source
 from podku.releases import Release
 
 
@@ -20,13 +20,14 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     heal(app)
     release_id = releases.next_id(app.name)
     tag = releases.image_tag(app.name, release_id)
+    subdirectory = source.load(app.name).build_dir
     app_json = _app_json(app, rev)
     procs = _procfile(app, rev)
     release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.config(app.name), app_json,
                            release_id=release_id)
     output.step(f"Building {app.name} from {rev[:7]} ...")
     try:
-        built = build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id))
+        built = build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id), subdirectory)
     except PodkuError as error:
         releases.save(release.with_outcome(releases.Outcome.FAILED))
         raise DeployFailed(f"{error}; {_still_serving(app)}") from error
@@ -126,13 +127,13 @@ def _runtime_processes(builder: str, procs: procfile.Processes) -> procfile.Proc
 
 
 def _procfile(app: apps.App, rev: str) -> procfile.Processes:
-    """The Procfile at `rev`, checked before anything is built ({} without one)."""
-    text = build.read_file_at(app.paths.repo, rev, "Procfile")
+    """The Procfile at `rev` (in the build-dir), checked before anything is built ({} without one)."""
+    text = build.read_file_at(app.paths.repo, rev, source.in_build_dir(source.load(app.name).build_dir, "Procfile"))
     return {} if text is None else procfile.parse(text)
 
 
 def _app_json(app: apps.App, rev: str) -> dict:
-    text = build.read_file_at(app.paths.repo, rev, "app.json")
+    text = build.read_file_at(app.paths.repo, rev, source.in_build_dir(source.load(app.name).build_dir, "app.json"))
     if text is None:
         return {}
     return appjson.parse(text)

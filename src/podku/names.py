@@ -106,6 +106,25 @@ def env_encoded_assignment(text: str) -> tuple[str, str]:
     return key, env_value(key, value, multiline=True)
 
 
+# journalctl --since/--until as systemd.time(7) writes them: an absolute date/time, a
+# keyword, @EPOCH, or a relative span ("-1h", "2 days ago", "+5min").
+JOURNAL_TIME = re.compile(
+    r"(now|today|yesterday|tomorrow"
+    r"|@[0-9]{1,12}(\.[0-9]{1,6})?"
+    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?( UTC)?"
+    r"|[0-9]{2}:[0-9]{2}(:[0-9]{2})?"
+    r"|[+-]?([0-9]{1,9} ?[a-z]{1,7} ?){1,6}(ago)?)")
+
+
+def journal_time(text: str) -> str:
+    """A time as journalctl's --since/--until take it, and nothing else (it is passed as one
+    `--since=TEXT` word, so a leading dash is a relative time, never an option)."""
+    if len(text) > 64 or not JOURNAL_TIME.fullmatch(text):
+        raise UsageError(f"invalid time {text[:80]!r}: use a journalctl time such as "
+                         "'2026-11-29 14:00', 'today', '-1h' or '2 hours ago'")
+    return text
+
+
 def domain(name: str) -> str:
     """A host name exactly as routed: dot-separated lower-case labels of 1-63 letters, digits
     and inner dashes, at most 100 characters in all. Nothing else reaches a file or a dial."""

@@ -131,7 +131,7 @@ class FakePodman:
     exec_output: str = ""
     secrets: dict[str, str] = field(default_factory=dict)  # podman secrets: name -> value
 
-    def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
+    def build_release(self, repo: object, rev: str, tag: str, workdir: object, subdirectory: str = "") -> build.Built:
         self.images.add(tag)
         return build.Built(builders.CONTAINERFILE, None)
 

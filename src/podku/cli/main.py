@@ -29,6 +29,7 @@ from podku import (
 from podku.cli import (  # noqa: F401  (each registers its commands on the group)
     builder,
     config,
+    git,
     host,
     network,
     ps,
@@ -38,7 +39,7 @@ from podku.cli import domains as domains_commands  # noqa: F401
 from podku.cli.base import app_argument, cli, command
 from podku.errors import PodkuError, UsageError
 from podku.host import settings, state
-from podku.host.commands import debugging, replace_process
+from podku.host.commands import debugging, interactive, replace_process
 from podku.runtime import bridge
 
 # --- apps ---------------------------------------------------------------------------
@@ -204,9 +205,14 @@ def _change_checks(app: str, change) -> None:
 @command("logs")
 @app_argument
 @click.option("-n", "--num", default=100, type=click.IntRange(1, 100000))
-@click.option("-t", "--tail", "follow", is_flag=True, help="Follow.")
+@click.option("-t", "--tail", "-f", "--follow", "follow", is_flag=True,
+              help="Follow: new lines as they come, until the ssh session ends.")
 @click.option("-p", "--process", default=None, help="Only this process type (web, worker, cron, ...).")
-def logs(app: str, num: int, follow: bool, process: str | None) -> None:
+@click.option("--since", default=None, callback=lambda _c, _p, value: value and names.journal_time(value),
+              help="From this time on (journalctl's forms: '2026-11-29 14:00', 'today', '-1h').")
+@click.option("--until", default=None, callback=lambda _c, _p, value: value and names.journal_time(value),
+              help="Up to this time (the same forms).")
+def logs(app: str, num: int, follow: bool, process: str | None, since: str | None, until: str | None) -> None:
     """The app's log (all its releases), from the journal."""
     apps.load(app)
     every = releases.all_of(app)
@@ -216,9 +222,13 @@ def logs(app: str, num: int, follow: bool, process: str | None) -> None:
     argv = ["journalctl", "--quiet", "--no-pager", "--output", "short-iso", "--lines", str(num)]
     for unit in units:
         argv += ["--user-unit", unit]
-    if follow:
-        argv.append("--follow")
-    replace_process(argv)
+    # one word each (`--since=-1h`): a time is never read as an option
+    argv += [f"--since={since}"] if since else []
+    argv += [f"--until={until}"] if until else []
+    if not follow:
+        replace_process(argv)
+    # journalctl ends when the ssh session does: sshd's hangup, or podku's parent gone
+    sys.exit(interactive([*argv, "--follow"]))
 
 
 @command("ssh-keys:add")

@@ -1,0 +1,43 @@
+"""git:set and git:report (Dokku's names): which branch deploys and which subdirectory builds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from podku import apps, output
+from podku.cli.base import app_argument, command
+from podku.errors import UsageError
+from podku.image import source
+
+# git:set's keys: the validator of each, and the GitSettings field it sets
+KEYS = {"deploy-branch": (source.branch_name, "deploy_branch"), "build-dir": (source.build_dir, "build_dir")}
+
+
+@command("git:set")
+@app_argument
+@click.argument("key")
+@click.argument("value", required=False)
+def git_set(app: str, key: str, value: str | None) -> None:
+    """deploy-branch NAME (only NAME deploys; other branches are refused) or build-dir PATH
+    (the build, Procfile and app.json come from that subdirectory); no value: back to the default.
+    It takes effect at the next push."""
+    if key not in KEYS:
+        raise UsageError(f"unknown git setting {output.printable(key[:40])!r}: use {' or '.join(KEYS)}")
+    check, field = KEYS[key]
+    checked = "" if value is None else check(value)
+    with apps.lock(app):
+        source.save(app, dataclasses.replace(source.load(app), **{field: checked}))
+    output.step(f"{key} of {app} {'set to ' + checked if checked else 'unset'}: the next push uses it")
+
+
+@command("git:report")
+@app_argument
+def git_report(app: str) -> None:
+    """The app's deploy branch and build directory."""
+    apps.load(app)
+    settings = source.load(app)
+    output.echo(f"=====> {app} git information")
+    output.field("Git deploy branch", settings.deploy_branch or " or ".join(source.DEFAULT_BRANCHES))
+    output.field("Git build dir", settings.build_dir or "(the repository's top)")
