@@ -9,6 +9,7 @@ from podku import apps, deploy, lifecycle, names, output
 from podku.errors import UsageError
 from podku.host.commands import replace_process
 from podku.image import gitrepo, source
+from podku.releases import Release
 
 GIT_SERVICES = ("git-receive-pack", "git-upload-pack")
 ZERO_REV = "0" * 40
@@ -57,9 +58,10 @@ def pushed_revision(lines: list[str], settings: source.GitSettings = DEFAULT_SOU
             chosen = new
     return chosen
 
-def run_hook(name: str, stdin_lines: list[str]) -> None:
+def run_hook(name: str, stdin_lines: list[str]) -> Release | None:
+    """Deploy what was pushed; the release made, or None when nothing deploys."""
     rev = pushed_revision(stdin_lines, source.load(name))
     if rev is None:
-        return
+        return None
     with apps.lock(name):
-        deploy.deploy_revision(apps.load(name), rev)
+        return deploy.deploy_revision(apps.load(name), rev)

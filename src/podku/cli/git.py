@@ -19,12 +19,14 @@ KEYS = {"deploy-branch": (source.branch_name, "deploy_branch"), "build-dir": (so
 @app_argument
 @click.argument("key")
 @click.argument("value", required=False)
-def git_set(app: str, key: str, value: str | None) -> None:
+@click.option("--unset", is_flag=True, help="Back to the default (main or master; the repository's top).")
+def git_set(app: str, key: str, value: str | None, unset: bool) -> None:
     """deploy-branch NAME (only NAME deploys; other branches are refused) or build-dir PATH
-    (the build, Procfile and app.json come from that subdirectory); no value: back to the default.
-    It takes effect at the next push."""
+    (the build, Procfile and app.json come from that subdirectory). It takes effect at the next push."""
     if key not in KEYS:
         raise UsageError(f"unknown git setting {output.printable(key[:40])!r}: use {' or '.join(KEYS)}")
+    if (value is None) != unset:
+        raise UsageError(f"git:set APP {key} takes a value or --unset")
     check, field = KEYS[key]
     checked = "" if value is None else check(value)
     with apps.lock(app):

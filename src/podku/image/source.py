@@ -15,6 +15,7 @@ DEFAULT_BRANCHES = ("main", "master")
 MAX_BRANCH = 200
 MAX_BUILD_DIR = 255
 # git check-ref-format's rules for one branch name, as a refusal per rule
+BRANCH_CHARACTERS = re.compile(r"[A-Za-z0-9._/+-]+")
 BRANCH_REFUSALS = (
     (re.compile(r"[\x00-\x20\x7f~^:?*\[\\]"), "a space, control character or one of ~ ^ : ? * [ \\"),
     (re.compile(r"\.\."), "'..'"),
@@ -40,9 +41,11 @@ class GitSettings:
 
 
 def branch_name(name: str) -> str:
-    """A branch name as `git check-ref-format --branch` takes it (and at most 200 ASCII characters)."""
-    if not name or len(name) > MAX_BRANCH or not name.isascii():
-        raise UsageError(f"invalid branch name {records.shown(name)}: use 1-{MAX_BRANCH} ASCII characters")
+    """A branch name as `git check-ref-format --branch` takes it, of letters, digits and
+    . _ / + - only (git takes more; podku prints it and has no use for the rest)."""
+    if not name or len(name) > MAX_BRANCH or not BRANCH_CHARACTERS.fullmatch(name):
+        raise UsageError(f"invalid branch name {records.shown(name)}: use 1-{MAX_BRANCH} letters, digits "
+                         "and . _ / + -")
     for pattern, what in BRANCH_REFUSALS:
         if pattern.search(name):
             raise UsageError(f"invalid branch name {records.shown(name)}: it may not hold {what}")
