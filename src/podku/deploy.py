@@ -23,7 +23,7 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     subdirectory = source.load(app.name).build_dir
     app_json = _app_json(app, rev)
     procs = _procfile(app, rev)
-    release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.config(app.name), app_json,
+    release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.effective_config(app.name), app_json,
                            release_id=release_id)
     output.step(f"Building {app.name} from {rev[:7]} ...")
     try:
@@ -38,11 +38,13 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
 
 def redeploy(app: apps.App, description: str, source: Release | None = None,
              config: dict[str, str] | None = None) -> Release:
-    """A new release from a kept image: config changes, restarts and rollbacks."""
+    """A new release from a kept image: config changes (`config`: the app's own new values),
+    restarts and setting changes (the app's config as stored), rollbacks (`source`'s config).
+    Every release but a rollback runs with the global config under the app's own."""
     heal(app)
     base = source or live_release(app)
-    release = releases.new(app.name, base.rev, base.image, description,
-                           base.config if config is None else config, base.app_json, base.port,
+    environment = source.config if source is not None and config is None else apps.effective_config(app.name, config)
+    release = releases.new(app.name, base.rev, base.image, description, environment, base.app_json, base.port,
                            release_id=releases.next_id(app.name), processes=base.processes)
     return release_to(app, release, tasks=config is not None)
 

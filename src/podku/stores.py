@@ -37,6 +37,7 @@ HOST_STORES: dict[str, tuple[records.Check, str]] = {
     "idle.json": (idle.RECORD, "the default idle timeout (ps:set --global)"),
     "network.json": (network.RECORD, "the default outbound network (network:set --global egress)"),
     "builders.json": (builders.global_record(), "package index and registry (builder:set-global)"),
+    "config.json": (records.environment, "the global environment (config:set --global)"),
 }
 
 
