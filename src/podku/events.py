@@ -34,7 +34,7 @@ def key_name_or_unnamed(value: str) -> str:
 RECORD = records.record({
     "time": records.Field(records.TIMESTAMP, True),
     "key": records.Field(records.validated(key_name_or_unnamed), True),
-    "command": records.Field(records.text(40, COMMAND.pattern, "a command name"), True),
+    "command": records.Field(records.text(40, rf"\?|{COMMAND.pattern}", "a command name"), True),
     "app": records.Field(records.text(63), True),
     "outcome": records.Field(records.text(200), True),
 })

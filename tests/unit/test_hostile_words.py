@@ -28,7 +28,8 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "config:set --encoded web {w}", "config:set --encoded web K={w}", "config:get --encoded web {w}",
              "git:set web deploy-branch {w}", "git:set web build-dir {w}", "git:set web {w} x",
              "git:set {w} build-dir x", "git:report {w}", "logs web --since {w}", "logs web --until {w}",
-             "events -n {w}"]
+             "events -n {w}", "config:set --global {w}", "config:get --global {w}", "config:unset --global {w}",
+             "config:show --global {w}"]
 
 
 class NoSystemd:
@@ -53,7 +54,7 @@ def web(home, monkeypatch):
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_hostile_words_are_refused_in_one_line_and_change_nothing(web, home, capsys, monkeypatch, template):
     for word in HOSTILE_WORDS:
-        if template == "doctor {w}" and word == "--":
+        if template in ("doctor {w}", "config:show --global {w}") and word == "--":
             continue  # `doctor --` is a plain `doctor` (every app): click ends options there
         monkeypatch.setenv("SSH_ORIGINAL_COMMAND", template.format(w=shlex.quote(word)))
         before = snapshot(home)
