@@ -137,3 +137,21 @@ def test_events_show_the_key_name_of_a_push_and_of_commands(host, app_repo):
     assert "NOPE" not in "\n".join(lines)  # only a command's name and app are kept
     keys = host.as_deploy_user("cat ~/.ssh/authorized_keys").stdout
     assert "ssh-command --key admin\"" in keys
+
+
+def test_a_global_value_reaches_an_app_at_its_next_release_and_its_own_value_wins(host, app_repo):
+    app = app_repo.app
+    app_repo.deploy("global")
+    try:
+        host.ssh("config:set", "--global", "GREETING=from-global")
+        assert host.ssh("config:get", "--global", "GREETING").stdout == "from-global\n"
+        assert host.http_get(f"{app}.podku.localhost", "/config") == (200, "-")  # stored only
+        host.ssh("ps:restart", app)
+        assert host.http_get(f"{app}.podku.localhost", "/config") == (200, "from-global")
+        host.ssh("config:set", app, "GREETING=own")
+        assert host.http_get(f"{app}.podku.localhost", "/config") == (200, "own")
+        refused = host.ssh("config:set", "--global", shlex.quote("GREETING=a\x1bb"), check=False)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    finally:
+        host.ssh("config:unset", "--global", "GREETING")
+    assert "GREETING" not in host.ssh("config:show", "--global").stdout
