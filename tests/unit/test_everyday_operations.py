@@ -3,6 +3,7 @@ global config, logs' journalctl words, the events log and the key name in the fo
 and a release's multi-line values as podman secrets through a whole deploy."""
 
 import base64
+import io
 import json
 import sys
 
@@ -259,3 +260,22 @@ def test_config_json_export_carries_newlines_escaped(home, capsys):
     apps.save_config("web", {"KEY": "a\nb"})
     assert json.loads(podku(capsys, "config:export", "web", "--format", "json")[1]) == {"KEY": "a\nb"}
     assert sys.modules["podku.events"] is events
+
+
+def test_the_git_hook_records_the_push_under_the_key_of_the_session(home, monkeypatch, capsys):
+    apps.save(apps.App(name="web"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{OLD} {NEW} refs/heads/main\n"))
+    monkeypatch.setenv(events.KEY_ENV, "alice")
+    monkeypatch.setattr(receive, "run_hook", lambda app, lines: releases.Release(
+        app="web", id=3, rev="a", image="localhost/podku/web:r3", description="d"))
+    code, _out, err = podku(capsys, "git-hook", "web")
+    assert code == 0, err
+
+    def refused(app, lines):
+        raise UsageError("push refused: only branch production deploys this app")
+    monkeypatch.setattr(receive, "run_hook", refused)
+    monkeypatch.setenv(events.KEY_ENV, "not a key;id")  # never trusted as it comes
+    assert podku(capsys, "git-hook", "web")[0] == 2
+    logged = [(e["key"], e["command"], e["app"], e["outcome"]) for e in events.last(5)]
+    assert logged == [("alice", "push", "web", "deployed release 3"),
+                      ("-", "push", "web", "failed: push refused: only branch production deploys this app")]
