@@ -46,6 +46,8 @@ def test_only_the_deploy_branch_deploys(host, app_repo):
     app_repo.deploy("first")
     host.ssh("git:set", app, "deploy-branch", "production")
     assert "production" in host.ssh("git:report", app).stdout
+    head = host.as_deploy_user(f"git --git-dir ~/.local/share/podku/repos/{app}.git symbolic-ref HEAD").stdout
+    assert head == "refs/heads/production\n"
     app_repo.write(env={"MESSAGE": "from-main"})
     refused = app_repo.push(check=False)
     assert refused.returncode != 0 and "only branch production deploys" in refused.stderr

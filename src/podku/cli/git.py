@@ -9,7 +9,7 @@ import click
 from podku import apps, output
 from podku.cli.base import app_argument, command
 from podku.errors import UsageError
-from podku.image import source
+from podku.image import gitrepo, source
 
 # git:set's keys: the validator of each, and the GitSettings field it sets
 KEYS = {"deploy-branch": (source.branch_name, "deploy_branch"), "build-dir": (source.build_dir, "build_dir")}
@@ -30,7 +30,10 @@ def git_set(app: str, key: str, value: str | None, unset: bool) -> None:
     check, field = KEYS[key]
     checked = "" if value is None else check(value)
     with apps.lock(app):
-        source.save(app, dataclasses.replace(source.load(app), **{field: checked}))
+        settings = dataclasses.replace(source.load(app), **{field: checked})
+        source.save(app, settings)
+        if key == "deploy-branch":
+            gitrepo.set_head(apps.load(app).paths.repo, settings.branches[0])
     output.step(f"{key} of {app} {'set to ' + checked if checked else 'unset'}: the next push uses it")
 
 
