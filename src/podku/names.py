@@ -161,8 +161,3 @@ def container(name: str) -> str:
         raise UsageError(f"invalid container name {name!r}: expected podku-APP-rN")
     app_name(parsed[0])
     return name
-
-
-def git_branch_ref(ref: str) -> str | None:
-    """The branch a pushed ref deploys, or None for refs podku ignores."""
-    return ref.removeprefix("refs/heads/") if ref in ("refs/heads/main", "refs/heads/master") else None
