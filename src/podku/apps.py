@@ -105,6 +105,35 @@ def save_config(name: str, values: dict[str, str]) -> None:
     state.write_json(path, records.validate(values, records.environment, path))
 
 
+# --- host-wide config (config:set --global): every app gets it, an app's own value wins ---
+
+GLOBAL_CONFIG_FILE = "config.json"  # in ~/.config/podku
+
+
+def global_config_path() -> Path:
+    return paths.CONFIG / GLOBAL_CONFIG_FILE
+
+
+def global_config() -> dict[str, str]:
+    return records.read(global_config_path(), records.environment, {})
+
+
+def save_global_config(values: dict[str, str]) -> None:
+    state.write_json(global_config_path(), records.validate(values, records.environment, global_config_path()))
+
+
+@contextlib.contextmanager
+def global_config_lock() -> Iterator[None]:
+    with state.locked(paths.STATE / "global-config.lock", "the global config"):
+        yield
+
+
+def effective_config(name: str, own: dict[str, str] | None = None) -> dict[str, str]:
+    """What the app's next release runs with: the global values, then its own (`own`, or its
+    stored config) over them."""
+    return {**global_config(), **(config(name) if own is None else own)}
+
+
 @contextlib.contextmanager
 def lock(name: str, must_exist: bool = True) -> Iterator[None]:
     """Everything that changes an app holds this."""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from podku import appjson, apps, deploytasks, naming, output, processes, reconcile, releases, swap
 from podku.errors import PodkuError, UsageError
 from podku.host import settings
-from podku.image import build, builders, prebuilt, procfile
+from podku.image import build, builders, prebuilt, procfile, source
 from podku.releases import Release
 
 
@@ -21,13 +21,14 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     heal(app)
     release_id = releases.next_id(app.name)
     tag = releases.image_tag(app.name, release_id)
+    subdirectory = source.load(app.name).build_dir
     app_json = _app_json(app, rev)
     procs = _procfile(app, rev)
-    release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.config(app.name), app_json,
+    release = releases.new(app.name, rev, tag, f"Deploy {rev[:7]}", apps.effective_config(app.name), app_json,
                            release_id=release_id)
     output.step(f"Building {app.name} from {rev[:7]} ...")
     try:
-        built = build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id))
+        built = build.build_release(app.paths.repo, rev, tag, app.paths.build_dir(release_id), subdirectory)
     except PodkuError as error:
         releases.save(release.with_outcome(releases.Outcome.FAILED))
         raise DeployFailed(f"{error}; {_still_serving(app)}") from error
@@ -66,11 +67,13 @@ def deploy_again(app: apps.App, release: Release) -> Release:
 
 def redeploy(app: apps.App, description: str, source: Release | None = None,
              config: dict[str, str] | None = None) -> Release:
-    """A new release from a kept image: config changes, restarts and rollbacks."""
+    """A new release from a kept image: config changes (`config`: the app's own new values),
+    restarts and setting changes (the app's config as stored), rollbacks (`source`'s config).
+    Every release but a rollback runs with the global config under the app's own."""
     heal(app)
     base = source or live_release(app)
-    release = releases.new(app.name, base.rev, base.image, description,
-                           base.config if config is None else config, base.app_json, base.port,
+    environment = source.config if source is not None and config is None else apps.effective_config(app.name, config)
+    release = releases.new(app.name, base.rev, base.image, description, environment, base.app_json, base.port,
                            release_id=releases.next_id(app.name), processes=base.processes, source=base.source)
     return release_to(app, release, tasks=config is not None)
 
@@ -155,13 +158,13 @@ def _runtime_processes(builder: str, procs: procfile.Processes) -> procfile.Proc
 
 
 def _procfile(app: apps.App, rev: str) -> procfile.Processes:
-    """The Procfile at `rev`, checked before anything is built ({} without one)."""
-    text = build.read_file_at(app.paths.repo, rev, "Procfile")
+    """The Procfile at `rev` (in the build-dir), checked before anything is built ({} without one)."""
+    text = build.read_file_at(app.paths.repo, rev, source.in_build_dir(source.load(app.name).build_dir, "Procfile"))
     return {} if text is None else procfile.parse(text)
 
 
 def _app_json(app: apps.App, rev: str) -> dict:
-    text = build.read_file_at(app.paths.repo, rev, "app.json")
+    text = build.read_file_at(app.paths.repo, rev, source.in_build_dir(source.load(app.name).build_dir, "app.json"))
     if text is None:
         return {}
     return appjson.parse(text)

@@ -4,7 +4,7 @@ the boot-time reconcile unit."""
 import dataclasses
 import time
 
-from podku import domains
+from podku import domains, sshkeys
 from podku.errors import PodkuError
 from podku.host import paths, settings, systemd, templates, unixhttp
 
@@ -21,6 +21,7 @@ def setup(domain: str, http_port: int, restart_proxy: bool = False) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     # Caddy's admin socket and the apps' sockets live below: other local users keep out.
     paths.STATE.chmod(0o700)
+    sshkeys.name_older_lines()  # keys added before keys carried their name (events.py)
     caddy_changed, reconcile_changed = _install_units()
     if caddy_changed or reconcile_changed:
         systemd.reload()

@@ -1,5 +1,6 @@
 """Validation of every name that reaches a path, a unit name, a Caddy route or a command line."""
 
+import base64
 import re
 
 from podku import naming
@@ -56,16 +57,22 @@ def env_key(key: str) -> str:
 MAX_ENV_VALUE = 32 * 1024
 # Control characters but tab, and lone surrogates (what Python makes of bytes that are not UTF-8).
 FORBIDDEN_IN_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+# A value set with config:set --encoded may hold line breaks too (a PEM key): control
+# characters but tab and newline. Such a value reaches containers as a podman secret.
+FORBIDDEN_IN_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def env_value(key: str, value: str) -> str:
-    """A config value: UTF-8 text on one line, no control characters, at most 32 KiB."""
-    bad = FORBIDDEN_IN_VALUE.search(value)
+def env_value(key: str, value: str, multiline: bool = False) -> str:
+    """A config value: UTF-8 text without control characters (but tab, and newline when
+    `multiline`), at most 32 KiB."""
+    bad = (FORBIDDEN_IN_MULTILINE if multiline else FORBIDDEN_IN_VALUE).search(value)
     if bad and "\ud800" <= bad.group() <= "\udfff":
         raise UsageError(f"invalid value for {key}: it is not valid UTF-8")
     if bad:
-        raise UsageError(f"invalid value for {key}: it may not contain line breaks or "
-                         f"control characters (found \\x{ord(bad.group()):02x})")
+        allowed = "control characters but newline and tab" if multiline else "line breaks or control characters"
+        hint = "" if multiline or bad.group() != "\n" else "; config:set --encoded takes line breaks"
+        raise UsageError(f"invalid value for {key}: it may not contain {allowed} "
+                         f"(found \\x{ord(bad.group()):02x}){hint}")
     if len(value.encode()) > MAX_ENV_VALUE:
         raise UsageError(f"invalid value for {key}: longer than {MAX_ENV_VALUE // 1024} KiB")
     return value
@@ -77,6 +84,45 @@ def env_assignment(text: str) -> tuple[str, str]:
     if not sep:
         raise UsageError(f"invalid config assignment {text!r}: expected KEY=VALUE")
     return env_key(key), env_value(key, value)
+
+
+def env_encoded_assignment(text: str) -> tuple[str, str]:
+    """KEY=BASE64 (config:set --encoded): the value is the decoded bytes, which must be UTF-8
+    text; newlines and tabs are kept."""
+    key, sep, encoded = text.partition("=")
+    if not sep:
+        raise UsageError(f"invalid config assignment {text[:80]!r}: expected KEY=BASE64")
+    env_key(key)
+    if len(encoded) > 2 * MAX_ENV_VALUE:
+        raise UsageError(f"invalid value for {key}: longer than {MAX_ENV_VALUE // 1024} KiB")
+    try:
+        raw = base64.b64decode(encoded.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise UsageError(f"invalid value for {key}: it is not base64") from None
+    try:
+        value = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"invalid value for {key}: the decoded bytes are not UTF-8 text") from None
+    return key, env_value(key, value, multiline=True)
+
+
+# journalctl --since/--until as systemd.time(7) writes them: an absolute date/time, a
+# keyword, @EPOCH, or a relative span ("-1h", "2 days ago", "+5min").
+JOURNAL_TIME = re.compile(
+    r"(now|today|yesterday|tomorrow"
+    r"|@[0-9]{1,12}(\.[0-9]{1,6})?"
+    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?( UTC)?"
+    r"|[0-9]{2}:[0-9]{2}(:[0-9]{2})?"
+    r"|[+-]?([0-9]{1,9} ?[a-z]{1,7} ?){1,6}(ago)?)")
+
+
+def journal_time(text: str) -> str:
+    """A time as journalctl's --since/--until take it, and nothing else (it is passed as one
+    `--since=TEXT` word, so a leading dash is a relative time, never an option)."""
+    if len(text) > 64 or not JOURNAL_TIME.fullmatch(text):
+        raise UsageError(f"invalid time {text[:80]!r}: use a journalctl time such as "
+                         "'2026-11-29 14:00', 'today', '-1h' or '2 hours ago'")
+    return text
 
 
 def domain(name: str) -> str:
@@ -115,11 +161,6 @@ def container(name: str) -> str:
         raise UsageError(f"invalid container name {name!r}: expected podku-APP-rN")
     app_name(parsed[0])
     return name
-
-
-def git_branch_ref(ref: str) -> str | None:
-    """The branch a pushed ref deploys, or None for refs podku ignores."""
-    return ref.removeprefix("refs/heads/") if ref in ("refs/heads/main", "refs/heads/master") else None
 
 
 # An image reference as `git:from-image` pulls it: a registry host (a dot or a port in it,

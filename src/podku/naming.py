@@ -70,6 +70,12 @@ def cron_container(app: str, entry: int) -> str:
     return f"podku-{app}-cron-{entry}"
 
 
+def secret(app: str, release: int, key: str) -> str:
+    """The podman secret that carries config value KEY (one with line breaks) into release N's
+    containers: podman's --env-file holds one line per value."""
+    return f"{container(app, release)}-env-{key}"
+
+
 def oneoff_container(app: str, token: str) -> str:
     return f"podku-{app}-run-{token}"
 

@@ -8,7 +8,8 @@ import sys
 from podku import apps, deploy, lifecycle, names, output
 from podku.errors import UsageError
 from podku.host.commands import replace_process
-from podku.image import gitrepo
+from podku.image import gitrepo, source
+from podku.releases import Release
 
 GIT_SERVICES = ("git-receive-pack", "git-upload-pack")
 ZERO_REV = "0" * 40
@@ -35,8 +36,11 @@ def serve_git(words: list[str]) -> None:
     gitrepo.prepare(app.paths.repo, app.name)  # heals repositories of older installs too
     replace_process([words[0], str(app.paths.repo)])
 
-def pushed_revision(lines: list[str]) -> str | None:
-    """The revision to deploy from the hook's input (`old new ref` lines), or None."""
+DEFAULT_SOURCE = source.GitSettings()
+
+def pushed_revision(lines: list[str], settings: source.GitSettings = DEFAULT_SOURCE) -> str | None:
+    """The revision to deploy from the hook's input (`old new ref` lines), or None. With a
+    deploy branch set (git:set APP deploy-branch), a push of any other branch is refused."""
     chosen = None
     for line in lines:
         parts = line.split()
@@ -44,15 +48,20 @@ def pushed_revision(lines: list[str]) -> str | None:
             continue
         _old, new, ref = parts
         gitrepo.revision(new)
-        if names.git_branch_ref(ref) is None:
-            output.warn(f"{ref} is not deployed: push to main or master to deploy")
+        branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
+        if branch is not None and settings.deploy_branch and branch != settings.deploy_branch:
+            raise UsageError(f"push refused: only branch {settings.deploy_branch} deploys this app "
+                             f"(git:set APP deploy-branch), not {output.printable(branch)}")
+        if branch not in settings.branches:
+            output.warn(f"{output.printable(ref)} is not deployed: push to {' or '.join(settings.branches)} to deploy")
         elif new != ZERO_REV:
             chosen = new
     return chosen
 
-def run_hook(name: str, stdin_lines: list[str]) -> None:
-    rev = pushed_revision(stdin_lines)
+def run_hook(name: str, stdin_lines: list[str]) -> Release | None:
+    """Deploy what was pushed; the release made, or None when nothing deploys."""
+    rev = pushed_revision(stdin_lines, source.load(name))
     if rev is None:
-        return
+        return None
     with apps.lock(name):
-        deploy.deploy_revision(apps.load(name), rev)
+        return deploy.deploy_revision(apps.load(name), rev)

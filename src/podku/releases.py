@@ -111,17 +111,31 @@ class Release:
 
     def podman_flags(self) -> list[str]:
         """What every container of the release gets from its runtime settings: its limits,
-        its storage mounts and the sockets of the services it is linked to."""
-        return runtime.podman_flags(self.resources, self.mounts, self.links)
+        its storage mounts, the sockets of the services it is linked to, and its multi-line
+        config values (as podman secrets)."""
+        secrets = [f"--secret={name},type=env,target={key}" for key, name in self.secret_names().items()]
+        return runtime.podman_flags(self.resources, self.mounts, self.links) + secrets
 
     def environment_file(self) -> str:
-        """The app's environment in podman's --env-file format: its config and who it is.
-        Checked again here: a line break in a key or value would make podman read the rest
-        as another line, and a bare KEY line imports that variable from the host."""
+        """The app's one-line environment in podman's --env-file format: its config and who
+        it is. Checked again here: a line break in a key or value would make podman read the
+        rest as another line, and a bare KEY line imports that variable from the host.
+        Values with line breaks go as podman secrets instead (`secrets`)."""
         env = {**self.config, "PODKU_APP": self.app, "PODKU_RELEASE": str(self.id)}
+        env = {key: value for key, value in env.items() if key not in self.secret_names()}
         for key, value in env.items():
             names.env_value(names.env_key(key), value)
         return "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
+
+    def secret_names(self) -> dict[str, str]:
+        """{KEY: podman secret name} of each config value with a line break."""
+        return {key: naming.secret(self.app, self.id, names.env_key(key))
+                for key, value in sorted(self.config.items()) if "\n" in value}
+
+    def secrets(self) -> dict[str, str]:
+        """{podman secret name: value} of each config value with a line break."""
+        return {name: names.env_value(key, self.config[key], multiline=True)
+                for key, name in self.secret_names().items()}
 
     def with_outcome(self, outcome: Outcome) -> "Release":
         return replace(self, outcome=outcome)

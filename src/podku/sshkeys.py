@@ -54,12 +54,13 @@ def fingerprint(blob: str) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def entry_command() -> str:
-    return f"{paths.PODKU_EXECUTABLE} ssh-command"
+def entry_command(name: str) -> str:
+    """The forced command of key `name`: its name goes along (events.py records who did what)."""
+    return f"{paths.PODKU_EXECUTABLE} ssh-command --key {key_name(name)}"
 
 
 def authorized_line(name: str, key_type: str, blob: str) -> str:
-    return f'command="{entry_command()}",restrict {key_type} {blob} {MARKER}{name}'
+    return f'command="{entry_command(name)}",restrict {key_type} {blob} {MARKER}{name}'
 
 
 def _lines() -> list[str]:
@@ -96,6 +97,24 @@ def remove(name: str) -> None:
     if len(kept) == len(lines):
         raise UsageError(f"no key named {name}")
     _save(kept)
+
+
+def name_older_lines() -> int:
+    """Rewrite podku's key lines written before keys carried their name into the forced
+    command (install.sh runs it through setup); the number rewritten."""
+    lines = _lines()
+    names_found = set(checked_names("\n".join(lines), paths.SSH_AUTHORIZED_KEYS))
+    rewritten = []
+    for line in lines:
+        name = _name_of(line)
+        words = line.split()
+        if name in names_found and f'ssh-command --key {name}"' not in line:
+            line = authorized_line(name, words[-3], words[-2])
+        rewritten.append(line)
+    changed = sum(old != new for old, new in zip(lines, rewritten, strict=True))
+    if changed:
+        _save(rewritten)
+    return changed
 
 
 KEY_TYPE = re.compile(r"(ssh-|ecdsa-|sk-)[a-z0-9@.-]+")

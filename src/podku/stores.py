@@ -11,7 +11,7 @@ from pathlib import Path
 from podku import appjson, apps, domains, releases, sshkeys
 from podku.errors import UsageError
 from podku.host import records
-from podku.image import builders, limits
+from podku.image import builders, limits, source
 from podku.runtime import idle, links, network, resources, storage
 
 # An app's state directory (beside its record, app.json, and its releases/): its settings,
@@ -25,6 +25,7 @@ APP_STORES: dict[str, tuple[records.Check, str]] = {
     "links.json": (links.RECORD, "its links to services (postgres:link)"),
     "network.json": (network.RECORD, "outbound network (network:set egress)"),
     "builder.json": (builders.app_record(), "the builder it is pinned to (builder:set)"),
+    "git.json": (source.RECORD, "its deploy branch and build directory (git:set)"),
     "restored-live.json": (records.record({"live_release": records.Field(records.optional(records.RELEASE_ID))}),
                            "the release a backup:import deploys"),
 }
@@ -36,6 +37,7 @@ HOST_STORES: dict[str, tuple[records.Check, str]] = {
     "idle.json": (idle.RECORD, "the default idle timeout (ps:set --global)"),
     "network.json": (network.RECORD, "the default outbound network (network:set --global egress)"),
     "builders.json": (builders.global_record(), "package index and registry (builder:set-global)"),
+    "config.json": (records.environment, "the global environment (config:set --global)"),
 }
 
 

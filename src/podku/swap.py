@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from podku import apps, health, naming, output, processes, reconcile, releases
-from podku.host import paths, settings, state, systemd, templates
+from podku.host import paths, podman, settings, state, systemd, templates
 from podku.image import build
 from podku.releases import Outcome, Release
 from podku.runtime import bridge, gunicorn
@@ -44,6 +44,8 @@ def install_units(release: Release) -> None:
     """Render the release's units; they are inert until its socket is started."""
     app_paths = paths.AppPaths(release.app)
     state.write_if_changed(env_file(release), release.environment_file(), mode=0o600)
+    for name, value in release.secrets().items():
+        podman.engine.put_secret(name, value)
     gunicorn.install()
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
                   container=release.container, env_file=env_file(release), port=release.port,
@@ -101,6 +103,8 @@ def stop_release(release: Release) -> None:
     for leftover in (env_file(release), bridge.pidfile(release.container)):
         with contextlib.suppress(FileNotFoundError):
             leftover.unlink()
+    for name in release.secret_names().values():
+        podman.engine.remove_secret(name)
     systemd.reload()
 
 

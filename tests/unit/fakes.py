@@ -136,8 +136,9 @@ class FakePodman:
     untagged: list[str] = field(default_factory=list)
     live: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # running: (app, release) -> names
     inspected: dict[str, dict] = field(default_factory=dict)  # inspect: name -> podman's JSON
+    secrets: dict[str, str] = field(default_factory=dict)  # podman secrets: name -> value
 
-    def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
+    def build_release(self, repo: object, rev: str, tag: str, workdir: object, subdirectory: str = "") -> build.Built:
         self.images.add(tag)
         return build.Built(builders.CONTAINERFILE, None)
 
@@ -153,11 +154,13 @@ class FakePodman:
         pass
 
     def tag_image(self, image: str, tag: str) -> None:
-        assert image in self.images, image
+        assert image in self.images or image.startswith("sha256:"), image
         self.images.add(tag)
+        self.tags[tag] = image
 
     def untag_image(self, tag: str) -> None:
         self.images.discard(tag)
+        self.untagged.append(tag)
 
     def exposed_ports(self, image: str) -> list[str]:
         return []
@@ -191,6 +194,12 @@ class FakePodman:
     def cgroups(self) -> tuple[str, str]:
         return "v1", ""
 
+    def put_secret(self, name: str, value: str) -> None:
+        self.secrets[name] = value
+
+    def remove_secret(self, name: str) -> None:
+        self.secrets.pop(name, None)
+
     def import_image(self, image: str, stream: IO[bytes]) -> subprocess.CompletedProcess:
         self.images.add(image)
         return subprocess.CompletedProcess(["podman", "import"], 0, "")
@@ -209,13 +218,6 @@ class FakePodman:
     def pull(self, source: str, prefix: Sequence[str] = ()) -> str:
         self.pulled.append((source, list(prefix)))
         return self.pull_id
-
-    def tag(self, image: str, name: str) -> None:
-        self.images.add(name)
-        self.tags[name] = image
-
-    def untag(self, image: str, name: str) -> None:
-        self.untagged.append(name)
 
     def image_size(self, image: str) -> int:
         return self.pull_size

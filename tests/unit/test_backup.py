@@ -260,7 +260,7 @@ def test_import_pulls_a_registry_image_again_and_leaves_a_loaded_one_undeployed(
     image_id = "sha256:" + "e" * 64
 
     def loaded(tag: str, _release_id: int) -> prebuilt.Loaded:
-        host.podman.tag(image_id, tag)
+        host.podman.tag_image(image_id, tag)
         return prebuilt.Loaded(image_id, f"load-image {image_id}")
     with apps.lock("loaded"):
         deploy.deploy_image(apps.load("loaded"), loaded, "Load image")

@@ -148,17 +148,6 @@ def test_invalid_release_ids_are_refused(text):
         names.release_id(text)
 
 
-@pytest.mark.parametrize("ref, branch", [("refs/heads/main", "main"), ("refs/heads/master", "master")])
-def test_main_and_master_are_deployed(ref, branch):
-    assert names.git_branch_ref(ref) == branch
-
-
-@pytest.mark.parametrize("ref", ["refs/heads/dev", "refs/tags/main", "main", "refs/heads/main2",
-                                 "refs/heads/feature/main", ""])
-def test_other_refs_are_not_deployed(ref):
-    assert names.git_branch_ref(ref) is None
-
-
 @pytest.mark.parametrize("check, text", [(names.app_name, "my-app\n"), (names.env_key, "KEY\n"),
                                          (names.domain, "example.com\n")])
 def test_a_trailing_newline_is_refused(check, text):

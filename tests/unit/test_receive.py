@@ -32,6 +32,12 @@ def test_a_push_of_other_refs_only_deploys_nothing(capsys):
     assert "push to main or master" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("ref", ["refs/heads/dev", "refs/tags/main", "main", "refs/heads/main2",
+                                 "refs/heads/feature/main", "refs/remotes/origin/main"])
+def test_only_main_and_master_deploy_when_no_deploy_branch_is_set(ref):
+    assert receive.pushed_revision([f"{OLD} {NEW} {ref}"]) is None
+
+
 def test_deleting_main_deploys_nothing(capsys):
     assert receive.pushed_revision([f"{OLD} {ZERO} refs/heads/main"]) is None
     assert capsys.readouterr().err == ""

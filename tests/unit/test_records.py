@@ -84,7 +84,7 @@ CASES: list[tuple[str, str | None, Any]] = [
                                                                "localhost/podku/web:r1 --volume=/:/h",
                                                                "localhost/podku/web:r1\nExecStartPre=x", "img", 5]],
     *[("release", "description", value) for value in ["\x1b[2J", "a\nb", "x" * 70000, 5, None, []]],
-    *[("release", "config", value) for value in [{"A\nB": "1"}, {"A": "1\nB=2"}, {"A": 1}, {"1A": "x"},
+    *[("release", "config", value) for value in [{"A\nB": "1"}, {"A": "1\rB=2"}, {"A": 1}, {"1A": "x"},
                                                  {"A;B": "x"}, {"A": "\x1b[2J"}, {"A": "x" * 40000}, ["A=1"],
                                                  {"": "x"}, {"A": None}]],
     *[("release", "processes", value) for value in [{"web": ["a\nb"]}, {"web;id": ["x"]}, {"web": "gunicorn"},
@@ -107,7 +107,7 @@ CASES: list[tuple[str, str | None, Any]] = [
                                                  ["$(id).example.com"], ["-x.example.com"], [".."], ["*.a.com"],
                                                  ["localhost"], [["a.com"]], ["a.com"] * 1001]],
     *[("domains", "default", value) for value in ["yes", 1, None]],
-    *[("config", WHOLE, value) for value in [{"A\nB": "1"}, {"A": "1\nB=2"}, {"A": 1}, {"1A": "x"},
+    *[("config", WHOLE, value) for value in [{"A\nB": "1"}, {"A": "1\rB=2"}, {"A": 1}, {"1A": "x"},
                                              {"PATH": "\x1b[2J"}, ["A=1"], "A=1", 5]],
     *[("resources", "memory", value) for value in ["512M", 1, True, 2 ** 60, 1.5]],
     *[("resources", "cpus", value) for value in ["1", 0, True, 10 ** 5, float("nan")]],
@@ -236,7 +236,7 @@ def test_what_the_commands_write_passes_the_same_schemas(web):
 
 def test_a_command_cannot_write_what_load_would_refuse(web):
     with pytest.raises(state.StateCorrupt):
-        apps.save_config("web", {"A": "1\nB"})
+        apps.save_config("web", {"A": "1\rB"})
     with pytest.raises(state.StateCorrupt):
         domains.save("web", domains.Domains(custom=["../../x"]))
     with pytest.raises(state.StateCorrupt):
@@ -286,9 +286,11 @@ def test_destroy_of_an_app_with_a_crafted_release_record_unlinks_nothing(home, m
 
 def test_an_env_file_is_never_written_with_a_line_break(home):
     release = releases.Release(app="web", id=1, rev="a", image="localhost/podku/web:r1", description="d",
-                               config={"A": "1\nHOME"})
-    with pytest.raises(UsageError, match="line breaks"):
-        release.environment_file()
+                               config={"A": "1\nHOME", "B": "2"})
+    assert release.environment_file().splitlines() == ["B=2", "PODKU_APP=web", "PODKU_RELEASE=1"]
+    assert release.secrets() == {"podku-web-r1-env-A": "1\nHOME"}  # a value with a line break: a secret
+    with pytest.raises(UsageError, match="control characters"):
+        dataclasses.replace(release, config={"A": "1\rHOME"}).environment_file()
     with pytest.raises(UsageError):
         dataclasses.replace(release, config={"A\nB": "1"}).environment_file()
 

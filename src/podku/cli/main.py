@@ -1,6 +1,7 @@
 """The podku command: Dokku's command names, one handler for every error."""
 
 import dataclasses
+import os
 import signal
 import sys
 import time
@@ -13,6 +14,7 @@ from podku import (
     apps,
     deploy,
     domains,
+    events,
     health,
     hostsetup,
     lifecycle,
@@ -30,6 +32,7 @@ from podku import (
 from podku.cli import (  # noqa: F401  (each registers its commands on the group)
     builder,
     config,
+    git,
     host,
     images,
     network,
@@ -40,7 +43,7 @@ from podku.cli import domains as domains_commands  # noqa: F401
 from podku.cli.base import app_argument, cli, command
 from podku.errors import PodkuError, UsageError
 from podku.host import settings, state
-from podku.host.commands import debugging, replace_process
+from podku.host.commands import debugging, interactive
 from podku.runtime import bridge
 
 # --- apps ---------------------------------------------------------------------------
@@ -223,9 +226,14 @@ def _change_checks(app: str, change) -> None:
 @command("logs")
 @app_argument
 @click.option("-n", "--num", default=100, type=click.IntRange(1, 100000))
-@click.option("-t", "--tail", "follow", is_flag=True, help="Follow.")
+@click.option("-t", "--tail", "-f", "--follow", "follow", is_flag=True,
+              help="Follow: new lines as they come, until the ssh session ends.")
 @click.option("-p", "--process", default=None, help="Only this process type (web, worker, cron, ...).")
-def logs(app: str, num: int, follow: bool, process: str | None) -> None:
+@click.option("--since", default=None, callback=lambda _c, _p, value: value and names.journal_time(value),
+              help="From this time on (journalctl's forms: '2026-11-29 14:00', 'today', '-1h').")
+@click.option("--until", default=None, callback=lambda _c, _p, value: value and names.journal_time(value),
+              help="Up to this time (the same forms).")
+def logs(app: str, num: int, follow: bool, process: str | None, since: str | None, until: str | None) -> None:
     """The app's log (all its releases), from the journal."""
     apps.load(app)
     every = releases.all_of(app)
@@ -235,9 +243,11 @@ def logs(app: str, num: int, follow: bool, process: str | None) -> None:
     argv = ["journalctl", "--quiet", "--no-pager", "--output", "short-iso", "--lines", str(num)]
     for unit in units:
         argv += ["--user-unit", unit]
-    if follow:
-        argv.append("--follow")
-    replace_process(argv)
+    # one word each (`--since=-1h`): a time is never read as an option
+    argv += [f"--since={since}"] if since else []
+    argv += [f"--until={until}"] if until else []
+    # journalctl ends when the ssh session does: sshd's hangup, or podku's parent gone
+    sys.exit(interactive([*argv, "--follow"] if follow else argv))
 
 
 @command("ssh-keys:add")
@@ -310,20 +320,51 @@ def help_command(ctx: click.Context) -> None:
 @command("git-hook", hidden=True)
 @app_argument
 def git_hook(app: str) -> None:
-    """The pre-receive hook: deploy what was pushed to main or master."""
+    """The pre-receive hook: deploy what was pushed to the deploy branch (main or master)."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped ssh session must not cut a swap in half
-    receive.run_hook(app, sys.stdin.read().splitlines())
+    key = _key_of_session()
+    try:
+        release = receive.run_hook(app, sys.stdin.read().splitlines())
+    except PodkuError as error:
+        events.record(key, "push", app, "failed: " + output.one_line(str(error)))
+        raise
+    events.record(key, "push", app, f"deployed release {release.id}" if release else "not deployed")
+
+
+def _key_of_session() -> str:
+    """The key name ssh-command put in the environment for this push (validated again)."""
+    try:
+        return events.key_name_or_unnamed(os.environ.get(events.KEY_ENV, events.UNNAMED))
+    except PodkuError:
+        return events.UNNAMED
 
 
 @command("ssh-command", hidden=True)
-def ssh_command() -> None:
+@click.option("--key", default=events.UNNAMED, callback=lambda _c, _p, value: events.key_name_or_unnamed(value),
+              help="The authorised key's name (its authorized_keys line passes it).")
+def ssh_command(key: str) -> None:
     """The forced command of every authorised key: git, or one of the public commands."""
+    os.environ[events.KEY_ENV] = key  # for the git hook of a push
     words = receive.ssh_words()
     if words[0] in receive.GIT_SERVICES:
         receive.serve_git(words)
     if words[0] not in public_commands():
+        events.record(key, "?", "", "refused: not a podku command")
         raise UsageError(f"{words[0]!r} is not a podku command: `help` lists them")
-    main(words)
+    try:
+        main(words)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+        events.record(key, words[0], events.app_of(words), "ok" if code == 0 else f"failed (exit {code})")
+        raise
+
+
+@command("events")
+@click.option("-n", "--num", default=50, type=click.IntRange(1, 10000), show_default=True)
+def events_command(num: int) -> None:
+    """Who did what: the newest commands and pushes (time, key, command, app, outcome)."""
+    for event in events.last(num):
+        output.echo(events.shown(event))
 
 
 def public_commands() -> frozenset[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Protocol
@@ -58,10 +59,6 @@ class Podman(Protocol):
 
     def pull(self, source: str, prefix: Sequence[str] = ()) -> str: ...
 
-    def tag(self, image: str, name: str) -> None: ...
-
-    def untag(self, image: str, name: str) -> None: ...
-
     def image_size(self, image: str) -> int: ...
 
     def exec_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int: ...
@@ -69,6 +66,10 @@ class Podman(Protocol):
     def running(self, app: str, release: int) -> list[str]: ...
 
     def inspect(self, containers: Sequence[str]) -> list[dict]: ...
+
+    def put_secret(self, name: str, value: str) -> None: ...
+
+    def remove_secret(self, name: str) -> None: ...
 
 
 class RealPodman:
@@ -163,12 +164,6 @@ class RealPodman:
         result = run([*prefix, "podman", "pull", "--quiet", source])
         return last_line(result.stdout)
 
-    def tag(self, image: str, name: str) -> None:
-        run(["podman", "tag", image, name])
-
-    def untag(self, image: str, name: str) -> None:
-        run(["podman", "untag", image, name], check=False)
-
     def image_size(self, image: str) -> int:
         text = run(["podman", "image", "inspect", "--format", "{{.Size}}", image]).stdout.strip()
         return int(text) if text.isdigit() else 0
@@ -194,6 +189,19 @@ class RealPodman:
         except ValueError:
             return []
         return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
+    def put_secret(self, name: str, value: str) -> None:
+        """A podman secret NAME holding `value`, replacing one of that name (podman 4.3 has
+        no `create --replace`; one left by a destroyed app of the same name must not win).
+        The value goes through a 0600 temporary file, never a command line or an environment."""
+        self.remove_secret(name)
+        with tempfile.NamedTemporaryFile("wb", prefix="podku-secret-") as data:
+            data.write(value.encode())
+            data.flush()
+            run(["podman", "secret", "create", name, data.name])
+
+    def remove_secret(self, name: str) -> None:
+        run(["podman", "secret", "rm", name], check=False)
 
 
 engine: Podman = RealPodman()

@@ -251,7 +251,8 @@ def validated(validator: Callable[[str], Any]) -> Check:
 
 
 def environment(value: Any) -> dict[str, str]:
-    """An app's config: names.env_key keys, names.env_value values (one line each)."""
+    """An app's config: names.env_key keys, names.env_value values. A value may hold newlines
+    and tabs (config:set --encoded), never another control character."""
     data = an_object(value)
     if len(data) > MAX_CONFIG_KEYS:
         raise Invalid(f"more than {MAX_CONFIG_KEYS} keys")
@@ -263,7 +264,7 @@ def environment(value: Any) -> dict[str, str]:
         if not isinstance(item, str):
             raise Invalid(f"expected text, found {kind(item)}", key)
         try:
-            names.env_value(key, item)
+            names.env_value(key, item, multiline=True)
         except PodkuError as error:
             raise Invalid(str(error), key) from None
     return dict(data)

@@ -22,7 +22,7 @@ from podku import naming, output
 from podku.errors import PodkuError
 from podku.host import paths, podman, state
 from podku.host.commands import stream
-from podku.image import builders, gitrepo, limits
+from podku.image import builders, gitrepo, limits, source
 
 BUILD_FILES = ("Containerfile", "Dockerfile")
 IGNORE_FILES = (".containerignore", ".dockerignore")
@@ -407,12 +407,13 @@ class Built:
     port: int | None  # the image's EXPOSEd port, if any: the app then binds $PORT
 
 
-def build_release(repo: Path, rev: str, tag: str, workdir: Path) -> Built:
-    """Build `rev` as `tag`."""
+def build_release(repo: Path, rev: str, tag: str, workdir: Path, subdirectory: str = "") -> Built:
+    """Build `rev` as `tag`, from `subdirectory` of its tree (git:set APP build-dir) if given."""
     try:
         with state.locked(paths.IMAGES_LOCK, "images", shared=True):
             gitrepo.checkout(repo, rev, workdir)
-            builder = build_image(workdir, tag, unit=naming.build_unit(*_release_of(tag)))
+            context = source.source_dir(workdir, subdirectory)
+            builder = build_image(context, tag, unit=naming.build_unit(*_release_of(tag)))
             return Built(builder, exposed_port(tag))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -81,6 +81,13 @@ def current_config(repo: Path) -> dict[str, str]:
     return {key.lower(): value for key, value in pairs}
 
 
+def set_head(repo: Path, branch: str) -> None:
+    """Point the repository's HEAD at the branch that deploys (what builder:report reads);
+    `branch` is checked by the caller (source.branch_name)."""
+    if (repo / "HEAD").exists():
+        run(_git(repo, "symbolic-ref", "HEAD", f"refs/heads/{branch}"))
+
+
 def install_hook(repo: Path, app: str) -> None:
     hook = templates.render("pre-receive.j2", app=app, podku=paths.PODKU_EXECUTABLE)
     state.write_if_changed(repo / HOOK, hook, mode=0o755)

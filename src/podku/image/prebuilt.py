@@ -214,7 +214,7 @@ def load_archive(stream: IO[bytes], tag: str, app: str, workdir: Path) -> Loaded
             receive_archive(stream, archive, app, bounds.image_max_bytes)
         with state.locked(paths.IMAGES_LOCK, "images", shared=True):  # a prune would take an unnamed image
             image_id = _pulled(f"docker-archive:{archive}", "podman could not load the archive")
-            podman.engine.tag(image_id, tag)
+            podman.engine.tag_image(image_id, tag)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return Loaded(image_id, f"{LOADED}{image_id}")
@@ -244,8 +244,8 @@ def pull_reference(reference: str, tag: str, unit: str) -> Loaded:
     output.step(f"Pulling {reference}")
     with state.locked(paths.IMAGES_LOCK, "images", shared=True):
         image_id = _pulled(reference, f"podman could not pull {reference}", build.scope_argv(unit, bounds))
-        podman.engine.tag(image_id, tag)
-        podman.engine.untag(image_id, reference)  # the registry's name would outlive the release
+        podman.engine.tag_image(image_id, tag)
+        podman.engine.untag_image(reference)  # the registry's name would outlive the release
         size = podman.engine.image_size(tag)
     if size > bounds.image_max_bytes:
         podman.engine.remove_image(tag)

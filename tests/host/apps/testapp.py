@@ -11,6 +11,7 @@ LISTEN_ALSO   also serve on 0.0.0.0:LISTEN_ALSO in its own network namespace (a 
               other apps' containers, which must not reach it)
 GET /connect/HOST/PORT      whether this container opens a TCP connection there (egress tests)
 GET /fetch/HOST/PORT/PATH   GET http://HOST:PORT/PATH from this container, its body
+GET /log/TEXT  prints TEXT on stdout (a line in the app's journal)
 It serves on fd 3 when systemd passes a socket (LISTEN_FDS=1), else it binds $PORT."""
 
 import os
@@ -41,6 +42,8 @@ class Handler(BaseHTTPRequestHandler):
             HELD.append(b"x" * (int(self.path.rsplit("/", 1)[1]) << 20))
         if self.path == "/config":
             body = os.environ.get("GREETING", "-").encode()
+        if self.path.startswith("/log/"):
+            print(self.path.removeprefix("/log/"), flush=True)
         if self.path.startswith(("/connect/", "/fetch/")):
             body = probe(self.path).encode()
         self.send_response(int(os.environ.get("STATUS", "200")))
