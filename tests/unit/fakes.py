@@ -14,12 +14,14 @@ import subprocess
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 import pytest
 
 from podku import apps, health, releases, swap
 from podku.cli import main as cli_main
+from podku.errors import PodkuError
 from podku.host import paths, systemd
 from podku.host import podman as podman_module
 from podku.image import build, builders
@@ -129,6 +131,10 @@ class FakePodman:
     executed: list[tuple[str, list[str]]] = field(default_factory=list)  # exec_in: (container, argv)
     exec_result: int = 0
     exec_output: str = ""
+    commands: dict[str, list[str]] = field(default_factory=dict)  # image_command: image -> argv
+    layers: list[tuple[str, str]] = field(default_factory=list)  # build_layer: (Containerfile, image)
+    pushed: list[str] = field(default_factory=list)
+    push_error: str = ""  # push raises PodkuError(push_error) when set
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object) -> build.Built:
         self.images.add(tag)
@@ -173,6 +179,21 @@ class FakePodman:
 
     def remove_containers(self, names: Sequence[str]) -> None:
         self.removed_containers += names
+
+    def image_command(self, image: str) -> list[str]:
+        return list(self.commands.get(image, []))
+
+    def build_layer(self, context: str, image: str) -> None:
+        self.layers.append((Path(context).joinpath("Containerfile").read_text(), image))
+        self.images.add(image)
+
+    def tag(self, image: str, name: str) -> None:
+        self.images.add(name)
+
+    def push(self, image: str) -> None:
+        if self.push_error:
+            raise PodkuError(self.push_error)
+        self.pushed.append(image)
 
     def cgroups(self) -> tuple[str, str]:
         return "v1", ""

@@ -29,6 +29,7 @@ from podku import (
 from podku.cli import (  # noqa: F401  (each registers its commands on the group)
     builder,
     config,
+    export,
     host,
     network,
     ps,

@@ -52,6 +52,14 @@ class Podman(Protocol):
 
     def unshare_remove(self, path: str) -> None: ...
 
+    def image_command(self, image: str) -> list[str]: ...
+
+    def build_layer(self, context: str, image: str) -> None: ...
+
+    def tag(self, image: str, name: str) -> None: ...
+
+    def push(self, image: str) -> None: ...
+
 
 class RealPodman:
     """podman itself, through host.commands (argument lists, the debug log, one-line errors)."""
@@ -130,6 +138,26 @@ class RealPodman:
     def unshare_remove(self, path: str) -> None:
         """Remove a directory tree that containers wrote as their subordinate users."""
         run(["podman", "unshare", "rm", "-rf", "--", path])
+
+    def image_command(self, image: str) -> list[str]:
+        """The image's entrypoint and command, as a container of it runs them."""
+        result = run(["podman", "image", "inspect", "--format", "{{json .Config.Entrypoint}}\n{{json .Config.Cmd}}",
+                      image])
+        entrypoint, _, cmd = result.stdout.strip().partition("\n")
+        return [*(json.loads(entrypoint or "null") or []), *(json.loads(cmd or "null") or [])]
+
+    def build_layer(self, context: str, image: str) -> None:
+        """A small layer on an image podku has (apps:export's launcher): its Containerfile in
+        `context`, no network, no pull."""
+        run(["podman", "build", "--quiet", "--network=none", "--pull=never", "--tag", image, context])
+
+    def tag(self, image: str, name: str) -> None:
+        run(["podman", "tag", image, name])
+
+    def push(self, image: str) -> None:
+        """`podman push IMAGE` to the registry its name says, with podman's own credentials
+        (its auth file, as `podman login` wrote it): podku never takes a password."""
+        run(["podman", "push", "--quiet", image])
 
 
 engine: Podman = RealPodman()
