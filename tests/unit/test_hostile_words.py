@@ -24,7 +24,10 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "config:export {w}", "config:export web --format {w}", "config:clear {w}",
              "network:set web egress {w}", "network:set {w} egress on", "network:report {w}",
              "postgres:create {w}", "postgres:link {w} web", "postgres:info {w}", "postgres:destroy {w} --force",
-             "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web"]
+             "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web",
+             "apps:export {w}", "apps:export web --format {w}", "apps:export web --registry {w}",
+             "apps:export web --storage-size {w}", "apps:export web --tls-issuer {w}",
+             "apps:export web --ingress-class {w}"]
 
 
 class NoSystemd:
