@@ -21,7 +21,9 @@ host_packages=(
   python3-click python3-jinja2 python3-pystemd python3-setuptools python3-idna python3-yaml
   procps iproute2 curl less
   pebble openssl
+  catatonit
 )
+# catatonit: `podman kube play` (tests/host/test_kube_export.py) builds its pods' pause image from it.
 # python3-flask and gunicorn: the POST-body test app (a view that ignores the body).
 base_packages=(python3 python3-venv python3-pip ca-certificates python3-flask gunicorn)
 

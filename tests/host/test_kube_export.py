@@ -125,8 +125,8 @@ def test_a_flask_app_exports_valid_manifests_and_its_pushed_image_serves_under_k
     assert (status, json.loads(tags)) == (200, {"name": f"podku/{app}", "tags": ["r1"]})
     try:
         play(machine, app, text)
-        assert in_pod(machine, f"{app}-web-pod-web", "http://127.0.0.1:5000/") == "flask exported"
-        assert "worker: started" in logs_of(machine, f"{app}-worker-pod-worker", "worker: started")
+        assert in_pod(machine, f"{app}-web-pod-0-web", "http://127.0.0.1:5000/") == "flask exported"
+        assert "worker: started" in logs_of(machine, f"{app}-worker-pod-0-worker", "worker: started")
     finally:
         unplay(machine, app)
 
@@ -142,7 +142,7 @@ def test_a_port_app_is_pushed_as_it_is_and_serves_under_kube_play(builder_host, 
     assert "command" not in container and container["ports"][0]["containerPort"] == 5000
     try:
         play(machine, app, exported.stdout)
-        assert in_pod(machine, f"{app}-web-pod-web", "http://127.0.0.1:5000/") == "port app r1"
+        assert in_pod(machine, f"{app}-web-pod-0-web", "http://127.0.0.1:5000/") == "port app r1"
     finally:
         unplay(machine, app)
 

@@ -79,7 +79,7 @@ def test_an_fd3_app_exports_valid_objects_that_say_what_podku_runs(host, capsys,
     assert container["image"] == "shop:r3"
     assert container["command"] == ["python3", "/podku/listen.py", "5000", "--", "gunicorn", "app:app"]
     assert container["ports"] == [{"name": "http", "containerPort": 5000, "protocol": "TCP"}]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": 5000}
     assert container["readinessProbe"]["failureThreshold"] == 3
     assert container["resources"]["limits"] == {"memory": str(256 * 1024 ** 2), "cpu": "500m"}
     assert container["volumeMounts"] == [{"name": "shop-files", "mountPath": "/app/uploads"}]

@@ -82,7 +82,8 @@ def _probes(export: Export) -> dict:
     checks = export.checks
     if not checks.enabled:
         return {}
-    http = {"path": checks.path, "port": "http"}
+    # the port's number, not its name: podman before 4.6 (kube play) reads only numbers
+    http = {"path": checks.path, "port": export.port}
     attempts = max(checks.attempts, 1)
     timing = {"timeoutSeconds": max(checks.timeout, 1), "periodSeconds": max(checks.wait, 1),
               "failureThreshold": attempts}
