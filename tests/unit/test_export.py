@@ -127,6 +127,7 @@ def test_a_port_app_runs_as_it_is_and_its_image_is_tagged_and_pushed(host, capsy
     assert "command" not in container and container["ports"][0]["containerPort"] == 8080
     assert {"name": "PORT", "value": "8080"} in container["env"]
     assert host.podman.pushed == ["registry.example.com:5000/team/shop:r3"] and host.podman.layers == []
+    assert host.podman.removed == ["registry.example.com:5000/team/shop:r3"]  # pushed, not kept
 
 
 def test_an_fd3_apps_image_gets_the_launcher_layer_before_the_push(host, capsys):
@@ -135,6 +136,7 @@ def test_an_fd3_apps_image_gets_the_launcher_layer_before_the_push(host, capsys)
     assert code == 0, err
     [(containerfile, image)] = host.podman.layers
     assert image == "127.0.0.1:5000/podku/shop:r3" and host.podman.pushed == [image]
+    assert host.podman.removed == [image] and "localhost/podku/shop:r3" not in host.podman.removed
     assert "FROM localhost/podku/shop:r3\n" in containerfile and "COPY listen.py /podku/listen.py" in containerfile
     assert not (paths.CACHE / "export").exists() or not any((paths.CACHE / "export").iterdir())
 

@@ -46,12 +46,16 @@ def image_command(release: Release) -> list[str] | None:
 
 
 def publish(release: Release, socket_activated: bool, target: str) -> None:
-    """Make `target` from the release's image (with the launcher for an fd 3 app) and push it."""
-    if socket_activated:
-        _build_with_launcher(release, target)
-    else:
-        podman.engine.tag(release.image, target)
-    podman.engine.push(target)
+    """Make `target` from the release's image (with the launcher for an fd 3 app) and push
+    it; the local name goes again after the push (podku's own image stays for rollbacks)."""
+    try:
+        if socket_activated:
+            _build_with_launcher(release, target)
+        else:
+            podman.engine.tag(release.image, target)
+        podman.engine.push(target)
+    finally:
+        podman.engine.remove_image(target)
 
 
 def _build_with_launcher(release: Release, target: str) -> None:
