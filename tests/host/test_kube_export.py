@@ -19,7 +19,7 @@ from registry import Registry
 
 import testhost
 
-PLAYED = ("Secret", "PersistentVolumeClaim", "Deployment")  # what podman 4.3's kube play runs
+PLAYED = ("PersistentVolumeClaim", "Deployment")  # what podman 4.3's kube play runs (the Secret: play())
 WORKER = """import signal, sys, time
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 print("worker: started", flush=True)
@@ -59,11 +59,19 @@ def validate(text: str, tmp_path) -> None:
 
 
 def play(machine, app: str, manifests: str) -> None:
-    """`podman kube play` (as the deploy user) of the objects podman runs; the exported image
-    is not in the local store (apps:export removes its name after the push): the play pulls it."""
-    wanted = [as_podman_reads_it(doc) for doc in yaml.safe_load_all(manifests) if doc["kind"] in PLAYED]
+    """`podman kube play` (as the deploy user) of the claims and Deployments; the exported image
+    is not in the local store (apps:export removes its name after the push): the play pulls it.
+    The Secret goes in as podman 4.3 reads one: it keeps a played Secret as YAML and then
+    reads it as JSON (podman issue 16269), so it is made with `podman secret create` as the
+    JSON of its data, base64 values, as the API server stores its stringData."""
+    documents = list(yaml.safe_load_all(manifests))
+    [secret] = [doc for doc in documents if doc["kind"] == "Secret"]
+    data = {key: base64.b64encode(value.encode()).decode() for key, value in secret["stringData"].items()}
+    machine.run(["su", "-", testhost.DEPLOY_USER, "-c", "XDG_RUNTIME_DIR=/run/user/$(id -u) podman secret create "
+                 f"{secret['metadata']['name']} -"], input=json.dumps(data))
+    wanted = [doc for doc in documents if doc["kind"] in PLAYED]
     path = machine.root / "var" / "tmp" / f"{app}-kube.yaml"
-    path.write_text("---\n".join(json.dumps(doc) + "\n" for doc in wanted))  # JSON is YAML
+    path.write_text(yaml.safe_dump_all(wanted))
     path.chmod(0o644)
     images = {c["image"] for doc in wanted if doc["kind"] == "Deployment"
               for c in doc["spec"]["template"]["spec"]["containers"]}
@@ -71,16 +79,6 @@ def play(machine, app: str, manifests: str) -> None:
         assert machine.as_deploy_user(f"podman image exists {image}", check=False).returncode == 1, image
     played = machine.as_deploy_user(f"podman kube play /var/tmp/{app}-kube.yaml", check=False)
     assert played.returncode == 0, played.stdout + played.stderr
-
-
-def as_podman_reads_it(doc: dict) -> dict:
-    """podman 4.3 keeps a played Secret as the document's own text and reads it back as JSON
-    with base64 `data` only (podman issue 16269): the same Secret as the API server stores it
-    (stringData folded into data), played as JSON."""
-    if doc["kind"] != "Secret":
-        return doc
-    data = {key: base64.b64encode(value.encode()).decode() for key, value in doc.pop("stringData").items()}
-    return {**doc, "data": data}
 
 
 def in_pod(machine, container: str, url: str, timeout: float = 60) -> str:
