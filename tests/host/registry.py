@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 
-PORT = 5000
+PORT = 5555  # not 5000: the apps' own port, which podman kube play publishes on the host
 BINARY = "/usr/bin/docker-registry"
 CONFIG = """version: 0.1
 log:
