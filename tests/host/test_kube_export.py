@@ -157,10 +157,21 @@ def test_a_flask_app_exports_valid_manifests_and_its_pushed_image_serves_under_k
         unplay(machine, app)
 
 
+PORT_APP = """FROM localhost/podku/python:3.11
+WORKDIR /srv
+COPY index.html /srv/index.html
+ENV PORT=5000
+EXPOSE 5000
+CMD ["python3", "-m", "http.server", "5000"]
+"""
+
+
 def test_a_port_app_is_pushed_as_it_is_and_serves_under_kube_play(builder_host, registry, tmp_path, app_name):
+    """A $PORT app that listens on every address, as a pod behind a Service must."""
     machine, app = builder_host, app_name
-    repo = testhost.AppRepo(tmp_path / app, machine, app)
-    repo.deploy("port app", expose=5000)
+    repo = SourceRepo(tmp_path / app, machine, app)
+    repo.write({"Containerfile": PORT_APP, "index.html": "port app"})
+    repo.push()
     exported = machine.ssh("apps:export", app, "--registry", f"{registry.address}/podku", "--include-secrets")
     validate(exported.stdout, tmp_path)
     [web] = [doc for doc in yaml.safe_load_all(exported.stdout) if doc["kind"] == "Deployment"]
@@ -168,8 +179,8 @@ def test_a_port_app_is_pushed_as_it_is_and_serves_under_kube_play(builder_host, 
     assert "command" not in container and container["ports"][0]["containerPort"] == 5000
     try:
         play(machine, app, exported.stdout)
-        assert in_pod(machine, f"{app}-web-pod-0-web", "http://127.0.0.1:5000/") == "port app r1"
-        assert published(machine) == "port app r1"
+        assert in_pod(machine, f"{app}-web-pod-0-web", "http://127.0.0.1:5000/") == "port app"
+        assert published(machine) == "port app"
     finally:
         unplay(machine, app)
 
@@ -188,7 +199,9 @@ def test_bad_exports_are_one_line_and_print_no_manifests(builder_host, registry,
 
 def test_an_unreachable_registry_is_one_line(builder_host, registry, tmp_path, app_name):
     machine, app = builder_host, app_name
-    testhost.AppRepo(tmp_path / app, machine, app).deploy("unpushed", expose=5000)
+    repo = SourceRepo(tmp_path / app, machine, app)
+    repo.write({"Containerfile": PORT_APP, "index.html": "unpushed"})
+    repo.push()
     refused = machine.ssh("apps:export", app, "--registry", "127.0.0.1:1/podku", check=False)
     assert refused.returncode != 0 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1 and "127.0.0.1:1/podku" in refused.stderr, refused.stderr
