@@ -138,6 +138,7 @@ def test_an_fd3_apps_image_gets_the_launcher_layer_before_the_push(host, capsys)
     assert image == "127.0.0.1:5000/podku/shop:r3" and host.podman.pushed == [image]
     assert host.podman.removed == [image] and "localhost/podku/shop:r3" not in host.podman.removed
     assert "FROM localhost/podku/shop:r3\n" in containerfile and "COPY listen.py /podku/listen.py" in containerfile
+    assert not any(line.startswith("RUN") for line in containerfile.splitlines())  # nothing of the image runs
     assert not (paths.CACHE / "export").exists() or not any((paths.CACHE / "export").iterdir())
 
 

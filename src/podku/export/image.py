@@ -4,6 +4,8 @@ with podman's own credentials."""
 
 import re
 import shutil
+import tempfile
+from pathlib import Path
 
 from podku import names
 from podku.export.model import LAUNCHER, ExportInvalid
@@ -59,9 +61,9 @@ def publish(release: Release, socket_activated: bool, target: str) -> None:
 
 
 def _build_with_launcher(release: Release, target: str) -> None:
-    context = paths.CACHE / "export" / f"{release.app}-r{release.id}"
-    shutil.rmtree(context, ignore_errors=True)
-    context.mkdir(parents=True, mode=0o700)
+    (paths.CACHE / "export").mkdir(parents=True, exist_ok=True)
+    # a directory of its own: two exports of one app at once must not share it
+    context = Path(tempfile.mkdtemp(prefix=f"{release.app}-r{release.id}-", dir=paths.CACHE / "export"))
     try:
         shutil.copy(templates.units_dir() / "export" / "listen.py", context / "listen.py")
         state.write_atomic(context / "Containerfile",

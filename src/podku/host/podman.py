@@ -148,7 +148,7 @@ class RealPodman:
 
     def build_layer(self, context: str, image: str) -> None:
         """A small layer on an image podku has (apps:export's launcher): its Containerfile in
-        `context`, no network, no pull."""
+        `context` only copies files (nothing of the image runs), no network, no pull."""
         run(["podman", "build", "--quiet", "--network=none", "--pull=never", "--tag", image, context])
 
     def tag(self, image: str, name: str) -> None:
