@@ -18,10 +18,12 @@ host_packages=(
   systemd systemd-sysv dbus libpam-systemd dbus-user-session ca-certificates
   podman caddy uidmap slirp4netns runc fuse-overlayfs mmdebstrap libcap2-bin
   git openssh-server openssh-client python3 python3-venv python3-pip
-  python3-click python3-jinja2 python3-pystemd python3-setuptools python3-idna
+  python3-click python3-jinja2 python3-pystemd python3-setuptools python3-idna python3-yaml
   procps iproute2 curl less
   pebble openssl
+  catatonit
 )
+# catatonit: `podman kube play` (tests/host/test_kube_export.py) builds its pods' pause image from it.
 # python3-flask and gunicorn: the POST-body test app (a view that ignores the body).
 base_packages=(python3 python3-venv python3-pip ca-certificates python3-flask gunicorn)
 

@@ -1,62 +1,76 @@
-"""A container registry inside a test host: Debian's docker-registry (the distribution
-registry, one static-enough Go binary needing only libc) copied from this machine into the
-host's root filesystem and run there on the host's loopback, over plain HTTP. The host's
-podman is told, as an administrator would, that this one registry speaks no TLS."""
+"""A real container registry for a test host: Debian's docker-registry (distribution 2.8),
+run on this machine inside the test host's network namespace, so the host (and rootless
+podman in it) reaches it at 127.0.0.1:PORT on its own loopback. Plain HTTP: the deploy
+user's registries.conf marks that address insecure (`trust`)."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
-from pathlib import Path
 
-import pytest
-
-BINARY = Path("/usr/bin/docker-registry")  # tests/host/install-test-deps.sh installs it
-ADDRESS = "127.0.0.1:5000"
-UNIT = "test-registry"
-CONFIG = f"""version: 0.1
+PORT = 5555  # not 5000: the apps' own port, which podman kube play publishes on the host
+BINARY = "/usr/bin/docker-registry"
+CONFIG = """version: 0.1
 log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: /var/lib/test-registry
+    rootdirectory: {root}
   delete:
     enabled: true
 http:
-  addr: {ADDRESS}
+  addr: 127.0.0.1:{port}
 """
-# podman's own drop-in directory (containers-registries.conf.d(5)): added to, not replacing,
-# the host's registries.conf.
-INSECURE = f"""[[registry]]
-location = "{ADDRESS}"
+REGISTRIES_CONF = """# written by the host tests (tests/host/registry.py): the test registry speaks plain HTTP
+[[registry]]
+location = "127.0.0.1:{port}"
 insecure = true
 """
 
 
-def start(machine) -> str:
-    """Run the registry in `machine` (once) and return its address, HOST:PORT."""
-    if not BINARY.is_file():
-        pytest.fail(f"{BINARY} is missing: run tests/host/install-test-deps.sh (it installs docker-registry)")
-    target = machine.root / "usr/local/bin/docker-registry"
-    if not target.exists():
-        shutil.copy2(BINARY, target)
-        (machine.root / "etc/test-registry.yml").write_text(CONFIG)
-        conf_d = machine.root / "etc/containers/registries.conf.d"
-        conf_d.mkdir(parents=True, exist_ok=True)
-        (conf_d / "50-test-registry.conf").write_text(INSECURE)
-    if machine.run(["systemctl", "is-active", "--quiet", UNIT], check=False).returncode != 0:
-        machine.run(["systemd-run", f"--unit={UNIT}", "--property=Restart=on-failure",
-                     "/usr/local/bin/docker-registry", "serve", "/etc/test-registry.yml"])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        answer = machine.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ADDRESS}/v2/"],
-                             check=False)
-        if answer.stdout.strip() == "200":
-            return ADDRESS
-        time.sleep(0.3)
-    raise RuntimeError(f"the test registry did not answer on {ADDRESS}: "
-                       + machine.run(["journalctl", "-u", UNIT, "-n", "20", "--no-pager"], check=False).stdout)
+class Registry:
+    def __init__(self, machine, port: int = PORT):
+        if shutil.which(BINARY) is None:
+            raise RuntimeError("the registry tests need Debian's docker-registry: tests/host/install-test-deps.sh")
+        self.machine, self.port = machine, port
+        self.address = f"127.0.0.1:{port}"
+        root = machine.workdir / "registry"
+        root.mkdir(exist_ok=True)
+        config = machine.workdir / "registry.yml"
+        config.write_text(CONFIG.format(root=root / "data", port=port))
+        self.log = open(machine.workdir / "registry.log", "ab")
+        self.process = subprocess.Popen(["ip", "netns", "exec", machine.netns, BINARY, "serve", str(config)],
+                                        stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_until_up()
 
+    def _wait_until_up(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"docker-registry exited ({self.process.returncode}): see {self.log.name}")
+            if self.get("/v2/")[0] == 200:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"docker-registry did not answer within {timeout}s")
 
-def stop(machine) -> None:
-    machine.run(["systemctl", "stop", UNIT], check=False)
+    def get(self, path: str) -> tuple[int, str]:
+        """GET http://127.0.0.1:PORT/PATH from inside the test host's namespace."""
+        result = self.machine.in_netns(["curl", "-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}",
+                                        f"http://{self.address}{path}"])
+        body, _, status = result.stdout.rpartition("\n")
+        return int(status or 0), body
+
+    def trust_for(self, user: str) -> None:
+        """Let rootless podman of `user` on the test host push to and pull from it over HTTP."""
+        self.machine.run(["su", "-", user, "-c", "mkdir -p ~/.config/containers && cat > ~/.config/containers/"
+                          "registries.conf"], input=REGISTRIES_CONF.format(port=self.port))
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()

@@ -9,9 +9,9 @@ import subprocess
 import tarfile
 
 import pytest
-import registry
+from registry import Registry
 
-from testhost import APPS_DIR, no_traceback
+from testhost import APPS_DIR, DEPLOY_USER, no_traceback
 
 WORK = "/var/tmp/prebuilt"  # inside the host; /tmp there is a fresh tmpfs
 REPOSITORY = "localhost/prebuilt/app"
@@ -48,7 +48,9 @@ def saved_images(host):
     context.mkdir(parents=True, exist_ok=True)
     (context / "testapp.py").write_bytes((APPS_DIR / "testapp.py").read_bytes())
     host.run(["chown", "-R", "podku:podku", WORK])
-    address = registry.start(host)
+    served = Registry(host)
+    served.trust_for(DEPLOY_USER)
+    address = served.address
     saved = {}
     for number, message in ((1, "one"), (2, "two"), (3, "pulled")):
         (context / "Containerfile").write_text(f"FROM {PYTHON_BASE}\nCOPY testapp.py /app/testapp.py\n"
@@ -60,8 +62,11 @@ def saved_images(host):
     host.as_deploy_user(f"podman push --quiet --tls-verify=false {REPOSITORY}:3 {address}/team/app:3")
     host.as_deploy_user(f"podman rmi {REPOSITORY}:1 {REPOSITORY}:2 {REPOSITORY}:3 && "
                         f"podman tag {PYTHON_BASE} {REPOSITORY}:1")
-    yield saved, address
-    host.as_deploy_user(f"podman untag {PYTHON_BASE} {REPOSITORY}:1", check=False)
+    try:
+        yield saved, address
+    finally:
+        host.as_deploy_user(f"podman untag {PYTHON_BASE} {REPOSITORY}:1", check=False)
+        served.close()
 
 
 def crafted(tags: list[str]) -> bytes:

@@ -14,12 +14,14 @@ import subprocess
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 import pytest
 
 from podku import apps, health, releases, swap
 from podku.cli import main as cli_main
+from podku.errors import PodkuError
 from podku.host import paths, systemd
 from podku.host import podman as podman_module
 from podku.image import build, builders
@@ -137,6 +139,10 @@ class FakePodman:
     live: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # running: (app, release) -> names
     inspected: dict[str, dict] = field(default_factory=dict)  # inspect: name -> podman's JSON
     secrets: dict[str, str] = field(default_factory=dict)  # podman secrets: name -> value
+    commands: dict[str, list[str]] = field(default_factory=dict)  # image_command: image -> argv
+    layers: list[tuple[str, str]] = field(default_factory=list)  # build_layer: (Containerfile, image)
+    pushed: list[str] = field(default_factory=list)
+    push_error: str = ""  # push raises PodkuError(push_error) when set
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object, subdirectory: str = "") -> build.Built:
         self.images.add(tag)
@@ -190,6 +196,18 @@ class FakePodman:
 
     def remove_containers(self, names: Sequence[str]) -> None:
         self.removed_containers += names
+
+    def image_command(self, image: str) -> list[str]:
+        return list(self.commands.get(image, []))
+
+    def build_layer(self, context: str, image: str) -> None:
+        self.layers.append((Path(context).joinpath("Containerfile").read_text(), image))
+        self.images.add(image)
+
+    def push(self, image: str) -> None:
+        if self.push_error:
+            raise PodkuError(self.push_error)
+        self.pushed.append(image)
 
     def cgroups(self) -> tuple[str, str]:
         return "v1", ""

@@ -32,7 +32,10 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "git:set web deploy-branch {w}", "git:set web build-dir {w}", "git:set web {w} x",
              "git:set {w} build-dir x", "git:report {w}", "logs web --since {w}", "logs web --until {w}",
              "events -n {w}", "config:set --global {w}", "config:get --global {w}", "config:unset --global {w}",
-             "config:show --global {w}"]
+             "config:show --global {w}",
+             "apps:export {w}", "apps:export web --format {w}", "apps:export web --registry {w}",
+             "apps:export web --storage-size {w}", "apps:export web --tls-issuer {w}",
+             "apps:export web --ingress-class {w}"]
 
 
 class NoSystemd:

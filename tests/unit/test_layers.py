@@ -91,6 +91,14 @@ def test_imports_point_down_or_stay_in_their_package():
     assert sorted(wrong) == []
 
 
+def test_only_the_commands_import_the_export():
+    """podku.export sits on the core (it reads apps, releases, domains...): nothing below it
+    may import it."""
+    wrong = [f"{module} -> {target}" for module, targets in graph().items() for target in targets
+             if target.startswith("podku.export") and not module.startswith(("podku.export", "podku.cli"))]
+    assert wrong == []
+
+
 def test_the_checks_see_a_circle_and_an_upward_import():
     assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
     assert layer("podku.host.paths") < layer("podku.swap") < layer("podku.cli.main")

@@ -32,6 +32,7 @@ from podku import (
 from podku.cli import (  # noqa: F401  (each registers its commands on the group)
     builder,
     config,
+    export,
     git,
     host,
     images,

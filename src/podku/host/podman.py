@@ -71,6 +71,12 @@ class Podman(Protocol):
 
     def remove_secret(self, name: str) -> None: ...
 
+    def image_command(self, image: str) -> list[str]: ...
+
+    def build_layer(self, context: str, image: str) -> None: ...
+
+    def push(self, image: str) -> None: ...
+
 
 class RealPodman:
     """podman itself, through host.commands (argument lists, the debug log, one-line errors)."""
@@ -202,6 +208,23 @@ class RealPodman:
 
     def remove_secret(self, name: str) -> None:
         run(["podman", "secret", "rm", name], check=False)
+
+    def image_command(self, image: str) -> list[str]:
+        """The image's entrypoint and command, as a container of it runs them."""
+        result = run(["podman", "image", "inspect", "--format", "{{json .Config.Entrypoint}}\n{{json .Config.Cmd}}",
+                      image])
+        entrypoint, _, cmd = result.stdout.strip().partition("\n")
+        return [*(json.loads(entrypoint or "null") or []), *(json.loads(cmd or "null") or [])]
+
+    def build_layer(self, context: str, image: str) -> None:
+        """A small layer on an image podku has (apps:export's launcher): its Containerfile in
+        `context` only copies files (nothing of the image runs), no network, no pull."""
+        run(["podman", "build", "--quiet", "--network=none", "--pull=never", "--tag", image, context])
+
+    def push(self, image: str) -> None:
+        """`podman push IMAGE` to the registry its name says, with podman's own credentials
+        (its auth file, as `podman login` wrote it): podku never takes a password."""
+        run(["podman", "push", "--quiet", image])
 
 
 engine: Podman = RealPodman()
