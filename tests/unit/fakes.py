@@ -160,7 +160,6 @@ class FakePodman:
         pass
 
     def tag_image(self, image: str, tag: str) -> None:
-        assert image in self.images or image.startswith("sha256:"), image
         self.images.add(tag)
         self.tags[tag] = image
 
