@@ -61,11 +61,31 @@ def other_apps(repo: testhost.AppRepo, state: dict) -> None:
     repo.host.ssh("apps:destroy", other, "--force")
 
 
+def proxy_settings(repo: testhost.AppRepo, state: dict) -> None:
+    """Every proxy setting switched on and off on another app, and the body limit on this one."""
+    other = f"{repo.app}p"
+    if not state.get("proxy_app"):
+        repo.host.ssh("apps:create", other)
+        state["proxy_app"] = other
+    ssh = repo.host.ssh
+    ssh("maintenance:enable", other)
+    ssh("maintenance:disable", other)
+    ssh("http-auth:enable", other, "user", input="password\n")
+    ssh("http-auth:disable", other)
+    ssh("redirect:set", other, f"{other}.podku.localhost", "example.org", "308")
+    ssh("redirect:unset", other, f"{other}.podku.localhost")
+    for key, value in (("client-max-body-size", "10m"), ("https-only", "on"), ("hsts", "600")):
+        ssh("proxy:set", other, key, value)
+        ssh("proxy:unset", other, key)
+    ssh("proxy:set", repo.app, "client-max-body-size", "50m")
+    ssh("proxy:unset", repo.app, "client-max-body-size")
+
+
 SCENARIOS = {"redeploy": redeploy, "config:set": config_set, "ps:restart": restart,
-             "rollback": rollback, "SIGKILL": kill, "other apps": other_apps}
+             "rollback": rollback, "SIGKILL": kill, "other apps": other_apps, "proxy settings": proxy_settings}
 
 
-HTTPS_SCENARIOS = ("redeploy", "other apps")
+HTTPS_SCENARIOS = ("redeploy", "other apps", "proxy settings")
 # Test hosts use Caddy's internal CA (install.sh --tls internal): its root verifies the load.
 CADDY_ROOT = "home/podku/.local/share/caddy/pki/authorities/local/root.crt"
 

@@ -24,7 +24,14 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "config:export {w}", "config:export web --format {w}", "config:clear {w}",
              "network:set web egress {w}", "network:set {w} egress on", "network:report {w}",
              "postgres:create {w}", "postgres:link {w} web", "postgres:info {w}", "postgres:destroy {w} --force",
-             "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web"]
+             "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web",
+             "maintenance:enable {w}", "maintenance:disable {w}", "http-auth:enable {w} alice",
+             "http-auth:enable web {w}", "http-auth:disable {w}", "http-auth:report {w}",
+             "redirect:set web {w} a.test", "redirect:set web a.test {w}", "redirect:set web a.test b.test {w}",
+             "redirect:unset web {w}", "redirect:report {w}", "proxy:set web {w} 1",
+             "proxy:set web client-max-body-size {w}", "proxy:set web hsts {w}", "proxy:set web https-only {w}",
+             "proxy:set {w} hsts 1", "proxy:unset web {w}", "proxy:report {w}", "logs:access {w}",
+             "logs:access web -n {w}"]
 
 
 class NoSystemd:

@@ -31,6 +31,7 @@ from podku.cli import (  # noqa: F401  (each registers its commands on the group
     config,
     host,
     network,
+    proxy,
     ps,
     services,
 )
@@ -207,8 +208,11 @@ def _change_checks(app: str, change) -> None:
 @click.option("-t", "--tail", "follow", is_flag=True, help="Follow.")
 @click.option("-p", "--process", default=None, help="Only this process type (web, worker, cron, ...).")
 def logs(app: str, num: int, follow: bool, process: str | None) -> None:
-    """The app's log (all its releases), from the journal."""
+    """The app's log (all its releases), from the journal; -p proxy: Caddy's access log."""
     apps.load(app)
+    if process == "proxy":
+        proxy.show_access_log(app, num, follow)
+        return
     every = releases.all_of(app)
     units = processes.log_units(app, every, process)
     if not units:  # journalctl without a unit filter would print every unit's log
