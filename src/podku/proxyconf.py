@@ -22,7 +22,7 @@ from podku import apps, domains, releases
 from podku.errors import UsageError
 from podku.host import paths, records, settings, state
 from podku.image import gitrepo
-from podku.proxy import routes
+from podku.proxy import caddy, routes
 
 FILE_NAME = "proxy.json"
 MAINTENANCE_PAGE = "maintenance.html"
@@ -37,6 +37,8 @@ SIZE = re.compile(r"([0-9]{1,12})([kmg]?)", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 MAX_BODY = 64 * 1024 ** 3
 MAX_HSTS = 2 * 365 * 86400
+DURATION = re.compile(r"([0-9]{1,5})([smh]?)")
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 DEFAULT_PAGE = ("<!doctype html>\n<title>Down for maintenance</title>\n"
                 "<h1>Down for maintenance</h1>\n<p>This site will be back shortly.</p>\n")
 
@@ -65,6 +67,7 @@ class ProxySettings:
     body_max: int | None = None
     https_only: bool = False
     hsts: int | None = None
+    read_timeout: int | None = None
 
 
 # --- values as typed ----------------------------------------------------------------------
@@ -100,6 +103,23 @@ def parse_max_age(text: str) -> int:
     return int(text)
 
 
+def parse_read_timeout(text: str) -> int:
+    """Seconds from 60s, 5m, 1h or a number, one of caddy.READ_TIMEOUTS."""
+    match = DURATION.fullmatch(text or "")
+    seconds = int(match.group(1)) * DURATION_UNITS[match.group(2)] if match else None
+    if seconds not in caddy.READ_TIMEOUTS:
+        choices = ", ".join(describe_seconds(value) for value in caddy.READ_TIMEOUTS)
+        raise ProxySettingError(f"invalid read-timeout {text[:40]!r}: one of {choices}")
+    return seconds
+
+
+def describe_seconds(seconds: int) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def parse_switch(text: str) -> bool:
     if text not in ("on", "off"):
         raise ProxySettingError(f"invalid value {text[:40]!r}: use on or off")
@@ -125,6 +145,13 @@ def _host_name(value: object) -> str:
     return domains.routed_name(value)
 
 
+def _read_timeout(value: object) -> int:
+    if type(value) is not int or value not in caddy.READ_TIMEOUTS:
+        raise records.Invalid(f"expected one of {', '.join(map(str, caddy.READ_TIMEOUTS))}, "
+                              f"found {records.shown(value)}")
+    return value
+
+
 def _redirect_code(value: object) -> int:
     if type(value) is not int or value not in REDIRECT_CODES:
         raise records.Invalid(f"expected one of {', '.join(map(str, REDIRECT_CODES))}, found {records.shown(value)}")
@@ -142,6 +169,7 @@ RECORD = records.record({
     "body_max": records.Field(records.optional(records.integer(1024, MAX_BODY))),
     "https_only": records.Field(records.boolean),
     "hsts": records.Field(records.optional(records.integer(0, MAX_HSTS))),
+    "read_timeout": records.Field(records.optional(_read_timeout)),
 })
 
 
@@ -156,7 +184,8 @@ def load(app: str) -> ProxySettings:
         maintenance=data.get("maintenance", False),
         auth=Auth(**auth) if auth else None,
         redirects={name: Redirect(**value) for name, value in data.get("redirects", {}).items()},
-        body_max=data.get("body_max"), https_only=data.get("https_only", False), hsts=data.get("hsts"))
+        body_max=data.get("body_max"), https_only=data.get("https_only", False), hsts=data.get("hsts"),
+        read_timeout=data.get("read_timeout"))
 
 
 def save(app: str, wanted: ProxySettings) -> None:
@@ -200,18 +229,21 @@ def app_page(app: str) -> str:
 # --- what Caddy reads ----------------------------------------------------------------------
 
 def render(app: str, wanted: ProxySettings, page: str | None = None) -> None:
-    """A new site directory for `app`, swapped in by one rename; the old one removed."""
+    """A new site directory for `app`, swapped in by one rename. The one before stays until
+    the next change: a lookup that resolved the link just before the rename (Caddy's match,
+    then the auth checker's read) still finds its files."""
     link = routes.site_dir(app)
     old = _current_target(link)
     if page is None and wanted.maintenance and old is not None:
         with contextlib.suppress(OSError):
             page = (old / MAINTENANCE_PAGE).read_text()
+    for stale in routes.site_directories(app):
+        if stale != old:
+            shutil.rmtree(stale, ignore_errors=True)
     fresh = _new_directory(link)
     _write_files(fresh, wanted, page if page is not None else DEFAULT_PAGE)
     state.fsync_dir(fresh)
     state.symlink_atomic(fresh.name, link)
-    if old is not None and old != fresh:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _current_target(link: Path) -> Path | None:
@@ -243,6 +275,8 @@ def _write_files(directory: Path, wanted: ProxySettings, page: str) -> None:
         _mark(directory / "https-only")
     if wanted.hsts is not None:
         _mark(directory / "hsts" / str(wanted.hsts))
+    if wanted.read_timeout is not None:
+        _mark(directory / "read-timeout" / str(wanted.read_timeout))
 
 
 def _mark(path: Path) -> None:

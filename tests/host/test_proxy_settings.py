@@ -121,6 +121,20 @@ def test_redirect_body_limit_hsts_and_https_only(host, app_repo):
     assert caddy_state(host) == before
 
 
+def test_read_timeout_answers_504_when_the_headers_are_late(host, app_repo):
+    app = app_repo.app
+    name = f"{app}.podku.localhost"
+    app_repo.deploy("slow", env={"TRICKLE": "1"})  # /trickle: its status line one byte a second
+    host.ssh("proxy:set", app, "read-timeout", "10s")
+    started = time.monotonic()
+    assert status(host, name, path="/trickle") == 504
+    assert 9 < time.monotonic() - started < 20
+    assert host.http_get(name) == (200, "slow r1")
+    assert "Read timeout:" in host.ssh("proxy:report", app).stdout
+    host.ssh("proxy:unset", app, "read-timeout")
+    assert "read-timeout" not in host.as_deploy_user(f"ls ~/.local/state/podku/sites/{app}/").stdout
+
+
 def test_an_access_log_line_within_a_second(host, app_repo):
     app = app_repo.app
     app_repo.deploy("logged")
@@ -153,7 +167,9 @@ def test_bad_input_gets_one_line_and_changes_nothing(host, app_repo):
         (("proxy:set", app, "client-max-body-size", "$(reboot)"), None, "invalid size"),
         (("proxy:set", app, "hsts", "1y"), None, "invalid max-age"),
         (("proxy:set", app, "https-only", "yes"), None, "use on or off"),
-        (("proxy:set", app, "read-timeout", "60s"), None, "unknown setting"),
+        (("proxy:set", app, "read-timeout", "sixty"), None, "invalid read-timeout"),
+        (("proxy:set", app, "read-timeout", "5s"), None, "invalid read-timeout"),
+        (("proxy:set", app, "keepalive", "60s"), None, "unknown setting"),
         (("maintenance:enable", "no;such"), None, "invalid app name"),
     ]
     for words, stdin, reason in refused:
@@ -182,6 +198,7 @@ def test_every_setting_toggled_on_b_fails_nothing_on_a_under_load(host, app_repo
                 (("proxy:unset", b, "client-max-body-size"), None),
                 (("proxy:set", b, "https-only", "on"), None), (("proxy:set", b, "https-only", "off"), None),
                 (("proxy:set", b, "hsts", "600"), None), (("proxy:set", b, "hsts", "0"), None),
+                (("proxy:set", b, "read-timeout", "30s"), None), (("proxy:unset", b, "read-timeout"), None),
                 (("proxy:set", a, "client-max-body-size", "50m"), None), (("proxy:set", a, "hsts", "60"), None),
                 (("logs:access", a, "-n", "3"), None),
                 (("proxy:unset", a, "client-max-body-size"), None), (("proxy:set", a, "hsts", "0"), None)]:

@@ -50,6 +50,11 @@ def test_sizes_and_ages():
         with pytest.raises(proxyconf.ProxySettingError, match="invalid max-age"):
             proxyconf.parse_max_age(bad)
     assert proxyconf.describe_size(50 * 1024 ** 2) == "50m"
+    assert proxyconf.parse_read_timeout("60s") == proxyconf.parse_read_timeout("1m") == 60
+    assert proxyconf.parse_read_timeout("3600") == 3600
+    for bad in ["", "5s", "61s", "1d", "sixty", "-60", "60 s"]:
+        with pytest.raises(proxyconf.ProxySettingError, match="invalid read-timeout"):
+            proxyconf.parse_read_timeout(bad)
 
 
 def test_settings_become_files_caddy_finds_through_each_name(web):
@@ -57,16 +62,19 @@ def test_settings_become_files_caddy_finds_through_each_name(web):
     wanted = proxyconf.ProxySettings(
         maintenance=True, auth=proxyconf.Auth("alice", proxyconf.hash_password(b"pw")),
         redirects={"www.web.test": proxyconf.Redirect("web.podku.localhost", 308)},
-        body_max=1024, https_only=True, hsts=300)
+        body_max=1024, https_only=True, hsts=300, read_timeout=60)
     proxyconf.change("web", wanted, "<p>page</p>")
     assert site_files("web") == {"maintenance.html", "auth", "redirect/www.web.test/308/web.podku.localhost",
-                                 "body-max/1024", "https-only", "hsts/300"}
+                                 "body-max/1024", "https-only", "hsts/300", "read-timeout/60"}
     assert (routes.conf_dir() / "www.web.test" / "maintenance.html").read_text() == "<p>page</p>"
     assert proxyconf.load("web") == wanted
     old = routes.site_dir("web").resolve()
     proxyconf.change("web", dataclasses.replace(wanted, hsts=None))  # the page is kept
     assert (routes.site_dir("web") / "maintenance.html").read_text() == "<p>page</p>"
-    assert not old.exists() and "hsts/300" not in site_files("web")
+    assert old.exists() and "hsts/300" not in site_files("web")  # kept for lookups under way
+    proxyconf.change("web", proxyconf.ProxySettings())
+    kept = routes.site_directories("web")
+    assert len(kept) == 2 and not any((directory / "hsts" / "300").exists() for directory in kept)
 
 
 def test_a_redirect_goes_with_the_name(web):
@@ -163,3 +171,12 @@ class FakeStdin:
 
     def isatty(self) -> bool:
         return False
+
+
+def test_follow_notices_that_the_reader_went_away(monkeypatch):
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "w") as stdout:
+        monkeypatch.setattr("sys.stdout", stdout)
+        assert not accesslog.reader_gone()
+        os.close(read_end)
+        assert accesslog.reader_gone()

@@ -12,7 +12,7 @@ from podku.cli.base import app_argument, command
 from podku.errors import UsageError
 from podku.proxy import accesslog
 
-PROXY_KEYS = ("client-max-body-size", "https-only", "hsts")
+PROXY_KEYS = ("client-max-body-size", "read-timeout", "https-only", "hsts")
 
 
 def _changed(app: str, change, message: str, page: str | None = None) -> None:
@@ -138,6 +138,8 @@ def _setting(current: proxyconf.ProxySettings, key: str, value: str | None) -> p
     """The settings with KEY set to VALUE (no value: the default)."""
     if key == "client-max-body-size":
         return dataclasses.replace(current, body_max=None if value is None else proxyconf.parse_size(value))
+    if key == "read-timeout":
+        return dataclasses.replace(current, read_timeout=None if value is None else proxyconf.parse_read_timeout(value))
     if key == "https-only":
         wanted = value is not None and proxyconf.parse_switch(value)
         if wanted and not proxyconf.https_available():
@@ -154,7 +156,7 @@ def _setting(current: proxyconf.ProxySettings, key: str, value: str | None) -> p
 @click.argument("key")
 @click.argument("value")
 def proxy_set(app: str, key: str, value: str) -> None:
-    """Set client-max-body-size SIZE, https-only on|off or hsts MAX-AGE."""
+    """Set client-max-body-size SIZE, read-timeout 60s, https-only on|off or hsts MAX-AGE."""
     apps.load(app)
     _setting(proxyconf.ProxySettings(), key, value)  # every value checked before the lock
     _changed(app, lambda current: _setting(current, key, value), f"{key} for {app}: {value}")
@@ -164,7 +166,7 @@ def proxy_set(app: str, key: str, value: str) -> None:
 @app_argument
 @click.argument("key")
 def proxy_unset(app: str, key: str) -> None:
-    """Put KEY back to its default (no body limit, HTTP served, no HSTS)."""
+    """Put KEY back to its default (no body limit, no read timeout, HTTP served, no HSTS)."""
     apps.load(app)
     _setting(proxyconf.ProxySettings(), key, None)
     _changed(app, lambda current: _setting(current, key, None), f"{key} for {app}: default")
@@ -180,6 +182,7 @@ def proxy_report(app: str) -> None:
     output.field("Maintenance", "on" if current.maintenance else "off")
     output.field("Http auth", f"on (user {current.auth.user})" if current.auth else "off")
     output.field("Client max body size", proxyconf.describe_size(current.body_max) if current.body_max else "-")
+    output.field("Read timeout", proxyconf.describe_seconds(current.read_timeout) if current.read_timeout else "-")
     output.field("Https only", "on" if current.https_only else "off")
     output.field("Hsts max age", current.hsts if current.hsts is not None else "-")
     output.field("Redirects", len(current.redirects))

@@ -2,6 +2,8 @@
 caddy.ACCESS_LOG_MB), read back for one app's names: `logs:access APP`, `logs APP -p proxy`."""
 
 import json
+import select
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -50,12 +52,23 @@ def last(hosts: set[str], count: int) -> list[str]:
     return list(found)
 
 
+def reader_gone() -> bool:
+    """Whether whoever reads our stdout went away (an ssh session ended): a pipe or socket
+    whose other end closed polls as an error or a hang-up."""
+    watcher = select.poll()
+    watcher.register(sys.stdout.fileno(), 0)  # only POLLERR and POLLHUP, always reported
+    return bool(watcher.poll(0))
+
+
 def follow(hosts: set[str], emit: Callable[[str], None], polls: Iterator[int] | None = None) -> None:
-    """New entries as Caddy writes them, across a roll (the file replaced), until interrupted."""
+    """New entries as Caddy writes them, across a roll (the file replaced), until interrupted
+    or the reader is gone."""
     path = routes.access_log()
     position, inode = _end_of(path)
     for _ in polls if polls is not None else iter(int, 1):
         time.sleep(POLL_SECONDS)
+        if polls is None and reader_gone():
+            return
         try:
             stat = path.stat()
         except FileNotFoundError:

@@ -65,13 +65,22 @@ def conf_targets() -> dict[str, str]:
             if entry.is_symlink() and not entry.name.startswith(".")}
 
 
+def site_directories(app: str) -> list[Path]:
+    """The app's rendered directories, sites/.APP-N (the link names one of them)."""
+    parent = site_dir(app).parent
+    if not parent.is_dir():
+        return []
+    prefix = f".{app}-"
+    return [entry for entry in parent.iterdir()
+            if entry.name.startswith(prefix) and entry.name[len(prefix):].isdigit() and entry.is_dir()]
+
+
 def remove_site(app: str) -> None:
-    """The app's site directory and the link to it (apps:destroy)."""
-    link = site_dir(app)
-    if link.is_symlink():
-        target = link.parent / os.readlink(link)
-        link.unlink()
-        shutil.rmtree(target, ignore_errors=True)
+    """The app's site directories and the link to them (apps:destroy)."""
+    with contextlib.suppress(FileNotFoundError):
+        site_dir(app).unlink()
+    for directory in site_directories(app):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def auth_socket() -> Path:
