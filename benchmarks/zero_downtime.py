@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help=f"comma-separated, of: {', '.join(SCENARIOS)} (HTTPS rows: {', '.join(HTTPS_SCENARIOS)})")
+    parser.add_argument("--apps", default="fdapp,portapp", help="comma-separated, of: fdapp, portapp")
     args = parser.parse_args()
     chosen = args.scenarios.split(",")
     if not set(chosen) <= set(SCENARIOS):
@@ -125,6 +126,8 @@ def main() -> None:
         print(f"machine: {platform.node()} {platform.machine()}, {cores} cores; "
               f"kernel {platform.release()}; test host: Debian 12 in systemd-nspawn", flush=True)
         for app, deploy_options in (("fdapp", {}), ("portapp", {"expose": 8000})):
+            if app not in args.apps.split(","):
+                continue
             repo = testhost.AppRepo(workdir / app, host, app)
             state = {"n": 0, "deploy": deploy_options}
             redeploy(repo, state)
@@ -139,6 +142,8 @@ def main() -> None:
                     print(measure(host, repo, name, args.swaps, keepalive, args.clients, workdir, state, https),
                           flush=True)
             pushes = state["push_seconds"]
+            if not pushes:  # no redeploy scenario chosen
+                continue
             print(f"{app}: code-only redeploy (git push to app answering from the new release): "
                   f"median {statistics.median(pushes):.2f}s, max {max(pushes):.2f}s over {len(pushes)} pushes",
                   flush=True)
