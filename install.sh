@@ -28,7 +28,7 @@ PROXY_CHANGED=no   # a new Caddy binary: the running one is restarted to use it
 OLD_SYSCTL_FILE=/etc/sysctl.d/50-podku.conf
 PACKAGES=(podman caddy uidmap slirp4netns runc fuse-overlayfs mmdebstrap libcap2-bin
           dbus-user-session git openssh-server python3 python3-venv
-          python3-pip python3-click python3-jinja2 python3-pystemd python3-setuptools python3-idna python3-yaml
+          python3-pip python3-click python3-jinja2 python3-pystemd python3-setuptools python3-idna python3-yaml python3-bcrypt
           ca-certificates)
 
 say() { printf -- '-----> %s\n' "$*"; }

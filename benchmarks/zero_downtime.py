@@ -61,11 +61,31 @@ def other_apps(repo: testhost.AppRepo, state: dict) -> None:
     repo.host.ssh("apps:destroy", other, "--force")
 
 
+def proxy_settings(repo: testhost.AppRepo, state: dict) -> None:
+    """Every proxy setting switched on and off on another app, and the body limit on this one."""
+    other = f"{repo.app}p"
+    if not state.get("proxy_app"):
+        repo.host.ssh("apps:create", other)
+        state["proxy_app"] = other
+    ssh = repo.host.ssh
+    ssh("maintenance:enable", other)
+    ssh("maintenance:disable", other)
+    ssh("http-auth:enable", other, "user", input="password\n")
+    ssh("http-auth:disable", other)
+    ssh("redirect:set", other, f"{other}.podku.localhost", "example.org", "308")
+    ssh("redirect:unset", other, f"{other}.podku.localhost")
+    for key, value in (("client-max-body-size", "10m"), ("https-only", "on"), ("hsts", "600")):
+        ssh("proxy:set", other, key, value)
+        ssh("proxy:unset", other, key)
+    ssh("proxy:set", repo.app, "client-max-body-size", "50m")
+    ssh("proxy:unset", repo.app, "client-max-body-size")
+
+
 SCENARIOS = {"redeploy": redeploy, "config:set": config_set, "ps:restart": restart,
-             "rollback": rollback, "SIGKILL": kill, "other apps": other_apps}
+             "rollback": rollback, "SIGKILL": kill, "other apps": other_apps, "proxy settings": proxy_settings}
 
 
-HTTPS_SCENARIOS = ("redeploy", "other apps")
+HTTPS_SCENARIOS = ("redeploy", "other apps", "proxy settings")
 # Test hosts use Caddy's internal CA (install.sh --tls internal): its root verifies the load.
 CADDY_ROOT = "home/podku/.local/share/caddy/pki/authorities/local/root.crt"
 
@@ -90,6 +110,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help=f"comma-separated, of: {', '.join(SCENARIOS)} (HTTPS rows: {', '.join(HTTPS_SCENARIOS)})")
+    parser.add_argument("--apps", default="fdapp,portapp", help="comma-separated, of: fdapp, portapp")
     args = parser.parse_args()
     chosen = args.scenarios.split(",")
     if not set(chosen) <= set(SCENARIOS):
@@ -105,6 +126,8 @@ def main() -> None:
         print(f"machine: {platform.node()} {platform.machine()}, {cores} cores; "
               f"kernel {platform.release()}; test host: Debian 12 in systemd-nspawn", flush=True)
         for app, deploy_options in (("fdapp", {}), ("portapp", {"expose": 8000})):
+            if app not in args.apps.split(","):
+                continue
             repo = testhost.AppRepo(workdir / app, host, app)
             state = {"n": 0, "deploy": deploy_options}
             redeploy(repo, state)
@@ -119,6 +142,8 @@ def main() -> None:
                     print(measure(host, repo, name, args.swaps, keepalive, args.clients, workdir, state, https),
                           flush=True)
             pushes = state["push_seconds"]
+            if not pushes:  # no redeploy scenario chosen
+                continue
             print(f"{app}: code-only redeploy (git push to app answering from the new release): "
                   f"median {statistics.median(pushes):.2f}s, max {max(pushes):.2f}s over {len(pushes)} pushes",
                   flush=True)

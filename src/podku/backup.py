@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from podku import __version__, apps, deploy, domains, names, output, releases, sshkeys, stores
+from podku import __version__, apps, deploy, domains, names, output, proxyconf, releases, sshkeys, stores
 from podku.errors import PodkuError, UsageError
 from podku.host import paths, podman, state
 from podku.host.commands import run
@@ -469,6 +469,7 @@ def restore(stream: IO[bytes], taken: Taken = APPS_ONLY) -> None:
         shutil.rmtree(staging, ignore_errors=True)
     with state.locked(domains.lock_path(), "domains"):
         domains.relink_all()  # the apps' names become links Caddy routes by, on this host's domain
+        proxyconf.rerender_all()
     domains.load_proxy()
     output.step(f"Restored {len(app_names)} app(s): {', '.join(app_names) or 'none'}")
     failed = [name for name in app_names if not _redeploy(name)]

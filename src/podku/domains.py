@@ -160,6 +160,7 @@ def link(name: str, app: str) -> None:
         routed_name(name)  # the name becomes a file name: it was checked when read, and is again
     except records.Invalid as error:
         raise InvalidDomain(f"invalid domain: {error.reason}") from None
+    routes.link_conf(name, names.app_name(app))  # its proxy settings first, then its route
     routes.link(name, paths.AppPaths(names.app_name(app)).stable_socket)
 
 
@@ -167,6 +168,7 @@ def unlink(name: str) -> None:
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise InvalidDomain(f"invalid domain {name[:80]!r}: not a name in the hosts directory")
     routes.unlink(name)
+    routes.unlink_conf(name)
 
 
 def linked() -> dict[str, str]:
@@ -180,6 +182,9 @@ def relink_all() -> None:
     routes.hosts_dir().mkdir(parents=True, exist_ok=True)
     wanted = owners()
     for name, app in linked().items():
+        if wanted.get(name) != app:
+            unlink(name)
+    for name, app in routes.conf_targets().items():
         if wanted.get(name) != app:
             unlink(name)
     for name, app in wanted.items():
@@ -285,6 +290,10 @@ def app_destroyed(app: str) -> None:
         for name, owner in linked().items():
             if owner == app:
                 unlink(name)
+        for name, owner in routes.conf_targets().items():
+            if owner == app:
+                unlink(name)
+        routes.remove_site(app)
 
 
 # --- DNS -----------------------------------------------------------------------------------

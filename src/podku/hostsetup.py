@@ -2,14 +2,18 @@
 the boot-time reconcile unit."""
 
 import dataclasses
+import sys
 import time
 
-from podku import domains, sshkeys
+from podku import domains, proxyconf, sshkeys
 from podku.errors import PodkuError
 from podku.host import paths, settings, systemd, templates, unixhttp
+from podku.proxy import routes
 
 CADDY_UNIT = "podku-caddy.service"
 RECONCILE_UNIT = "podku-reconcile.service"
+AUTH_SOCKET_UNIT = "podku-auth.socket"
+AUTH_SERVICE_UNIT = "podku-auth.service"
 CADDY_START_TIMEOUT = 30.0
 
 
@@ -23,9 +27,16 @@ def setup(domain: str, http_port: int, restart_proxy: bool = False) -> None:
     paths.STATE.chmod(0o700)
     sshkeys.name_older_lines()  # keys added before keys carried their name (events.py)
     caddy_changed, reconcile_changed = _install_units()
-    if caddy_changed or reconcile_changed:
+    auth_changed = _install_auth_units()
+    if caddy_changed or reconcile_changed or auth_changed:
         systemd.reload()
     domains.relink_all()  # the hosts directory Caddy routes by (made here on an upgrade)
+    proxyconf.rerender_all()  # each app's proxy settings, as files Caddy reads
+    routes.access_log().parent.mkdir(parents=True, exist_ok=True)
+    if auth_changed:
+        systemd.stop(AUTH_SERVICE_UNIT)  # a new checker starts with the next request
+    if auth_changed or systemd.active_state(AUTH_SOCKET_UNIT) != "active":
+        systemd.start(AUTH_SOCKET_UNIT)
     running = systemd.active_state(CADDY_UNIT) == "active"
     if running and (caddy_changed or restart_proxy):
         domains.write_proxy()  # a new unit or binary: the config goes to the new process, not the old
@@ -46,6 +57,15 @@ def _install_units() -> tuple[bool, bool]:
     for unit in (CADDY_UNIT, RECONCILE_UNIT):
         systemd.enable(unit, "default.target")
     return changed[0], changed[1]
+
+
+def _install_auth_units() -> bool:
+    """The basic-auth checker's socket (enabled) and service; whether either changed."""
+    socket = templates.render(AUTH_SOCKET_UNIT + ".j2", socket_path=routes.auth_socket())
+    service = templates.render(AUTH_SERVICE_UNIT + ".j2", python=sys.executable)
+    changed = [systemd.write_unit(AUTH_SOCKET_UNIT, socket), systemd.write_unit(AUTH_SERVICE_UNIT, service)]
+    systemd.enable(AUTH_SOCKET_UNIT, "sockets.target")
+    return any(changed)
 
 
 def _wait_for_admin_api() -> None:

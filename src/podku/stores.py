@@ -8,7 +8,7 @@ store joins all of these by its line here."""
 import json
 from pathlib import Path
 
-from podku import appjson, apps, domains, releases, sshkeys
+from podku import appjson, apps, domains, proxyconf, releases, sshkeys
 from podku.errors import UsageError
 from podku.host import records
 from podku.image import builders, limits, source
@@ -26,6 +26,7 @@ APP_STORES: dict[str, tuple[records.Check, str]] = {
     "network.json": (network.RECORD, "outbound network (network:set egress)"),
     "builder.json": (builders.app_record(), "the builder it is pinned to (builder:set)"),
     "git.json": (source.RECORD, "its deploy branch and build directory (git:set)"),
+    "proxy.json": (proxyconf.RECORD, "proxy settings (maintenance:, http-auth:, redirect:, proxy:set)"),
     "restored-live.json": (records.record({"live_release": records.Field(records.optional(records.RELEASE_ID))}),
                            "the release a backup:import deploys"),
 }

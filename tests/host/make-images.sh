@@ -18,7 +18,7 @@ host_packages=(
   systemd systemd-sysv dbus libpam-systemd dbus-user-session ca-certificates
   podman caddy uidmap slirp4netns runc fuse-overlayfs mmdebstrap libcap2-bin
   git openssh-server openssh-client python3 python3-venv python3-pip
-  python3-click python3-jinja2 python3-pystemd python3-setuptools python3-idna python3-yaml
+  python3-click python3-jinja2 python3-pystemd python3-setuptools python3-idna python3-yaml python3-bcrypt
   procps iproute2 curl less
   pebble openssl
   catatonit

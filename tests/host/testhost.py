@@ -219,12 +219,12 @@ class TestHost:
                                  f"{result.stdout}\n{result.stderr}")
         return result
 
-    def ssh(self, *words: str, check: bool = True) -> subprocess.CompletedProcess:
-        """`ssh podku@HOST WORDS`: a command through the forced-command entry."""
+    def ssh(self, *words: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+        """`ssh podku@HOST WORDS`: a command through the forced-command entry (stdin: `input`)."""
         argv = ["ssh", "-i", str(self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                 f"{DEPLOY_USER}@127.0.0.1", *words]
-        result = no_traceback(self.in_netns(argv, timeout=600))
+        result = no_traceback(self.in_netns(argv, timeout=600, input=input))
         if check and result.returncode != 0:
             raise AssertionError(f"ssh {' '.join(words)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")

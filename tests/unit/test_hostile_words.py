@@ -35,7 +35,15 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "config:show --global {w}",
              "apps:export {w}", "apps:export web --format {w}", "apps:export web --registry {w}",
              "apps:export web --storage-size {w}", "apps:export web --tls-issuer {w}",
-             "apps:export web --ingress-class {w}"]
+             "apps:export web --ingress-class {w}",
+             "maintenance:enable {w}", "maintenance:disable {w}", "http-auth:enable {w} alice",
+             "http-auth:enable web {w}", "http-auth:disable {w}", "http-auth:report {w}",
+             "redirect:set web {w} a.test", "redirect:set web a.test {w}", "redirect:set web a.test b.test {w}",
+             "redirect:unset web {w}", "redirect:report {w}", "proxy:set web {w} 1",
+             "proxy:set web client-max-body-size {w}", "proxy:set web hsts {w}", "proxy:set web read-timeout {w}",
+             "proxy:set web https-only {w}",
+             "proxy:set {w} hsts 1", "proxy:unset web {w}", "proxy:report {w}", "logs:access {w}",
+             "logs:access web -n {w}"]
 
 
 class NoSystemd:

@@ -161,8 +161,9 @@ ALL_MODES = [{"tls": "auto"}, {"tls": "internal"}, {"tls": "off"}]
 
 
 def file_lookups(server: dict) -> list[tuple[dict, str]]:
-    """(match set, the placeholder it looks up) for every file matcher of the server."""
-    return [(matcher_set, matcher_set["file"]["try_files"][0])
+    """(match set, the placeholder it looks up) for every file matcher of the server (a
+    setting's file is a fixed path below the name: hostconf/{host}/maintenance.html)."""
+    return [(matcher_set, matcher_set["file"]["try_files"][0].split("/")[0])
             for route in server["routes"] for matcher_set in route.get("match", []) if "file" in matcher_set]
 
 

@@ -180,7 +180,8 @@ def test_setup_installs_and_enables_the_boot_time_reconcile(home, monkeypatch):
     unit = systemd.unit_file(hostsetup.RECONCILE_UNIT).read_text()
     assert f"ExecStart={paths.PODKU_EXECUTABLE} doctor --quiet" in unit and "WantedBy=default.target" in unit
     assert hostsetup.RECONCILE_UNIT in systemd.enabled("default.target")
-    assert manager.ops("reload", "start") == [("reload", ""), ("start", hostsetup.CADDY_UNIT)]
+    assert manager.ops("reload", "start") == [("reload", ""), ("start", hostsetup.AUTH_SOCKET_UNIT),
+                                              ("start", hostsetup.CADDY_UNIT)]
     manager.calls.clear()
     hostsetup.setup("podku.localhost", 8080)  # a rerun: nothing changed, nothing reloaded
     assert manager.ops("reload", "start") == []

@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from podku import apps, domains, output
+from podku import apps, domains, output, proxyconf
 from podku import names as podku_names
 from podku.cli import base as cli
 from podku.errors import UsageError
@@ -30,6 +30,7 @@ def domains_add(app: str, names: list[str]) -> None:
         current = domains.load(app)
         wanted = _with_names(app, current, names, add=True)
         added, _ = domains.change(app, wanted)
+        proxyconf.names_changed(app)
     for name in names:
         output.step(f"Added {name} to {app}" if name in added else f"{name} was already a domain of {app}")
         if name in added and not settings.is_internal(name):
@@ -47,6 +48,7 @@ def domains_remove(app: str, names: list[str]) -> None:
         if missing:
             raise UsageError(f"{', '.join(missing)} is not a domain of {app}")
         domains.change(app, _with_names(app, current, names, add=False))
+        proxyconf.names_changed(app)
     for name in names:
         output.step(f"Removed {name} from {app}")
 
@@ -60,6 +62,7 @@ def domains_set(app: str, names: list[str]) -> None:
     with domains.changing(app):
         domains.change(app, domains.Domains(default=default in names,
                                             custom=[name for name in names if name != default]))
+        proxyconf.names_changed(app)
     output.step(f"Set {', '.join(names)} for {app}")
 
 
@@ -69,6 +72,7 @@ def domains_clear(app: str) -> None:
     """Remove every name the app was given: it answers to APP.DOMAIN only."""
     with domains.changing(app):
         domains.change(app, domains.Domains())
+        proxyconf.names_changed(app)
     output.step(f"Cleared domains of {app}")
 
 

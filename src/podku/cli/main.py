@@ -37,6 +37,7 @@ from podku.cli import (  # noqa: F401  (each registers its commands on the group
     host,
     images,
     network,
+    proxy,
     ps,
     services,
 )
@@ -235,8 +236,11 @@ def _change_checks(app: str, change) -> None:
 @click.option("--until", default=None, callback=lambda _c, _p, value: value and names.journal_time(value),
               help="Up to this time (the same forms).")
 def logs(app: str, num: int, follow: bool, process: str | None, since: str | None, until: str | None) -> None:
-    """The app's log (all its releases), from the journal."""
+    """The app's log (all its releases), from the journal; -p proxy: Caddy's access log."""
     apps.load(app)
+    if process == "proxy":
+        proxy.show_access_log(app, num, follow)
+        return
     every = releases.all_of(app)
     units = processes.log_units(app, every, process)
     if not units:  # journalctl without a unit filter would print every unit's log

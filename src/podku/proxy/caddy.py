@@ -18,6 +18,15 @@ from podku.proxy import routes
 # 8 is unassigned, in no /etc/services, and below the range RPC clients take (600-1023).
 ASK_ADDRESS = "127.0.0.1:8"
 INTERNAL_PATTERN = r"(^localhost$|\.(localhost|test|internal|local)$|^[0-9.]+$)"
+# The access log (every app's requests, one JSON line each): at most this many MB in the
+# current file and in each of the kept rolled ones.
+ACCESS_LOG_MB = 10
+ACCESS_LOG_KEEP = 3
+# The read timeouts an app may choose (proxy:set APP read-timeout): how long Caddy waits for
+# the app's response headers (at least Caddy's 10 s try_duration: a shorter one would send a
+# GET to the app again). Each is a route of its own, since Caddy takes a timeout only
+# from its config; the app's choice is a file (proxyconf.py), so a change is no load.
+READ_TIMEOUTS = (10, 30, 60, 120, 300, 600, 1800, 3600)
 TOO_LONG_PATTERN = rf"^(?s:.{{{names.MAX_HOST_NAME + 1}}})"
 
 
@@ -40,6 +49,9 @@ def render(current: settings.Settings, internal_subjects: list[str]) -> str:
     text = templates.render(
         "caddy.json.j2", admin_socket=str(paths.CADDY_ADMIN_SOCKET), hosts_dir=str(routes.hosts_dir()),
         http_port=current.http_port, https_port=current.https_port, https_suffix=current.https_suffix,
+        http_suffix="" if current.http_port == 80 else f":{current.http_port}",
+        conf_dir=str(routes.conf_dir()), read_timeouts=READ_TIMEOUTS, auth_socket=str(routes.auth_socket()),
+        access_log=str(routes.access_log()), access_log_mb=ACCESS_LOG_MB, access_log_keep=ACCESS_LOG_KEEP,
         tls=current.tls, ask_address=ASK_ADDRESS, internal_pattern=INTERNAL_PATTERN,
         host_pattern=names.HOST_NAME_PATTERN, too_long_pattern=TOO_LONG_PATTERN,
         internal_subjects=internal_subjects, issuer=issuer(current))
