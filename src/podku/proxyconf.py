@@ -294,6 +294,17 @@ def names_changed(app: str) -> None:
         change(app, dataclasses.replace(current, redirects=kept))
 
 
+def app_renamed(old: str, new: str) -> None:
+    """apps:rename: NEW's site directory from the record that moved with the app (and the
+    maintenance page OLD showed), before any of the names links to it."""
+    shown = _current_target(routes.site_dir(old))
+    page = None
+    if shown is not None:
+        with contextlib.suppress(OSError):
+            page = (shown / MAINTENANCE_PAGE).read_text()
+    render(new, load(new), page)
+
+
 def rerender_all() -> None:
     """Every app's site directory from its record (setup: a host upgraded to this version)."""
     for app in apps.all_names():

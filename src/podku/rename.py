@@ -30,10 +30,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from podku import apps, cron, deploy, domains, lifecycle, names, naming, output, reconcile, releases, stores, swap
+from podku import (apps, cron, deploy, domains, lifecycle, names, naming, output, proxyconf, reconcile, releases, stores,
+                   swap)
 from podku.errors import UsageError
 from podku.host import paths, podman, records, state, systemd
 from podku.image import gitrepo
+from podku.proxy import routes
 from podku.runtime import links
 
 JOURNAL = records.record({
@@ -165,6 +167,7 @@ def _finish(old: str, new: str, routed: float | None) -> None:
         output.warn(f"{new}: {line}")
     _move_repository(old, new)
     if routed is None:
+        proxyconf.app_renamed(old, new)
         domains.app_renamed(old, new)
         routed = time.time()
         _write_journal(old, new, routed)
@@ -195,6 +198,7 @@ def _retire_old(old: str, new: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         systemd.unit_file(f"{old}.service").unlink()
     cron.remove_all(old)
+    routes.remove_site(old)
     for image in sorted({release.image for release in every}):
         if podman.engine.image_exists(_image_as(image, new)):
             podman.engine.untag_image(image)  # the image stays, under NEW's name
@@ -257,7 +261,7 @@ def finish_pending() -> None:
 # What a clone takes of OLD's settings besides its config: like Dokku's apps:clone, the
 # definitions (storage mounts name the same directories: the data is shared, not copied);
 # not its domains, links or scale.
-CLONED_STORES = ("storage.json", "resources.json", "idle.json", "network.json", "builder.json")
+CLONED_STORES = ("storage.json", "resources.json", "idle.json", "network.json", "builder.json", "git.json")
 
 
 def clone(old: str, new: str) -> None:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 import fakes
-from podku import apps, deploy, domains, lifecycle, releases, rename, services
+from podku import apps, deploy, domains, lifecycle, proxyconf, releases, rename, services
 from podku.errors import UsageError
 from podku.host import paths, settings, state, systemd
 from podku.proxy import routes
@@ -234,3 +234,17 @@ def test_a_crafted_journal_is_refused_before_anything_is_touched(host, home, jou
     with pytest.raises(state.StateCorrupt, match="renames/web.json"):
         rename.rename("web", "shop")
     assert snapshot(home) == before
+
+
+def test_proxy_settings_follow_and_the_old_site_goes(host):
+    deployed()
+    wanted = proxyconf.ProxySettings(maintenance=True, body_max=1024,
+                                     redirects={"shop.example.com": proxyconf.Redirect(to="www.example.com", code=308)})
+    with apps.lock("web"):
+        proxyconf.change("web", wanted, page="<p>back soon</p>")
+    rename.rename("web", "shop")
+    assert proxyconf.load("shop") == wanted
+    site = routes.site_dir("shop")
+    assert (site / "maintenance.html").read_text() == "<p>back soon</p>" and (site / "body-max" / "1024").exists()
+    assert (routes.conf_dir() / "shop.example.com").resolve() == site.resolve()
+    assert not routes.site_dir("web").exists() and routes.site_directories("web") == []
