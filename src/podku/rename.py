@@ -30,8 +30,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from podku import (apps, cron, deploy, domains, lifecycle, names, naming, output, proxyconf, reconcile, releases, stores,
-                   swap)
+from podku import (
+    apps,
+    cron,
+    deploy,
+    domains,
+    lifecycle,
+    names,
+    naming,
+    output,
+    proxyconf,
+    reconcile,
+    releases,
+    stores,
+    swap,
+)
 from podku.errors import UsageError
 from podku.host import paths, podman, records, state, systemd
 from podku.image import gitrepo
