@@ -46,8 +46,10 @@ def running(host: testhost.TestHost) -> int:
 
 
 def wait_idle(host: testhost.TestHost, timeout: float = 120) -> None:
+    """Until no app has a container, nor a process in its units: a container gone, its unit
+    still runs `podman rm` (ExecStopPost) for a moment, tens of MiB."""
     deadline = time.monotonic() + timeout
-    while running(host) and time.monotonic() < deadline:
+    while (running(host) or any(per_app(pss_by_unit(host)).values())) and time.monotonic() < deadline:
         time.sleep(1)
 
 
@@ -81,7 +83,10 @@ def platform_with_one_idle_app(host: testhost.TestHost) -> str:
             f"+ idle app {app / 1024:.1f} = {(caddy + manager + app) / 1024:.1f} MiB PSS")
 
 
-SERVICE_UNITS = {"postgres": "podku-postgres@db.service", "redis": "podku-redis@cache.service"}
+# A template's instances run in a slice of their own (app-podku\x2dpostgres.slice), not in
+# app.slice where pss_by_unit looks: count the servers' processes by name.
+SERVICE_PSS = ("for p in $(pgrep -x {process}); do awk '/^Pss:/ {{print $2}}' /proc/$p/smaps_rollup; done")
+SERVICE_PROCESSES = {"postgres": "postgres", "redis": "redis-server"}
 
 
 def start_services(host: testhost.TestHost) -> None:
@@ -100,8 +105,10 @@ def link_services(host: testhost.TestHost, app: str) -> None:
 
 
 def services_memory(host: testhost.TestHost) -> str:
-    units = pss_by_unit(host)
-    parts = [f"{kind} {units.get(unit, 0) / 1024:.1f}" for kind, unit in SERVICE_UNITS.items()]
+    parts = []
+    for kind, process in SERVICE_PROCESSES.items():
+        kb = sum(int(value) for value in host.sh(SERVICE_PSS.format(process=process)).stdout.split())
+        parts.append(f"{kind} {kb / 1024:.1f}")
     return "services at rest: " + " + ".join(parts) + " MiB PSS"
 
 
