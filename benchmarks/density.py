@@ -14,6 +14,7 @@ Run as root:  sudo python3 benchmarks/density.py [--apps 30] [--every 10] [--exp
 """
 
 import argparse
+import itertools
 import signal
 import statistics
 import sys
@@ -32,17 +33,22 @@ MiB = 1024 * 1024
 
 
 def per_app(units: dict[str, int]) -> dict[str, int]:
-    """KiB of PSS per app: its release units together (app, proxy)."""
-    apps: dict[str, int] = {}
+    """KiB of PSS per app: its newest release's units together (app, proxy). An older release
+    a link or a redeploy replaced may still be draining, until its retirement."""
+    releases: dict[str, dict[int, int]] = {}
     for unit, kb in units.items():
         if "-r" in unit and unit.startswith("app"):
-            name = unit.split("-r")[0]
-            apps[name] = apps.get(name, 0) + kb
-    return apps
+            name, _, rest = unit.partition("-r")
+            number = int("".join(itertools.takewhile(str.isdigit, rest)) or 0)
+            releases.setdefault(name, {}).setdefault(number, 0)
+            releases[name][number] += kb
+    return {name: by_release[max(by_release)] for name, by_release in releases.items()}
 
 
 def running(host: testhost.TestHost) -> int:
-    return len(host.as_deploy_user("podman ps -q").stdout.split())
+    """The apps' running containers (the services' run all along)."""
+    names = host.as_deploy_user("podman ps --format '{{.Names}}'").stdout.split()
+    return sum(1 for name in names if name.startswith("podku-app"))
 
 
 def wait_idle(host: testhost.TestHost, timeout: float = 120) -> None:
