@@ -5,12 +5,16 @@ Boots a test host limited to --memory (default 1G, a cgroup v1 memory group arou
 systemd-nspawn), installs podku, sets a short global idle timeout, then deploys small apps
 (the python http.server test app) one after another. At each checkpoint it waits until
 every app is idle, then requests each app once and times that first request. Reports
-memory of podku and Caddy at rest, memory per running app, first-request latency after idle
-(median, max), and the largest N at which every app answered within 1 s.
+memory of podku and Caddy at rest, memory per running and per idle app, first-request latency
+after idle (median, max), and the largest N at which every app answered within 1 s. With
+--services, one Postgres and one Redis service run (images imported from the test cache: the
+test host has no route out) and every app is linked to both before it is measured.
 Run as root:  sudo python3 benchmarks/density.py [--apps 30] [--every 10] [--expose 8000] [--egress off]
+              [--services]
 """
 
 import argparse
+import itertools
 import signal
 import statistics
 import sys
@@ -29,22 +33,29 @@ MiB = 1024 * 1024
 
 
 def per_app(units: dict[str, int]) -> dict[str, int]:
-    """KiB of PSS per app: its release units together (app, proxy)."""
-    apps: dict[str, int] = {}
+    """KiB of PSS per app: its newest release's units together (app, proxy). An older release
+    a link or a redeploy replaced may still be draining, until its retirement."""
+    releases: dict[str, dict[int, int]] = {}
     for unit, kb in units.items():
         if "-r" in unit and unit.startswith("app"):
-            name = unit.split("-r")[0]
-            apps[name] = apps.get(name, 0) + kb
-    return apps
+            name, _, rest = unit.partition("-r")
+            number = int("".join(itertools.takewhile(str.isdigit, rest)) or 0)
+            releases.setdefault(name, {}).setdefault(number, 0)
+            releases[name][number] += kb
+    return {name: by_release[max(by_release)] for name, by_release in releases.items()}
 
 
 def running(host: testhost.TestHost) -> int:
-    return len(host.as_deploy_user("podman ps -q").stdout.split())
+    """The apps' running containers (the services' run all along)."""
+    names = host.as_deploy_user("podman ps --format '{{.Names}}'").stdout.split()
+    return sum(1 for name in names if name.startswith("podku-app"))
 
 
 def wait_idle(host: testhost.TestHost, timeout: float = 120) -> None:
+    """Until no app has a container, nor a process in its units: a container gone, its unit
+    still runs `podman rm` (ExecStopPost) for a moment, tens of MiB."""
     deadline = time.monotonic() + timeout
-    while running(host) and time.monotonic() < deadline:
+    while (running(host) or any(per_app(pss_by_unit(host)).values())) and time.monotonic() < deadline:
         time.sleep(1)
 
 
@@ -78,6 +89,35 @@ def platform_with_one_idle_app(host: testhost.TestHost) -> str:
             f"+ idle app {app / 1024:.1f} = {(caddy + manager + app) / 1024:.1f} MiB PSS")
 
 
+# A template's instances run in a slice of their own (app-podku\x2dpostgres.slice), not in
+# app.slice where pss_by_unit looks: count the servers' processes by name.
+SERVICE_PSS = ("for p in $(pgrep -x {process}); do awk '/^Pss:/ {{print $2}}' /proc/$p/smaps_rollup; done")
+SERVICE_PROCESSES = {"postgres": "postgres", "redis": "redis-server"}
+
+
+def start_services(host: testhost.TestHost) -> None:
+    """One Postgres and one Redis, as `postgres:create` and `redis:create` make them."""
+    from test_postgres import import_postgres_image
+    from test_redis import import_redis_image
+    import_postgres_image(host)
+    import_redis_image(host)
+    host.ssh("postgres:create", "db")
+    host.ssh("redis:create", "cache")
+
+
+def link_services(host: testhost.TestHost, app: str) -> None:
+    host.ssh("postgres:link", "db", app)
+    host.ssh("redis:link", "cache", app)
+
+
+def services_memory(host: testhost.TestHost) -> str:
+    parts = []
+    for kind, process in SERVICE_PROCESSES.items():
+        kb = sum(int(value) for value in host.sh(SERVICE_PSS.format(process=process)).stdout.split())
+        parts.append(f"{kind} {kb / 1024:.1f}")
+    return "services at rest: " + " + ".join(parts) + " MiB PSS"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=30)
@@ -88,6 +128,8 @@ def main() -> None:
     parser.add_argument("--egress", choices=("on", "off"), default="on",
                         help="the apps' outbound network (network:set --global egress; on: a slirp4netns "
                              "per running container)")
+    parser.add_argument("--services", action="store_true",
+                        help="one Postgres and one Redis service running, every app linked to both")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     host = testhost.TestHost("density", *testhost.build_images(), memory_max=int(args.memory))
@@ -98,6 +140,8 @@ def main() -> None:
         host.install()
         host.podku("ps:set", "--global", "idle-timeout", f"{IDLE}s")
         host.podku("network:set", "--global", "egress", args.egress)
+        if args.services:
+            start_services(host)
         repo = testhost.AppRepo(workdir / "app", host, "app0")
         repo.write(env={"MESSAGE": "dense"}, expose=args.expose)
         wait_idle(host)
@@ -106,9 +150,13 @@ def main() -> None:
               f"host without page cache {host_memory(host):.0f} MiB", flush=True)
         for number in range(args.apps):
             host.git(repo.path, "push", "--quiet", host.remote(f"app{number}"), "HEAD:main")
+            if args.services:
+                link_services(host, f"app{number}")
             if number == 0:
                 wait_idle(host)
                 print(platform_with_one_idle_app(host), flush=True)
+                if args.services:
+                    print(services_memory(host), flush=True)
             if (number + 1) % args.every and number + 1 != args.apps:
                 continue
             count = number + 1
@@ -116,12 +164,14 @@ def main() -> None:
             awake = per_app(pss_by_unit(host))
             wait_idle(host)
             at_rest = host_memory(host)
+            idle = sum(per_app(pss_by_unit(host)).values()) / count / 1024
             latencies = first_requests(host, count)
             ok = all(latency < 1 for latency in latencies)
             within = count if ok else within
             rows.append((count, statistics.median(latencies), max(latencies), at_rest,
-                         statistics.mean(awake.values()) / 1024 if awake else 0))
-            print(f"| {count} | {rows[-1][1]:.2f} | {rows[-1][2]:.2f} | {at_rest:.0f} | {rows[-1][4]:.1f} |",
+                         statistics.mean(awake.values()) / 1024 if awake else 0, idle))
+            print(f"| {count} | egress {args.egress}{', linked to postgres + redis' if args.services else ''} "
+                  f"| {rows[-1][1]:.2f} | {rows[-1][2]:.2f} | {at_rest:.0f} | {rows[-1][4]:.1f} | {idle:.1f} |",
                   flush=True)
         print(f"largest N with every first request after idle under 1 s: {within} of {args.apps}")
     finally:

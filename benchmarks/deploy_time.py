@@ -4,7 +4,8 @@ from the start of `git push` until the push returned and the new release answers
 Caddy. For Python (Flask + gunicorn), Node (one npm dependency) and a static site:
 first deploy, code-only change, dependency change (not for static).
 
-    sudo python3 benchmarks/deploy_time.py [--runs 5] [--out deploy_time.json]
+    sudo python3 benchmarks/deploy_time.py [--runs 5] [--out deploy_time.json] [--kinds python,node]
+                                           [--egress on|off]
 
 A first deploy's dependency files are unique per run (a comment, a package.json field), so
 no run reuses another's dependency layer; a dependency change edits them again."""
@@ -73,10 +74,11 @@ def timed_push(machine, repo: SourceRepo, files: dict[str, str], expected: str, 
     return answered
 
 
-def measure(machine, workdir: Path, runs: int, logs: Path) -> list[dict]:
+def measure(machine, workdir: Path, runs: int, logs: Path, kinds: list[str]) -> list[dict]:
     records = []
     for run in range(1, runs + 1):
-        for kind, versions in KINDS.items():
+        for kind in kinds:
+            versions = KINDS[kind]
             repo = SourceRepo(workdir / f"{kind}{run}", machine, f"bench-{kind}-{run}")
             for scenario, files, expected in versions(run):
                 log = logs / f"{kind}-{run}-{scenario.replace(' ', '-')}.log"
@@ -107,7 +109,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("deploy_time.json"))
     parser.add_argument("--logs", type=Path, default=Path("deploy_time_logs"), help="each push's output, timed")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="which apps, of " + ", ".join(KINDS))
+    parser.add_argument("--egress", choices=("on", "off"), default="on",
+                        help="the apps' outbound network (network:set --global egress)")
     args = parser.parse_args()
+    kinds = args.kinds.split(",")
+    if not set(kinds) <= set(KINDS):
+        parser.error(f"--kinds: one or more of {', '.join(KINDS)}")
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill still destroys the test host
     info = machine_info()
     machine = testhost.TestHost(f"bench{os.getpid() % 100000}", *testhost.build_images())
@@ -116,15 +124,16 @@ def main() -> None:
         machine.boot()
         machine.install()
         server = builderapps.prepare_host(machine)
+        machine.podku("network:set", "--global", "egress", args.egress)
         with tempfile.TemporaryDirectory(prefix="podku-bench-") as workdir:
             args.logs.mkdir(parents=True, exist_ok=True)
-            records = measure(machine, Path(workdir), args.runs, args.logs)
+            records = measure(machine, Path(workdir), args.runs, args.logs, kinds)
     finally:
         if server:
             server.close()
         machine.destroy()
     args.out.write_text(json.dumps({"machine": info, "records": records}, indent=2) + "\n")
-    print(info)
+    print(f"{info}; egress {args.egress}")
     print(table(records))
 
 

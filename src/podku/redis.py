@@ -58,9 +58,11 @@ class Service(services.Named):
 
     @property
     def url(self) -> str:
-        """REDIS_URL as a linked app sees it: redis-py's unix:// form, the password before the
-        socket's path."""
-        return f"unix://:{self.password}@{naming.service_socket_mount(KIND, self.name)}/{SOCKET_FILE}"
+        """REDIS_URL as a linked app sees it: the socket's path after `unix://`, the password as
+        a query parameter, which redis-py (4 and later) and ioredis (5 and 6) both read. The
+        password before the path (`unix://:PASSWORD@/...`, what links made before) is read by
+        redis-py and ioredis 5, but ioredis 6 takes it for part of the path."""
+        return f"unix://{naming.service_socket_mount(KIND, self.name)}/{SOCKET_FILE}?password={self.password}"
 
 
 def schema(name: str) -> records.Schema:

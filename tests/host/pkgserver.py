@@ -21,6 +21,8 @@ import re
 import ssl
 import subprocess
 import sys
+import tarfile
+import urllib.parse
 from pathlib import Path
 
 CACHE = Path(os.environ.get("PODKU_TEST_CACHE", "/var/cache/podku-test"))
@@ -31,7 +33,18 @@ PYTHON_PACKAGES = ("flask==3.0.3", "werkzeug==3.0.3", "jinja2==3.1.4", "markupsa
                    "psycopg==3.2.3", "psycopg-binary==3.2.3", "typing-extensions==4.12.2",
                    # and redis-py (async-timeout: Debian 12's Python is 3.11.2)
                    "redis==5.0.8", "async-timeout==4.0.3")
-NPM_PACKAGES = ("is-number@7.0.0",)
+NPM_PACKAGES = ("is-number@7.0.0",
+                # the services tests' Node app: ioredis, node-redis and node-postgres, with every
+                # package they depend on (the server resolves nothing from outside)
+                "ioredis@6.0.0", "@ioredis/commands@2.0.0", "cluster-key-slot@1.1.1", "debug@4.4.3", "ms@2.1.3",
+                "denque@2.1.0", "redis-errors@1.2.0", "standard-as-callback@2.1.0", "@redis/client@6.3.1",
+                "pg@8.23.1", "pg-cloudflare@1.4.1", "pg-connection-string@2.14.1", "pg-int8@1.0.1",
+                "pg-pool@3.14.0", "pg-protocol@1.16.1", "pg-types@2.2.0", "pgpass@1.0.5", "split2@4.2.0",
+                "postgres-array@2.0.0", "postgres-bytea@1.0.1", "postgres-date@1.0.7", "postgres-interval@1.2.0",
+                "xtend@4.0.2")
+# What npm reads from a packument's version to resolve a tree (the rest is in the tarball).
+MANIFEST_FIELDS = ("dependencies", "optionalDependencies", "peerDependencies", "peerDependenciesMeta",
+                   "engines", "bin", "os", "cpu")
 PIP_TARGET = ("--only-binary=:all:", "--platform", "manylinux2014_x86_64", "--python-version", "3.11",
               "--implementation", "cp", "--abi", "cp311")
 
@@ -70,6 +83,19 @@ def npm_name_version(filename: str) -> tuple[str, str]:
     return name, version
 
 
+def packed_name(name: str) -> str:
+    """The name `npm pack` gives a package's tarball: @scope/name packs as scope-name-VERSION.tgz."""
+    return name.removeprefix("@").replace("/", "-")
+
+
+def manifest(tarball: Path) -> dict:
+    """The fields of the tarball's package.json that npm resolves dependencies from."""
+    with tarfile.open(tarball) as archive:
+        member = archive.extractfile("package/package.json")
+        data = json.load(member) if member else {}
+    return {key: data[key] for key in MANIFEST_FIELDS if key in data}
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     root: Path
 
@@ -98,14 +124,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                           for name in files))
 
     def packument(self, name: str) -> None:
+        name = urllib.parse.unquote(name)  # a scoped name comes as @scope%2fname
         base = f"https://{self.headers.get('Host', '127.0.0.1')}/npm/{name}/-/"
         versions = {}
         for tarball in sorted((self.root / "npm").glob("*.tgz")):
             package, version = npm_name_version(tarball.name)
-            if package == name:
+            if package == packed_name(name):
                 data = tarball.read_bytes()
                 integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-                versions[version] = {"name": name, "version": version, "dist": {
+                versions[version] = {**manifest(tarball), "name": name, "version": version, "dist": {
                     "tarball": base + tarball.name, "integrity": integrity,
                     "shasum": hashlib.sha1(data).hexdigest()}}
         if not versions:

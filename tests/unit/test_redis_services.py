@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from test_postgres_services import HOSTILE_NAMES, cli_ok, cli_run, push, service_files, unit_text
@@ -59,7 +59,8 @@ def test_postgres_and_redis_link_to_one_app_side_by_side(host, capsys):
     assert release.links == ["postgres:db", "redis:cache"]
     assert release.config["REDIS_URL"] == redis.load("cache").url
     url = urlsplit(release.config["REDIS_URL"])
-    assert url.scheme == "unix" and url.path == "/run/podku/redis/cache/redis.sock" and url.password
+    assert url.scheme == "unix" and url.path == "/run/podku/redis/cache/redis.sock" and not url.netloc
+    assert parse_qs(url.query) == {"password": [redis.load("cache").password]}
     unit = unit_text(f"web-r{release.id}.service")
     assert "/run/podku/redis/cache:ro" in unit and "/run/podku/postgres/db:ro" in unit
     code, _out, err = cli_run(capsys, "redis:destroy", "cache", "--force")
