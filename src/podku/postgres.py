@@ -18,12 +18,12 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar
 
 from podku import names, naming, output, services
 from podku.errors import UsageError
 from podku.host import paths, podman, records, systemd, templates
-from podku.host.commands import last_line
+from podku.host.commands import CommandFailed, last_line
 from podku.image import baseimages
 
 KIND = "postgres"
@@ -127,15 +127,17 @@ def linked_apps(name: str) -> list[str]:
 
 # --- create and destroy -------------------------------------------------------------------
 
-def create(name: str) -> Service:
+def create(name: str, restored: Service | None = None) -> Service:
+    """A new service; `restored` (a backup's record: the same role and password, so that
+    the URL its apps hold still works) instead of a fresh one."""
     names.service_name(name)
     with services.lock(KIND, name):
         if exists(name):
             raise UsageError(f"postgres service {name} already exists")
         baseimages.ensure(BASE)
         identifier = naming.service_identifier(name)
-        service = Service(name=name, user=identifier, database=identifier,
-                          password=secrets.token_hex(24), created=time.time())
+        service = restored or Service(name=name, user=identifier, database=identifier,
+                                      password=secrets.token_hex(24), created=time.time())
         output.step(f"Creating postgres {name}")
         try:
             services.prepare_directories(KIND, name)
@@ -224,3 +226,82 @@ def unlink(name: str, app: str) -> str:
 
 def status(service: Service) -> str:
     return services.status(KIND, service.name)
+
+
+# --- export, import, connect ---------------------------------------------------------------
+
+DUMP_MAGIC = b"PGDMP"
+DUMP_WHAT = "a pg_dump archive (custom format: postgres:export or pg_dump --format=custom)"
+
+
+def client_env(service: Service) -> dict[str, str]:
+    """What psql, pg_dump and pg_restore in the service's container connect with: the
+    service's role, through an --env-file (the password on no command line)."""
+    return {"PGHOST": SOCKET_MOUNT, "PGUSER": service.user, "PGDATABASE": service.database,
+            "PGPASSWORD": service.password}
+
+
+def export(name: str, out: IO[bytes]) -> None:
+    """pg_dump's custom format of the service's database to `out`: one snapshot, consistent
+    while apps write."""
+    with services.lock(KIND, name):
+        service = load(name)
+        services.require_running(KIND, name)
+        try:
+            dump(service, out)
+        except CommandFailed as error:
+            raise ServiceError(f"postgres:export {name} failed: {last_line(error.output, str(error))}") from None
+
+
+def dump(service: Service, out: IO[bytes]) -> None:
+    podman.engine.exec_to(service.container, [f"{BIN}/pg_dump", "--format=custom"], client_env(service), out)
+
+
+def import_dump(name: str, source: IO[bytes]) -> None:
+    """A pg_dump archive from `source` restored into the service's database in one
+    transaction (objects it has dropped and made again, owned by the service's role): a
+    file that is not one, or a restore that fails, leaves the database as it was."""
+    load(name)
+    with services.staged_input(source, DUMP_MAGIC, DUMP_WHAT) as path, services.lock(KIND, name):
+        service = load(name)
+        services.require_running(KIND, name)
+        restore_file(service, path)
+    output.step(f"Restored postgres {name} from the archive")
+
+
+def restore_file(service: Service, path: Path) -> None:
+    env = client_env(service)
+    with open(path, "rb") as source:  # its table of contents read whole first: a damaged one changes nothing
+        listed = podman.engine.exec_from(service.container, [f"{BIN}/pg_restore", "--list", "--file=/dev/null"],
+                                         env, source)
+    if listed.returncode != 0:
+        raise UsageError(f"refused: the input is not {DUMP_WHAT} ({_error_line(listed.stdout)}); nothing was changed")
+    with open(path, "rb") as source:
+        restored = podman.engine.exec_from(service.container, restore_argv(service), env, source)
+    if restored.returncode != 0:
+        raise ServiceError(f"restoring postgres {service.name} failed, its database is unchanged: "
+                           f"{_error_line(restored.stdout)}")
+
+
+def restore_argv(service: Service) -> list[str]:
+    return [f"{BIN}/pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges",
+            "--single-transaction", "--exit-on-error", f"--dbname={service.database}"]
+
+
+def _error_line(text: str) -> str:
+    errors = [line for line in text.splitlines() if "error" in line.lower()]
+    return (errors or [last_line(text, "no output")])[0].strip()
+
+
+def connect(name: str, tty: bool) -> int:
+    """psql in the service's container, as its role, on podku's terminal (or pipes)."""
+    service = load(name)
+    services.require_running(KIND, name)
+    return podman.engine.exec_interactive(service.container, [f"{BIN}/psql"], client_env(service), tty)
+
+
+def restore_backup(record: Service, dump_file: Path) -> None:
+    """A backup's service made again on this host, with its data."""
+    service = create(record.name, restored=record)
+    with services.lock(KIND, service.name):
+        restore_file(service, dump_file)

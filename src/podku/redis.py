@@ -13,11 +13,12 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar
 
 from podku import names, naming, output, services
 from podku.errors import UsageError
 from podku.host import podman, records, state, systemd, templates
+from podku.host.commands import CommandFailed, last_line
 from podku.image import baseimages
 
 KIND = "redis"
@@ -96,13 +97,14 @@ def config_text(service: Service) -> str:
     return "# Rendered by podku: redis service " + service.name + "\n" + "\n".join(lines) + "\n"
 
 
-def create(name: str) -> Service:
+def create(name: str, restored: Service | None = None) -> Service:
+    """A new service; `restored` (a backup's record, its password kept) instead of a fresh one."""
     names.service_name(name)
     with services.lock(KIND, name):
         if exists(name):
             raise UsageError(f"redis service {name} already exists")
         baseimages.ensure(BASE)
-        service = Service(name=name, password=secrets.token_hex(24), created=time.time())
+        service = restored or Service(name=name, password=secrets.token_hex(24), created=time.time())
         output.step(f"Creating redis {name}")
         try:
             services.prepare_directories(KIND, name)
@@ -163,3 +165,90 @@ def linked_apps(name: str) -> list[str]:
 
 def status(service: Service) -> str:
     return services.status(KIND, service.name)
+
+
+# --- export, import, connect ---------------------------------------------------------------
+
+DUMP_MAGIC = b"REDIS"
+DUMP_WHAT = "a Redis RDB file (redis:export, or a dump.rdb)"
+SOCKET = f"{SOCKET_MOUNT}/{SOCKET_FILE}"
+IMPORT_MOUNT = "/import/dump.rdb"
+# Redis 7 with appendonly reads its data from the append-only directory, not dump.rdb: the
+# imported snapshot becomes the base of a new one (a base may be an RDB file), the old
+# directory kept aside until the server has started on the new one.
+PLACE_SCRIPT = (
+    "set -e; cd " + DATA_MOUNT + "; rm -rf appendonlydir.new appendonlydir.old; mkdir appendonlydir.new; "
+    "cp " + IMPORT_MOUNT + " appendonlydir.new/appendonly.aof.1.base.rdb; "
+    "printf 'file appendonly.aof.1.base.rdb seq 1 type b\\n' > appendonlydir.new/appendonly.aof.manifest; "
+    "if [ -d appendonlydir ]; then mv appendonlydir appendonlydir.old; fi; "
+    "mv appendonlydir.new appendonlydir; cp " + IMPORT_MOUNT + " dump.rdb.new; mv dump.rdb.new dump.rdb"
+)
+
+
+def client_env(service: Service) -> dict[str, str]:
+    return {"REDISCLI_AUTH": service.password}
+
+
+def export(name: str, out: IO[bytes]) -> None:
+    """An RDB snapshot of the running server (redis-cli --rdb: the server forks and sends it)."""
+    with services.lock(KIND, name):
+        service = load(name)
+        services.require_running(KIND, name)
+        try:
+            dump(service, out)
+        except CommandFailed as error:
+            raise services.ServiceError(f"redis:export {name} failed: {last_line(error.output, str(error))}") from None
+
+
+def dump(service: Service, out: IO[bytes]) -> None:
+    podman.engine.exec_to(service.container, ["redis-cli", "-s", SOCKET, "--no-auth-warning", "--rdb", "-"],
+                          client_env(service), out)
+
+
+def import_dump(name: str, source: IO[bytes]) -> None:
+    """An RDB file from `source` replaces the service's data: checked whole by
+    redis-check-rdb first (nothing changes when it fails), then the server is stopped, the
+    file placed and the server started on it."""
+    load(name)
+    with services.staged_input(source, DUMP_MAGIC, DUMP_WHAT) as path, services.lock(KIND, name):
+        restore_file(load(name), path)
+    output.step(f"Restored redis {name} from the RDB file")
+
+
+def check_argv(path: Path) -> list[str]:
+    return ["--rm", "--network=none", f"--volume={path}:{IMPORT_MOUNT}:ro", BASE.image,
+            "redis-check-rdb", IMPORT_MOUNT]
+
+
+def place_argv(service: Service, path: Path) -> list[str]:
+    return ["--rm", "--network=none", "--user", "redis", f"--volume={service.paths.data}:{DATA_MOUNT}:U",
+            f"--volume={path}:{IMPORT_MOUNT}:ro", BASE.image, "sh", "-c", PLACE_SCRIPT]
+
+
+def restore_file(service: Service, path: Path) -> None:
+    checked = podman.engine.run_with_input(check_argv(path), "")
+    if checked.returncode != 0:
+        reason = next((line for line in checked.stdout.splitlines() if "error" in line.lower()),
+                      last_line(checked.stdout, "redis-check-rdb refused it"))
+        raise UsageError(f"refused: the input is not {DUMP_WHAT} ({reason.strip()}); nothing was changed")
+    systemd.stop(service.unit)
+    placed = podman.engine.run_with_input(place_argv(service, path), "")
+    systemd.start(service.unit)
+    if placed.returncode != 0:
+        raise services.ServiceError(f"placing the RDB file for redis {service.name} failed, its data is "
+                                    f"unchanged: {last_line(placed.stdout, 'no output')}")
+    wait_ready(service)
+    podman.engine.unshare_remove(str(service.paths.data / "appendonlydir.old"))
+
+
+def connect(name: str, tty: bool) -> int:
+    service = load(name)
+    services.require_running(KIND, name)
+    return podman.engine.exec_interactive(service.container, ["redis-cli", "-s", SOCKET, "--no-auth-warning"],
+                                          client_env(service), tty)
+
+
+def restore_backup(record: Service, dump_file: Path) -> None:
+    service = create(record.name, restored=record)
+    with services.lock(KIND, service.name):
+        restore_file(service, dump_file)

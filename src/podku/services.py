@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar
 
 from podku import apps, deploy, names, naming, output
 from podku.errors import PodkuError, UsageError
 from podku.host import paths, podman, records, state, systemd
-from podku.host.commands import last_line
+from podku.host.commands import CommandFailed, last_line
 from podku.runtime import links
 
 
@@ -210,3 +212,51 @@ def all_names(kind: str) -> list[str]:
 
 def status(kind: str, name: str) -> str:
     return systemd.active_state(naming.service_unit(kind, name)) or "unknown"
+
+
+def require_running(kind: str, name: str) -> None:
+    state_ = status(kind, name)
+    if state_ != "active":
+        raise ServiceError(f"{kind} {name} is not running ({state_}): systemctl --user start "
+                           f"{naming.service_unit(kind, name)}, or see its journal")
+
+
+# --- dumps: KIND:export, KIND:import and backups ------------------------------------------
+
+MAX_DUMP_BYTES = 8 * 1024 ** 3  # what one KIND:import reads (backup.MAX_MEMBER_BYTES alike)
+CHUNK = 1024 * 1024
+
+
+@contextlib.contextmanager
+def staged_input(source: IO[bytes], magic: bytes, what: str, limit: int = MAX_DUMP_BYTES) -> Iterator[Path]:
+    """`source` read whole into a private file (at most `limit` bytes) that starts with
+    `magic`, before anything is changed; removed on leaving. The file is readable by a
+    container's own user (its directory is the deploy user's alone)."""
+    paths.CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="service-import-", dir=paths.CACHE) as directory:
+        target = Path(directory) / "dump"
+        size = 0
+        with open(target, "wb") as out:
+            while chunk := source.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UsageError(f"refused: the input is larger than {limit} bytes")
+                out.write(chunk)
+        require_magic(target, magic, what)
+        os.chmod(target, 0o644)
+        yield target
+
+
+def require_magic(path: Path, magic: bytes, what: str) -> None:
+    with open(path, "rb") as handle:
+        if handle.read(len(magic)) != magic:
+            raise UsageError(f"refused: the input is not {what}; nothing was changed")
+
+
+def dump_to(kind: str, name: str, dump: Callable[[IO[bytes]], None], target: Path) -> None:
+    """A service's dump written to `target` (for a backup); a failure is one line naming it."""
+    try:
+        with open(target, "wb") as out:
+            dump(out)
+    except CommandFailed as error:
+        raise ServiceError(f"{kind} {name} could not be dumped: {last_line(error.output, str(error))}") from None

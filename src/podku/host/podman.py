@@ -7,13 +7,16 @@ runs inside a bounded systemd scope (image/build.py hands its argument list to s
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Protocol
 
-from podku.host.commands import child_env, interactive, reading, run, stream
+from podku.host.commands import child_env, interactive, reading, run, run_to_file, stream
 
 
 class Podman(Protocol):
@@ -51,6 +54,24 @@ class Podman(Protocol):
     def exec_in(self, container: str, argv: Sequence[str]) -> subprocess.CompletedProcess: ...
 
     def unshare_remove(self, path: str) -> None: ...
+
+    def exec_to(self, container: str, argv: Sequence[str], env: Mapping[str, str], out: IO[bytes]) -> None: ...
+
+    def exec_from(self, container: str, argv: Sequence[str], env: Mapping[str, str],
+                  source: IO[bytes]) -> subprocess.CompletedProcess: ...
+
+    def exec_interactive(self, container: str, argv: Sequence[str], env: Mapping[str, str], tty: bool) -> int: ...
+
+
+@contextlib.contextmanager
+def env_file(env: Mapping[str, str]) -> Iterator[str]:
+    """A private (0600) --env-file: a password given to a process in a container never
+    appears on a command line."""
+    with tempfile.NamedTemporaryFile("w", prefix="podku-exec-", suffix=".env") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write("".join(f"{key}={value}\n" for key, value in env.items()))
+        handle.flush()
+        yield handle.name
 
 
 class RealPodman:
@@ -130,6 +151,24 @@ class RealPodman:
     def unshare_remove(self, path: str) -> None:
         """Remove a directory tree that containers wrote as their subordinate users."""
         run(["podman", "unshare", "rm", "-rf", "--", path])
+
+    def exec_to(self, container: str, argv: Sequence[str], env: Mapping[str, str], out: IO[bytes]) -> None:
+        """`podman exec` with its stdout going to `out` (binary); raises CommandFailed with its stderr."""
+        with env_file(env) as name:
+            run_to_file(["podman", "exec", "--env-file", name, container, *argv], out)
+
+    def exec_from(self, container: str, argv: Sequence[str], env: Mapping[str, str],
+                  source: IO[bytes]) -> subprocess.CompletedProcess:
+        """`podman exec --interactive` reading the open file `source`; output captured, never raises."""
+        with env_file(env) as name:
+            return run(["podman", "exec", "--interactive", "--env-file", name, container, *argv],
+                       stdin=source, check=False)
+
+    def exec_interactive(self, container: str, argv: Sequence[str], env: Mapping[str, str], tty: bool) -> int:
+        """`podman exec` on podku's own terminal or pipes (a tty when it has one); its exit code."""
+        with env_file(env) as name:
+            return interactive(["podman", "exec", "--interactive", *(["--tty"] if tty else []),
+                                "--env-file", name, container, *argv])
 
 
 engine: Podman = RealPodman()
