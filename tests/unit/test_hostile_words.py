@@ -24,7 +24,9 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "config:export {w}", "config:export web --format {w}", "config:clear {w}",
              "network:set web egress {w}", "network:set {w} egress on", "network:report {w}",
              "postgres:create {w}", "postgres:link {w} web", "postgres:info {w}", "postgres:destroy {w} --force",
-             "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web"]
+             "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web",
+             "postgres:export {w}", "postgres:import {w}", "postgres:connect {w}",
+             "redis:export {w}", "redis:import {w}", "redis:connect {w}"]
 
 
 class NoSystemd:
