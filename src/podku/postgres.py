@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, ClassVar
 
@@ -60,6 +60,11 @@ SETTINGS = (
     "huge_pages=off",
 )
 IDENTIFIER = r"[a-z0-9_]{1,63}"
+# What postgres:set changes (a restart applies it): defaults as in SETTINGS, bounds for a small host.
+TUNABLE = {
+    "shared-buffers": services.Setting("shared_buffers", 32, 16, 1024, "MB"),
+    "max-connections": services.Setting("max_connections", 20, 5, 200),
+}
 
 
 ServiceError = services.ServiceError
@@ -74,6 +79,7 @@ class Service(services.Named):
     password: str
     created: float
     version: str = VERSION
+    settings: dict[str, int] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -89,6 +95,7 @@ def schema(name: str) -> records.Schema:
         **services.record_schema(name, VERSION),
         "user": records.Field(records.text(63, IDENTIFIER, "an SQL name"), True),
         "database": records.Field(records.text(63, IDENTIFIER, "an SQL name"), True),
+        "settings": records.Field(services.settings_check(TUNABLE)),
     }
 
 
@@ -186,7 +193,27 @@ def unit_values(service: Service) -> dict:
     return dict(name=service.name, image=BASE.image, container=service.container, stop_timeout=STOP_TIMEOUT,
                 sockets=service.paths.sockets, postgres=f"{BIN}/postgres", data_mount=DATA_MOUNT,
                 volumes=[f"{service.paths.data}:{DATA_MOUNT}:U", f"{service.paths.sockets}:{SOCKET_MOUNT}:U"],
-                settings=SETTINGS)
+                settings=server_settings(service))
+
+
+def server_settings(service: Service) -> tuple[str, ...]:
+    """SETTINGS with the service's own values (postgres:set) in place of the defaults."""
+    own = {TUNABLE[key].server: TUNABLE[key].shown(value)
+           for key, value in services.effective(TUNABLE, service.settings).items()}
+    return tuple(f"{name}={own[name]}" if name in own else line
+                 for line in SETTINGS for name in [line.partition("=")[0]])
+
+
+def set_value(name: str, key: str, raw: str) -> int:
+    """postgres:set: a bounded value stored in the record, applied by a restart."""
+    services.setting_key(TUNABLE, KIND, key)
+    value = TUNABLE[key].parse(key, raw)
+    with services.lock(KIND, name):
+        before = load(name)
+        after = replace(before, settings={**before.settings, key: value})
+        services.apply_settings(KIND, before, after, save, install_unit, wait_ready)
+    output.step(f"postgres {name}: {key} {TUNABLE[key].shown(value)} (restarted)")
+    return value
 
 
 def install_unit(service: Service) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, ClassVar
 
@@ -44,6 +44,9 @@ SETTINGS = (
     ("logfile", '""'),
 )
 
+# What redis:set changes (a restart applies it).
+TUNABLE = {"maxmemory": services.Setting("maxmemory", 32, 8, 2048, "mb")}
+
 
 @dataclass(frozen=True)
 class Service(services.Named):
@@ -52,6 +55,7 @@ class Service(services.Named):
     password: str
     created: float
     version: str = VERSION
+    settings: dict[str, int] = field(default_factory=dict)
 
     @property
     def config_file(self) -> Path:
@@ -65,7 +69,7 @@ class Service(services.Named):
 
 
 def schema(name: str) -> records.Schema:
-    return services.record_schema(name, VERSION)
+    return {**services.record_schema(name, VERSION), "settings": records.Field(services.settings_check(TUNABLE))}
 
 
 def from_record(data: object, name: str, where: Path | str) -> Service:
@@ -93,7 +97,9 @@ def all_names() -> list[str]:
 
 def config_text(service: Service) -> str:
     checked = from_record(asdict(service), service.name, "the new service")
-    lines = [f"{key} {value}" for key, value in SETTINGS] + [f"requirepass {checked.password}"]
+    own = {TUNABLE[key].server: TUNABLE[key].shown(value)
+           for key, value in services.effective(TUNABLE, checked.settings).items()}
+    lines = [f"{key} {own.get(key, value)}" for key, value in SETTINGS] + [f"requirepass {checked.password}"]
     return "# Rendered by podku: redis service " + service.name + "\n" + "\n".join(lines) + "\n"
 
 
@@ -108,7 +114,7 @@ def create(name: str, restored: Service | None = None) -> Service:
         output.step(f"Creating redis {name}")
         try:
             services.prepare_directories(KIND, name)
-            state.write_atomic(service.config_file, config_text(service), mode=0o644)
+            install_config(service)
             install_unit(service)
             save(service)
             systemd.start(service.unit)
@@ -252,3 +258,19 @@ def restore_backup(record: Service, dump_file: Path) -> None:
     service = create(record.name, restored=record)
     with services.lock(KIND, service.name):
         restore_file(service, dump_file)
+
+
+def install_config(service: Service) -> None:
+    state.write_atomic(service.config_file, config_text(service), mode=0o644)
+
+
+def set_value(name: str, key: str, raw: str) -> int:
+    """redis:set: a bounded value stored in the record, written to the config, applied by a restart."""
+    services.setting_key(TUNABLE, KIND, key)
+    value = TUNABLE[key].parse(key, raw)
+    with services.lock(KIND, name):
+        before = load(name)
+        after = replace(before, settings={**before.settings, key: value})
+        services.apply_settings(KIND, before, after, save, install_config, wait_ready)
+    output.step(f"redis {name}: {key} {TUNABLE[key].shown(value)} (restarted)")
+    return value

@@ -11,8 +11,9 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import IO, ClassVar, TypeVar
 
 from podku import apps, deploy, names, naming, output
 from podku.errors import PodkuError, UsageError
@@ -260,3 +261,81 @@ def dump_to(kind: str, name: str, dump: Callable[[IO[bytes]], None], target: Pat
             dump(out)
     except CommandFailed as error:
         raise ServiceError(f"{kind} {name} could not be dumped: {last_line(error.output, str(error))}") from None
+
+
+# --- per-service settings (KIND:set NAME KEY VALUE) ------------------------------------------
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting a service's server takes: the server's name for it, its default, its
+    bounds and the unit its value is written in (sizes in megabytes)."""
+
+    server: str
+    default: int
+    low: int
+    high: int
+    unit: str = ""
+
+    def shown(self, value: int) -> str:
+        return f"{value}{self.unit}"
+
+    def parse(self, key: str, raw: str) -> int:
+        text = raw.strip()
+        if self.unit and text.lower().endswith(self.unit.lower()):
+            text = text[: -len(self.unit)]
+        if not (text.isascii() and text.isdigit()) or len(text) > 7 or not self.low <= int(text) <= self.high:
+            raise UsageError(f"{key} takes a whole number from {self.shown(self.low)} to {self.shown(self.high)}, "
+                             f"not {output.printable(raw[:40])!r}")
+        return int(text)
+
+
+def settings_check(table: dict[str, Setting]) -> records.Check:
+    """A record's `settings`: only the table's keys, each within its bounds."""
+    def check(value: object) -> dict[str, int]:
+        data = records.an_object(value)
+        checked = {}
+        for key, item in data.items():
+            if key not in table:
+                raise records.Invalid(f"unknown setting {records.shown(key, 40)}")
+            setting = table[key]
+            try:
+                checked[key] = records.integer(setting.low, setting.high)(item)
+            except records.Invalid as error:
+                raise error.inside(key) from None
+        return checked
+    return check
+
+
+def setting_key(table: dict[str, Setting], kind: str, key: str) -> str:
+    if key not in table:
+        raise UsageError(f"{kind} services have no setting {output.printable(key[:40])!r}: "
+                         f"{', '.join(table)}")
+    return key
+
+
+def effective(table: dict[str, Setting], settings: dict[str, int]) -> dict[str, int]:
+    return {key: settings.get(key, setting.default) for key, setting in table.items()}
+
+
+def describe(table: dict[str, Setting], settings: dict[str, int]) -> str:
+    return ", ".join(f"{key} {table[key].shown(value)}" for key, value in effective(table, settings).items())
+
+
+ServiceT = TypeVar("ServiceT", bound=Named)
+
+
+def apply_settings(kind: str, before: ServiceT, after: ServiceT, save: Callable[[ServiceT], None],
+                   install: Callable[[ServiceT], None], wait: Callable[[ServiceT], None]) -> None:
+    """Store `after`, render what the server reads and restart it; a server that does not
+    come up is given `before` back and restarted, and the change is refused."""
+    save(after)
+    install(after)
+    try:
+        systemd.restart(after.unit)
+        wait(after)
+    except PodkuError as error:
+        save(before)
+        install(before)
+        systemd.restart(before.unit)
+        raise ServiceError(f"{kind} {after.name} did not start with the new setting, the old one is back: "
+                           f"{error}") from None

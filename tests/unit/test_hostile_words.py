@@ -26,7 +26,9 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "postgres:create {w}", "postgres:link {w} web", "postgres:info {w}", "postgres:destroy {w} --force",
              "redis:create {w}", "redis:link {w} web", "redis:unlink {w} web",
              "postgres:export {w}", "postgres:import {w}", "postgres:connect {w}",
-             "redis:export {w}", "redis:import {w}", "redis:connect {w}"]
+             "redis:export {w}", "redis:import {w}", "redis:connect {w}",
+             "postgres:set {w} shared-buffers 64MB", "postgres:set web {w} 10", "postgres:set web max-connections {w}",
+             "redis:set {w} maxmemory 64mb", "redis:set web maxmemory {w}"]
 
 
 class NoSystemd:

@@ -317,3 +317,79 @@ def test_a_service_restore_that_fails_removes_the_services_the_import_made(host)
     with pytest.raises(services.ServiceError, match="boom"):
         backup.restore(io.BytesIO(data))
     assert not apps.exists("web") and postgres.all_names() == [] and redis.all_names() == []
+
+
+# --- per-service settings ----------------------------------------------------------------------
+
+def test_postgres_set_stores_a_bounded_value_renders_it_restarts_and_info_shows_it(host, capsys):
+    service = postgres.create("db")
+    code, _out, err = cli_run(capsys, "postgres:set", "db", "shared-buffers", "64MB")
+    assert code == 0, err
+    assert postgres.load("db").settings == {"shared-buffers": 64}
+    text = (paths.SYSTEMD_UNITS / service.unit).read_text()
+    assert "-c shared_buffers=64MB" in text and "-c shared_buffers=32MB" not in text and "-c max_connections=20" in text
+    assert ("restart", service.unit) in host.manager.ops("restart")
+    cli_run(capsys, "postgres:set", "db", "max-connections", "50")
+    code, out, _err = cli_run(capsys, "postgres:info", "db")
+    assert "shared-buffers 64MB, max-connections 50" in out
+
+
+def test_redis_set_maxmemory_rewrites_its_config(host, capsys):
+    service = redis.create("cache")
+    code, _out, err = cli_run(capsys, "redis:set", "cache", "maxmemory", "64mb")
+    assert code == 0, err
+    assert "maxmemory 64mb\n" in service.config_file.read_text()
+    assert "maxmemory 32mb" not in service.config_file.read_text()
+    assert ("restart", service.unit) in host.manager.ops("restart")
+
+
+@pytest.mark.parametrize("args", [
+    ("postgres:set", "db", "shared-buffers", "0"), ("postgres:set", "db", "shared-buffers", "99999MB"),
+    ("postgres:set", "db", "shared-buffers", "1GB"), ("postgres:set", "db", "shared-buffers", "-1"),
+    ("postgres:set", "db", "shared-buffers", "64;id"), ("postgres:set", "db", "shared-buffers", ""),
+    ("postgres:set", "db", "shared-buffers", "1e3"), ("postgres:set", "db", "shared-buffers", "٣٢"),
+    ("postgres:set", "db", "max-connections", "4"), ("postgres:set", "db", "max-connections", "9" * 5000),
+    ("postgres:set", "db", "work-mem", "4"), ("postgres:set", "db", "shared_buffers", "64"),
+    ("postgres:set", "db", "max-connections", "20\n-c x=1"), ("redis:set", "cache", "maxmemory", "1mb"),
+    ("redis:set", "cache", "maxmemory", "64mb\nrequirepass x"), ("redis:set", "cache", "save", "1"),
+])
+def test_bad_settings_are_one_line_and_change_nothing(host, capsys, args):
+    postgres.create("db")
+    redis.create("cache")
+    before = {path: path.read_bytes() for path in paths.STATE.rglob("*.json")}
+    restarts = len(host.manager.ops("restart"))
+    code, _out, err = cli_run(capsys, *args)
+    assert code != 0 and len(err.strip().splitlines()) == 1, (args, err)
+    assert {path: path.read_bytes() for path in paths.STATE.rglob("*.json")} == before
+    assert len(host.manager.ops("restart")) == restarts
+
+
+def test_a_setting_the_server_does_not_start_with_is_put_back(host, capsys, monkeypatch):
+    service = postgres.create("db")
+    calls = []
+
+    def wait_ready(service: postgres.Service, timeout: float = 1) -> None:
+        calls.append(service.settings)
+        if len(calls) == 1:
+            raise services.ServiceError("postgres db did not accept connections within 90s: FATAL: out of memory")
+    monkeypatch.setattr(postgres, "wait_ready", wait_ready)
+    code, _out, err = cli_run(capsys, "postgres:set", "db", "shared-buffers", "1024")
+    assert code != 0 and "the old one is back" in err and "out of memory" in err
+    assert postgres.load("db").settings == {}
+    assert "-c shared_buffers=32MB" in (paths.SYSTEMD_UNITS / service.unit).read_text()
+    assert host.manager.ops("restart").count(("restart", service.unit)) == 2
+
+
+def test_settings_travel_in_a_backup_and_are_checked_there(host):
+    linked_services()
+    postgres.set_value("db", "max-connections", "30")
+    data = rewrite(export_bytes(), lambda n, b: (n, GOOD_RDB if n.endswith(".rdb") else b))
+    wipe()
+    forget_services(host)
+    crafted = rewrite(data, lambda n, b: (n, b.replace(b'"max-connections": 30', b'"max-connections": 100000'))
+                      if n.endswith("db.json") else (n, b))
+    with pytest.raises(backup.BackupError, match="field settings.max-connections"):
+        backup.restore(io.BytesIO(crafted))
+    backup.restore(io.BytesIO(data))
+    assert postgres.load("db").settings == {"max-connections": 30}
+    assert "-c max_connections=30" in (paths.SYSTEMD_UNITS / postgres.load("db").unit).read_text()

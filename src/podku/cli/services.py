@@ -12,6 +12,7 @@ from podku import output, postgres, redis
 from podku.cli.base import app_argument, command
 from podku.errors import UsageError
 from podku.names import service_name
+from podku.services import describe
 
 
 def service_argument(function):
@@ -59,6 +60,7 @@ def register(kind: ModuleType, title: str, variable: str, dump: str, client: str
         output.field("Data dir", service.paths.data)
         output.field("Socket dir", service.paths.sockets)
         output.field("Links", " ".join(kind.linked_apps(name)))
+        output.field("Settings", describe(kind.TUNABLE, service.settings))
         output.field("Dsn", service.url)
     info.help = "A service's status, version, directories, links and URL."
 
@@ -75,6 +77,14 @@ def register(kind: ModuleType, title: str, variable: str, dump: str, client: str
     def unlink(name: str, app: str) -> None:
         kind.unlink(name, app)
     unlink.help = "Take the service's URL and socket away from APP: a new release."
+
+    @command(f"{prefix}:set")
+    @service_argument
+    @click.argument("key")
+    @click.argument("value")
+    def set_(name: str, key: str, value: str) -> None:
+        kind.set_value(name, key, value)
+    set_.help = f"Set {', '.join(kind.TUNABLE)} (bounded; the server restarts to apply it)."
 
     @command(f"{prefix}:export")
     @service_argument
