@@ -59,7 +59,7 @@ def entry_command() -> str:
 
 
 def authorized_line(name: str, key_type: str, blob: str) -> str:
-    return f'command="{entry_command()}",restrict {key_type} {blob} {MARKER}{name}'
+    return f'command="{entry_command()}",restrict,pty {key_type} {blob} {MARKER}{name}'
 
 
 def _lines() -> list[str]:
