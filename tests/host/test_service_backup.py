@@ -7,6 +7,8 @@ Redis key is there, and both survive that host's reboot."""
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import time
 
@@ -44,13 +46,39 @@ def svc_host(host):
         server.close()
 
 
-def ssh_bytes(machine: testhost.TestHost, *words: str, stdin: bytes = b"", tty: bool = False
-              ) -> subprocess.CompletedProcess:
-    """`ssh podku@HOST WORDS` with binary stdin and stdout (a dump), `-tt` for a terminal."""
-    argv = ["ssh", *(["-tt"] if tty else []), "-i", str(machine.key), "-o", "IdentitiesOnly=yes",
+def ssh_argv(machine: testhost.TestHost, *words: str, tty: bool = False) -> list[str]:
+    return ["ssh", *(["-tt"] if tty else []), "-i", str(machine.key), "-o", "IdentitiesOnly=yes",
             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "LogLevel=ERROR", f"{testhost.DEPLOY_USER}@127.0.0.1", *words]
-    return machine.in_netns(argv, input=stdin, text=False, timeout=600)
+
+
+def ssh_bytes(machine: testhost.TestHost, *words: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """`ssh podku@HOST WORDS` with binary stdin and stdout (a dump)."""
+    return machine.in_netns(ssh_argv(machine, *words), input=stdin, text=False, timeout=600)
+
+
+def ssh_on_terminal(machine: testhost.TestHost, *words: str, prompt: bytes, typed: bytes) -> tuple[int, bytes]:
+    """`ssh -tt podku@HOST WORDS`, `typed` only once `prompt` shows: a program that puts its
+    terminal in raw mode flushes what was typed before it did."""
+    child = subprocess.Popen(["ip", "netns", "exec", machine.netns, *ssh_argv(machine, *words, tty=True)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert child.stdin is not None and child.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while prompt not in seen:
+            assert time.monotonic() < deadline, f"no prompt {prompt!r} in {seen!r}"
+            ready, _, _ = select.select([child.stdout], [], [], 1)
+            if ready:
+                chunk = os.read(child.stdout.fileno(), 4096)
+                assert chunk, f"the session ended before its prompt: {seen!r}"
+                seen += chunk
+        child.stdin.write(typed)
+        child.stdin.flush()
+        rest, _ = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    return child.wait(), seen + rest
 
 
 def one_line_refusal(result: subprocess.CompletedProcess, expected: bytes) -> None:
@@ -116,10 +144,19 @@ def test_postgres_export_then_import_round_trips_and_bad_input_changes_nothing(s
         counted = ssh_bytes(svc_host, "postgres:connect", service,
                             stdin=b"SELECT 'rows=' || count(*) FROM notes;\n")
         assert counted.returncode == 0 and b"rows=1" in counted.stdout, counted
-        on_tty = ssh_bytes(svc_host, "postgres:connect", service, stdin=b"SELECT 6 * 7 AS answer;\n\\q\n", tty=True)
-        assert on_tty.returncode == 0 and b"42" in on_tty.stdout, on_tty
+        code, shown = ssh_on_terminal(svc_host, "postgres:connect", service, prompt=b"=> ",
+                                      typed=b"\\pset pager off\nSELECT 6 * 7 AS answer;\n\\q\n")
+        assert code == 0 and b"42" in shown and b"answer" in shown, shown
         denied = ssh_bytes(svc_host, "postgres:connect", service, stdin=b"CREATE ROLE intruder SUPERUSER;\n")
         assert b"permission denied" in denied.stdout + denied.stderr  # the service's role, not a superuser
+
+        svc_host.ssh("postgres:set", service, "max-connections", "30")  # a restart applies it
+        shown = ssh_bytes(svc_host, "postgres:connect", service, stdin=b"SHOW max_connections;\n")
+        assert b" 30\n" in shown.stdout, shown
+        assert "max-connections 30" in svc_host.ssh("postgres:info", service).stdout
+        wait_for(svc_host, app_name, "/read", "one")
+        one_line_refusal(ssh_bytes(svc_host, "postgres:set", service, "shared-buffers", "100000MB"),
+                         b"shared-buffers takes a whole number")
     finally:
         svc_host.podku("apps:destroy", app_name, "--force", check=False)
         svc_host.podku("postgres:destroy", service, "--force", check=False)
@@ -152,6 +189,11 @@ def test_redis_export_then_import_round_trips_and_bad_input_changes_nothing(svc_
             one_line_refusal(ssh_bytes(svc_host, "redis:import", service, stdin=bad), why)
             assert redis_command(svc_host, service, "GET note") == "hello"
         one_line_refusal(ssh_bytes(svc_host, "redis:import", "a;b", stdin=exported.stdout), b"")
+
+        svc_host.ssh("redis:set", service, "maxmemory", "64mb")
+        assert redis_command(svc_host, service, "CONFIG GET maxmemory").split() == ["maxmemory", "67108864"]
+        assert "maxmemory 64mb" in svc_host.ssh("redis:info", service).stdout
+        assert redis_command(svc_host, service, "GET note") == "hello"
     finally:
         svc_host.podku("redis:destroy", service, "--force", check=False)
 
