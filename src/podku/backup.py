@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import tarfile
 import tempfile
 import time
@@ -181,21 +180,11 @@ def service_dumps(root: Path) -> list[str]:
 
 
 def make_private(out: IO[bytes]) -> None:
-    """A backup holds every secret: a regular file it goes to is made 0600 first, and one
-    podku cannot make so (another user's, as root's `> FILE` through the wrapper was) is
-    refused before a byte is written. A pipe or a terminal is the reader's to protect."""
+    """A backup holds every secret: see state.make_private."""
     try:
-        fd = out.fileno()
-    except (OSError, ValueError):
-        return
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        return
-    with contextlib.suppress(OSError):  # not the owner: whether it is private is checked next
-        os.fchmod(fd, 0o600)
-    mode = stat.S_IMODE(os.fstat(fd).st_mode)
-    if mode & 0o077:
-        raise BackupError(f"refused: the backup's file is mode {mode:04o} and podku cannot make it 0600: "
-                          "run `umask 077` before redirecting, or `chmod 600` the file first")
+        state.make_private(out, "the backup's file")
+    except UsageError as error:
+        raise BackupError(str(error)) from None
 
 
 def _scratch() -> Path:

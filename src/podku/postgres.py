@@ -22,7 +22,7 @@ from typing import IO, ClassVar
 
 from podku import names, naming, output, services
 from podku.errors import UsageError
-from podku.host import paths, podman, records, systemd, templates
+from podku.host import paths, podman, records, state, systemd, templates
 from podku.host.commands import CommandFailed, last_line
 from podku.image import baseimages
 
@@ -274,6 +274,7 @@ def export(name: str, out: IO[bytes]) -> None:
     with services.lock(KIND, name):
         service = load(name)
         services.require_running(KIND, name)
+        state.make_private(out, "the dump's file")
         try:
             dump(service, out)
         except CommandFailed as error:

@@ -200,6 +200,7 @@ def export(name: str, out: IO[bytes]) -> None:
     with services.lock(KIND, name):
         service = load(name)
         services.require_running(KIND, name)
+        state.make_private(out, "the dump's file")
         try:
             dump(service, out)
         except CommandFailed as error:

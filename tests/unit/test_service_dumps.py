@@ -393,3 +393,13 @@ def test_settings_travel_in_a_backup_and_are_checked_there(host):
     backup.restore(io.BytesIO(data))
     assert postgres.load("db").settings == {"max-connections": 30}
     assert "-c max_connections=30" in (paths.SYSTEMD_UNITS / postgres.load("db").unit).read_text()
+
+
+def test_an_export_to_a_file_makes_it_private_first(host, tmp_path):
+    postgres.create("db")
+    target = tmp_path / "db.dump"
+    target.touch(mode=0o644)
+    target.chmod(0o644)
+    with open(target, "wb") as out:
+        postgres.export("db", out)
+    assert target.stat().st_mode & 0o777 == 0o600 and target.read_bytes() == host.podman.dump_bytes
