@@ -190,6 +190,9 @@ PLACE_SCRIPT = (
     "mv appendonlydir.new appendonlydir; cp " + IMPORT_MOUNT + " dump.rdb.new; mv dump.rdb.new dump.rdb"
 )
 
+PUT_BACK_SCRIPT = ("set -e; cd " + DATA_MOUNT + "; if [ -d appendonlydir.old ]; then rm -rf appendonlydir; "
+                   "mv appendonlydir.old appendonlydir; fi")
+
 
 def client_env(service: Service) -> dict[str, str]:
     return {"REDISCLI_AUTH": service.password}
@@ -227,9 +230,9 @@ def check_argv(path: Path) -> list[str]:
             "redis-check-rdb", IMPORT_MOUNT]
 
 
-def place_argv(service: Service, path: Path) -> list[str]:
+def place_argv(service: Service, path: Path, script: str = PLACE_SCRIPT) -> list[str]:
     return ["--rm", "--network=none", "--user", "redis", f"--volume={service.paths.data}:{DATA_MOUNT}:U",
-            f"--volume={path}:{IMPORT_MOUNT}:ro", BASE.image, "sh", "-c", PLACE_SCRIPT]
+            f"--volume={path}:{IMPORT_MOUNT}:ro", BASE.image, "sh", "-c", script]
 
 
 def restore_file(service: Service, path: Path) -> None:
@@ -244,7 +247,14 @@ def restore_file(service: Service, path: Path) -> None:
     if placed.returncode != 0:
         raise services.ServiceError(f"placing the RDB file for redis {service.name} failed, its data is "
                                     f"unchanged: {last_line(placed.stdout, 'no output')}")
-    wait_ready(service)
+    try:
+        wait_ready(service)
+    except services.ServiceError as error:  # the file passed redis-check-rdb, and still: the old data back
+        systemd.stop(service.unit)
+        podman.engine.run_with_input(place_argv(service, path, PUT_BACK_SCRIPT), "")
+        systemd.start(service.unit)
+        raise services.ServiceError(f"redis {service.name} did not start on the imported file, its old data "
+                                    f"is back: {error}") from None
     podman.engine.unshare_remove(str(service.paths.data / "appendonlydir.old"))
 
 

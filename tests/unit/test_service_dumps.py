@@ -403,3 +403,16 @@ def test_an_export_to_a_file_makes_it_private_first(host, tmp_path):
     with open(target, "wb") as out:
         postgres.export("db", out)
     assert target.stat().st_mode & 0o777 == 0o600 and target.read_bytes() == host.podman.dump_bytes
+
+
+def test_a_redis_server_that_does_not_start_on_the_imported_file_gets_its_old_data_back(host, monkeypatch):
+    redis.create("cache")
+    host.podman.fed.clear()
+
+    def wait_ready(service: redis.Service, timeout: float = 1) -> None:
+        raise services.ServiceError("redis cache did not accept connections within 60s: Bad file format")
+    monkeypatch.setattr(redis, "wait_ready", wait_ready)
+    with pytest.raises(services.ServiceError, match="its old data is back: .*Bad file format"):
+        redis.import_dump("cache", io.BytesIO(GOOD_RDB))
+    assert [argv[-1] for argv, _t in host.podman.fed][-2:] == [redis.PLACE_SCRIPT, redis.PUT_BACK_SCRIPT]
+    assert ("start", redis.load("cache").unit) == host.manager.ops("start")[-1]
