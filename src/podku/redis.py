@@ -9,6 +9,7 @@ on a command line."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -210,9 +211,27 @@ def export(name: str, out: IO[bytes]) -> None:
             raise services.ServiceError(f"redis:export {name} failed: {last_line(error.output, str(error))}") from None
 
 
+# `redis-cli --rdb -` leaves the 40-character end mark of a diskless transfer at the end of
+# its output (it cannot truncate a pipe): the snapshot goes to a file in the container first.
+EXPORT_SCRIPT = ('set -e; f=$(mktemp); trap \'rm -f "$f"\' EXIT; '
+                 'redis-cli -s ' + SOCKET + ' --no-auth-warning --rdb "$f" >&2; cat "$f"')
+TRANSFER_MARK = 40
+
+
 def dump(service: Service, out: IO[bytes]) -> None:
-    podman.engine.exec_to(service.container, ["redis-cli", "-s", SOCKET, "--no-auth-warning", "--rdb", "-"],
-                          client_env(service), out)
+    podman.engine.exec_to(service.container, ["sh", "-c", EXPORT_SCRIPT], client_env(service), out)
+
+
+def strip_transfer_mark(path: Path) -> None:
+    """A file made by `redis-cli --rdb -` ends with the transfer's end mark (40 hex digits)
+    after the snapshot. An RDB file itself never does (it ends with 0xFF and 8 checksum
+    bytes), and Redis reads a base file to its very end: the mark is cut off."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - TRANSFER_MARK))
+        tail = handle.read()
+    if size > TRANSFER_MARK and all(chr(byte) in "0123456789abcdef" for byte in tail):
+        os.truncate(path, size - TRANSFER_MARK)
 
 
 def import_dump(name: str, source: IO[bytes]) -> None:
@@ -236,6 +255,7 @@ def place_argv(service: Service, path: Path, script: str = PLACE_SCRIPT) -> list
 
 
 def restore_file(service: Service, path: Path) -> None:
+    strip_transfer_mark(path)
     checked = podman.engine.run_with_input(check_argv(path), "")
     if checked.returncode != 0:
         reason = next((line for line in checked.stdout.splitlines() if "error" in line.lower()),

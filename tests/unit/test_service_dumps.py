@@ -140,8 +140,22 @@ def test_redis_export_is_redis_cli_rdb_with_the_password_in_the_environment(host
     out = io.BytesIO()
     redis.export("cache", out)
     [(_container, argv, env)] = host.podman.dumped
-    assert out.getvalue() == GOOD_RDB and argv[-2:] == ["--rdb", "-"]
+    assert out.getvalue() == GOOD_RDB and argv == ["sh", "-c", redis.EXPORT_SCRIPT] and "--rdb" in argv[-1]
     assert env == {"REDISCLI_AUTH": service.password} and service.password not in " ".join(argv)
+
+
+@pytest.mark.parametrize("data, kept", [
+    (GOOD_RDB + b"\xff" + b"\x01" * 8 + b"0123456789abcdef" * 2 + b"01234567", len(GOOD_RDB) + 9),
+    (GOOD_RDB + b"\xff" + b"\x00" * 8, len(GOOD_RDB) + 9),
+    (b"REDIS" + b"a" * 40, 5),
+    (b"REDIS" + b"a" * 39 + b"\xff", 45),
+    (b"0123456789abcdef" * 2 + b"01234567", 40),
+])
+def test_a_transfer_mark_after_the_snapshot_is_cut_off_and_nothing_else(tmp_path, data, kept):
+    path = tmp_path / "dump.rdb"
+    path.write_bytes(data)
+    redis.strip_transfer_mark(path)
+    assert path.read_bytes() == data[:kept]
 
 
 def test_redis_import_checks_the_file_whole_then_stops_places_and_starts(host, capsys, monkeypatch):
