@@ -304,9 +304,11 @@ as_user() {  # no descriptor of root's terminal, no controlling terminal
   fi
 }
 if [ "\$(id -u)" = 0 ]; then
-  # A backup holds every secret, and root's \`> FILE\` made FILE at root's umask: only root
-  # can narrow it. podku refuses to write to a file it cannot see private.
-  if [ "\${1-}" = backup:export ] && [ -f /dev/stdout ]; then chmod 0600 /dev/stdout 2>/dev/null; fi
+  # A backup (or a service's dump) holds secrets, and root's \`> FILE\` made FILE at root's
+  # umask: only root can narrow it. podku refuses to write to a file it cannot see private.
+  case "\${1-}" in backup:export|postgres:export|redis:export)
+    if [ -f /dev/stdout ]; then chmod 0600 /dev/stdout 2>/dev/null; fi;;
+  esac
   cd / || exit 1
   user_cmd=(-u $user -- env -i HOME=$home USER=$user LOGNAME=$user PATH=/usr/local/bin:/usr/bin:/bin
     LANG=C.UTF-8 TERM="\${TERM:-dumb}" XDG_RUNTIME_DIR=/run/user/$uid

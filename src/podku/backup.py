@@ -4,7 +4,10 @@ The archive, in order: MANIFEST (the magic line `podku-backup v1`, then JSON nam
 apps), the host's settings, the authorised keys, each app's state (record, config, runtime
 settings, release records), its bare repository (hooks left out: podku writes its own),
 the storage directories as one nested tar (made by `podman unshare tar`, so files an
-image's USER owns are read too), and END last: an archive without it was cut short.
+image's USER owns are read too), each backing service's record and dump (services/KIND/:
+NAME.json and pg_dump's custom format or an RDB snapshot, taken from the running server
+before the archive is begun, so a dump that fails fails the export), and END last: an
+archive without it was cut short.
 
 Reading never hands a member to tarfile's extraction (Python 3.11.2 has no filters): each
 member's name is checked (relative, known top-level part, no `..`, printable), only
@@ -13,20 +16,22 @@ the nested storage archive too), every member's size counts, by its header and b
 byte of it is written, against limits that hold across both archives, and podku writes
 every file itself into a fresh staging directory. Repositories must pass `git fsck
 --strict` and borrow no objects. Only then, and only if every app in it is new to this
-host, is it moved into place; the host's settings and keys only when asked for. Then each
-app is built from its repository at the revision that was live and swapped in through the
-normal deploy.
+host, is it moved into place; the host's settings and keys only when asked for. Then the
+services are made again (their records' roles and passwords: the URLs the apps hold work)
+and their data restored, and each app is built from its repository at the revision that
+was live and swapped in through the normal deploy.
 
 Export leaves out of storage what import would refuse (links, fifos, sockets, devices,
 names that are not printable), one line each, so that what it writes always imports."""
 
 import contextlib
+import dataclasses
+import functools
 import io
 import json
 import os
 import re
 import shutil
-import stat
 import tarfile
 import tempfile
 import time
@@ -35,9 +40,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from podku import __version__, apps, deploy, domains, names, output, proxyconf, releases, sshkeys, stores
+from podku import (
+    __version__,
+    apps,
+    deploy,
+    domains,
+    names,
+    naming,
+    output,
+    proxyconf,
+    releases,
+    services,
+    sshkeys,
+    stores,
+)
 from podku.errors import PodkuError, UsageError
-from podku.host import paths, podman, state
+from podku.host import paths, podman, records, state
 from podku.host.commands import run
 from podku.image import gitrepo
 from podku.runtime import links, storage
@@ -58,7 +76,7 @@ MAX_HEADER_BYTES = 1024 * 1024
 EXTENDED_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
                     tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 MEMBER_PART = re.compile(r"[A-Za-z0-9._@+=~-][A-Za-z0-9._@+=~ -]{0,254}")
-TOP_LEVEL = ("state", "repos", "config", "ssh")
+TOP_LEVEL = ("state", "repos", "config", "ssh", "services")
 # Of a repository only its objects and refs travel: its config and hooks would run on the
 # new host, so `git init` and podku write them afresh there.
 REPO_PARTS = ("HEAD", "packed-refs", "refs", "objects")
@@ -133,6 +151,7 @@ def export(out: IO[bytes]) -> None:
     with tempfile.TemporaryDirectory(dir=_scratch()) as scratch:
         nested = Path(scratch) / STORAGE_TAR
         has_storage = storage_archive(nested, budget)
+        dumped = service_dumps(Path(scratch) / "services")
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
             manifest = {"apps": names_, "created": time.time(), "podku": __version__}
             _add_bytes(archive, MANIFEST, f"{MAGIC} v{VERSION}\n{json.dumps(manifest)}\n".encode())
@@ -146,26 +165,39 @@ def export(out: IO[bytes]) -> None:
             if has_storage:
                 with open(nested, "rb") as handle:
                     archive.addfile(_info(STORAGE_TAR, nested.stat().st_size), handle)
+            _add_tree(archive, Path(scratch) / "services", "services", budget)
             _add_bytes(archive, END, f"{MAGIC} end {len(names_)} apps\n".encode())
-    output.warn(f"exported {len(names_)} app(s): the archive holds their config and keys, keep it private")
+    output.warn(f"exported {len(names_)} app(s) and {len(dumped)} service(s): the archive holds their config, "
+                "keys and data, keep it private")
+
+
+def service_dumps(root: Path) -> list[str]:
+    """Each service's record and a dump of its running server, into `root`; one that cannot
+    be dumped (not running, the dump failing) fails the export: never a backup with a gap."""
+    done = []
+    for kind, (module, suffix) in stores.SERVICE_KINDS.items():
+        for name in module.all_names():
+            directory = root / kind
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                with services.lock(kind, name):
+                    service = module.load(name)
+                    services.require_running(kind, name)
+                    services.write_record(directory / f"{name}.json", dataclasses.asdict(service))
+                    services.dump_to(kind, name, functools.partial(module.dump, service),
+                                     directory / f"{name}{suffix}")
+            except PodkuError as error:
+                raise BackupError(f"backup:export failed, no archive written: {error}") from None
+            done.append(f"{kind} {name}")
+    return done
 
 
 def make_private(out: IO[bytes]) -> None:
-    """A backup holds every secret: a regular file it goes to is made 0600 first, and one
-    podku cannot make so (another user's, as root's `> FILE` through the wrapper was) is
-    refused before a byte is written. A pipe or a terminal is the reader's to protect."""
+    """A backup holds every secret: see state.make_private."""
     try:
-        fd = out.fileno()
-    except (OSError, ValueError):
-        return
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        return
-    with contextlib.suppress(OSError):  # not the owner: whether it is private is checked next
-        os.fchmod(fd, 0o600)
-    mode = stat.S_IMODE(os.fstat(fd).st_mode)
-    if mode & 0o077:
-        raise BackupError(f"refused: the backup's file is mode {mode:04o} and podku cannot make it 0600: "
-                          "run `umask 077` before redirecting, or `chmod 600` the file first")
+        state.make_private(out, "the backup's file")
+    except UsageError as error:
+        raise BackupError(str(error)) from None
 
 
 def _scratch() -> Path:
@@ -463,7 +495,9 @@ def restore(stream: IO[bytes], taken: Taken = APPS_ONLY) -> None:
         app_names = manifest["apps"]
         _check_placement(staging, app_names)
         _check_staged_records(staging, app_names)
+        found = _check_services(staging)
         _check_repositories(staging, app_names)
+        _restore_services(staging, found)
         _place(staging, app_names, taken)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -507,6 +541,37 @@ def _check_staged_records(staging: Path, app_names: list[str]) -> None:
         stores.check_staged(staging, app_names)
     except state.StateCorrupt as error:
         raise BackupError(f"refused: {error}") from None
+
+
+def _check_services(staging: Path) -> list[tuple[str, str]]:
+    found = stores.staged_services(staging)
+    clashes = [f"{kind} {name}" for kind, name in found if services.exists(kind, name)]
+    if clashes:
+        raise BackupError(f"refused: these services already exist on this host: {', '.join(clashes)}")
+    return found
+
+
+def _restore_services(staging: Path, found: list[tuple[str, str]]) -> None:
+    """Each service of the backup made again, its record's role and password kept, and its
+    dump restored; if one fails, those this import made are removed and nothing is placed."""
+    made: list[tuple[str, str]] = []
+    try:
+        for kind, name in found:
+            module, suffix = stores.SERVICE_KINDS[kind]
+            where = staging / "services" / kind
+            record = module.from_record(records.read_json(where / f"{name}.json"), name, f"services/{kind}/{name}.json")
+            dump = where / f"{name}{suffix}"
+            os.chmod(dump, 0o644)  # the server's own user in its container reads it; its directory is private
+            if services.exists(kind, name):
+                raise BackupError(f"refused: {kind} {name} already exists on this host")
+            made.append((kind, name))
+            module.restore_backup(record, dump)
+            output.step(f"Restored {kind} {name} with its data")
+    except BaseException:
+        for kind, name in made:
+            services.remove(kind, name, [naming.service_container(kind, name),
+                                         naming.service_init_container(kind, name)])
+        raise
 
 
 def _storage_names(staging: Path) -> list[str]:
@@ -586,9 +651,9 @@ def _archived_keys(source: Path) -> list[tuple[str, str]]:
 
 
 def _drop_unknown_links(name: str) -> None:
-    """Services are not in backups (yet): a link to one this host does not have is dropped
-    with its config key, said, so that the app starts here (its containers would otherwise
-    mount a socket directory that does not exist)."""
+    """A link to a service neither the backup nor this host has (a backup written before
+    services travelled, or edited) is dropped with its config key, said, so that the app
+    starts here (its containers would otherwise mount a socket directory that does not exist)."""
     kept = []
     config = apps.config(name)
     for link in links.load(name):

@@ -49,8 +49,8 @@ def target(app: apps.App, process_type: str, instance: str) -> str:
 def enter(app: apps.App, process_type: str, instance: str, command: list[str]) -> int:
     """podman exec into a live container, on this session's terminal when it has one."""
     name = target(app, process_type, instance)
-    flags = ["--interactive"] + (["--tty"] if sys.stdin.isatty() and sys.stdout.isatty() else [])
-    return podman.engine.exec_interactive([*flags, name, *(command or DEFAULT_COMMAND)], on_hangup=lambda: None)
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    return podman.engine.exec_interactive(name, command or DEFAULT_COMMAND, {}, tty)
 
 
 def inspected(app: apps.App) -> list[dict]:

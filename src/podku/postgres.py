@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar
 
 from podku import names, naming, output, services
 from podku.errors import UsageError
-from podku.host import paths, podman, records, systemd, templates
-from podku.host.commands import last_line
+from podku.host import paths, podman, records, state, systemd, templates
+from podku.host.commands import CommandFailed, last_line
 from podku.image import baseimages
 
 KIND = "postgres"
@@ -60,6 +60,11 @@ SETTINGS = (
     "huge_pages=off",
 )
 IDENTIFIER = r"[a-z0-9_]{1,63}"
+# What postgres:set changes (a restart applies it): defaults as in SETTINGS, bounds for a small host.
+TUNABLE = {
+    "shared-buffers": services.Setting("shared_buffers", 32, 16, 1024, "MB"),
+    "max-connections": services.Setting("max_connections", 20, 5, 200),
+}
 
 
 ServiceError = services.ServiceError
@@ -74,6 +79,7 @@ class Service(services.Named):
     password: str
     created: float
     version: str = VERSION
+    settings: dict[str, int] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -89,6 +95,7 @@ def schema(name: str) -> records.Schema:
         **services.record_schema(name, VERSION),
         "user": records.Field(records.text(63, IDENTIFIER, "an SQL name"), True),
         "database": records.Field(records.text(63, IDENTIFIER, "an SQL name"), True),
+        "settings": records.Field(services.settings_check(TUNABLE)),
     }
 
 
@@ -127,15 +134,17 @@ def linked_apps(name: str) -> list[str]:
 
 # --- create and destroy -------------------------------------------------------------------
 
-def create(name: str) -> Service:
+def create(name: str, restored: Service | None = None) -> Service:
+    """A new service; `restored` (a backup's record: the same role and password, so that
+    the URL its apps hold still works) instead of a fresh one."""
     names.service_name(name)
     with services.lock(KIND, name):
         if exists(name):
             raise UsageError(f"postgres service {name} already exists")
         baseimages.ensure(BASE)
         identifier = naming.service_identifier(name)
-        service = Service(name=name, user=identifier, database=identifier,
-                          password=secrets.token_hex(24), created=time.time())
+        service = restored or Service(name=name, user=identifier, database=identifier,
+                                      password=secrets.token_hex(24), created=time.time())
         output.step(f"Creating postgres {name}")
         try:
             services.prepare_directories(KIND, name)
@@ -184,7 +193,27 @@ def unit_values(service: Service) -> dict:
     return dict(name=service.name, image=BASE.image, container=service.container, stop_timeout=STOP_TIMEOUT,
                 sockets=service.paths.sockets, postgres=f"{BIN}/postgres", data_mount=DATA_MOUNT,
                 volumes=[f"{service.paths.data}:{DATA_MOUNT}:U", f"{service.paths.sockets}:{SOCKET_MOUNT}:U"],
-                settings=SETTINGS)
+                settings=server_settings(service))
+
+
+def server_settings(service: Service) -> tuple[str, ...]:
+    """SETTINGS with the service's own values (postgres:set) in place of the defaults."""
+    own = {TUNABLE[key].server: TUNABLE[key].shown(value)
+           for key, value in services.effective(TUNABLE, service.settings).items()}
+    return tuple(f"{name}={own[name]}" if name in own else line
+                 for line in SETTINGS for name in [line.partition("=")[0]])
+
+
+def set_value(name: str, key: str, raw: str) -> int:
+    """postgres:set: a bounded value stored in the record, applied by a restart."""
+    services.setting_key(TUNABLE, KIND, key)
+    value = TUNABLE[key].parse(key, raw)
+    with services.lock(KIND, name):
+        before = load(name)
+        after = replace(before, settings={**before.settings, key: value})
+        services.apply_settings(KIND, before, after, save, install_unit, wait_ready)
+    output.step(f"postgres {name}: {key} {TUNABLE[key].shown(value)} (restarted)")
+    return value
 
 
 def install_unit(service: Service) -> None:
@@ -224,3 +253,83 @@ def unlink(name: str, app: str) -> str:
 
 def status(service: Service) -> str:
     return services.status(KIND, service.name)
+
+
+# --- export, import, connect ---------------------------------------------------------------
+
+DUMP_MAGIC = b"PGDMP"
+DUMP_WHAT = "a pg_dump archive (custom format: postgres:export or pg_dump --format=custom)"
+
+
+def client_env(service: Service) -> dict[str, str]:
+    """What psql, pg_dump and pg_restore in the service's container connect with: the
+    service's role, through an --env-file (the password on no command line)."""
+    return {"PGHOST": SOCKET_MOUNT, "PGUSER": service.user, "PGDATABASE": service.database,
+            "PGPASSWORD": service.password}
+
+
+def export(name: str, out: IO[bytes]) -> None:
+    """pg_dump's custom format of the service's database to `out`: one snapshot, consistent
+    while apps write."""
+    with services.lock(KIND, name):
+        service = load(name)
+        services.require_running(KIND, name)
+        state.make_private(out, "the dump's file")
+        try:
+            dump(service, out)
+        except CommandFailed as error:
+            raise ServiceError(f"postgres:export {name} failed: {last_line(error.output, str(error))}") from None
+
+
+def dump(service: Service, out: IO[bytes]) -> None:
+    podman.engine.exec_to(service.container, [f"{BIN}/pg_dump", "--format=custom"], client_env(service), out)
+
+
+def import_dump(name: str, source: IO[bytes]) -> None:
+    """A pg_dump archive from `source` restored into the service's database in one
+    transaction (objects it has dropped and made again, owned by the service's role): a
+    file that is not one, or a restore that fails, leaves the database as it was."""
+    load(name)
+    with services.staged_input(source, DUMP_MAGIC, DUMP_WHAT) as path, services.lock(KIND, name):
+        service = load(name)
+        services.require_running(KIND, name)
+        restore_file(service, path)
+    output.step(f"Restored postgres {name} from the archive")
+
+
+def restore_file(service: Service, path: Path) -> None:
+    env = client_env(service)
+    with open(path, "rb") as source:  # its table of contents read whole first: a damaged one changes nothing
+        listed = podman.engine.exec_from(service.container, [f"{BIN}/pg_restore", "--list", "--file=/dev/null"],
+                                         env, source)
+    if listed.returncode != 0:
+        raise UsageError(f"refused: the input is not {DUMP_WHAT} ({_error_line(listed.stdout)}); nothing was changed")
+    with open(path, "rb") as source:
+        restored = podman.engine.exec_from(service.container, restore_argv(service), env, source)
+    if restored.returncode != 0:
+        raise ServiceError(f"restoring postgres {service.name} failed, its database is unchanged: "
+                           f"{_error_line(restored.stdout)}")
+
+
+def restore_argv(service: Service) -> list[str]:
+    return [f"{BIN}/pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges",
+            "--single-transaction", "--exit-on-error", f"--dbname={service.database}"]
+
+
+def _error_line(text: str) -> str:
+    errors = [line for line in text.splitlines() if "error" in line.lower()]
+    return (errors or [last_line(text, "no output")])[0].strip()
+
+
+def connect(name: str, tty: bool) -> int:
+    """psql in the service's container, as its role, on podku's terminal (or pipes)."""
+    service = load(name)
+    services.require_running(KIND, name)
+    return podman.engine.exec_interactive(service.container, [f"{BIN}/psql"], client_env(service), tty)
+
+
+def restore_backup(record: Service, dump_file: Path) -> None:
+    """A backup's service made again on this host, with its data."""
+    service = create(record.name, restored=record)
+    with services.lock(KIND, service.name):
+        restore_file(service, dump_file)

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar, TypeVar
 
 from podku import apps, deploy, names, naming, output
 from podku.errors import PodkuError, UsageError
 from podku.host import paths, podman, records, state, systemd
-from podku.host.commands import last_line
+from podku.host.commands import CommandFailed, last_line
 from podku.runtime import links
 
 
@@ -210,3 +213,129 @@ def all_names(kind: str) -> list[str]:
 
 def status(kind: str, name: str) -> str:
     return systemd.active_state(naming.service_unit(kind, name)) or "unknown"
+
+
+def require_running(kind: str, name: str) -> None:
+    state_ = status(kind, name)
+    if state_ != "active":
+        raise ServiceError(f"{kind} {name} is not running ({state_}): systemctl --user start "
+                           f"{naming.service_unit(kind, name)}, or see its journal")
+
+
+# --- dumps: KIND:export, KIND:import and backups ------------------------------------------
+
+MAX_DUMP_BYTES = 8 * 1024 ** 3  # what one KIND:import reads (backup.MAX_MEMBER_BYTES alike)
+CHUNK = 1024 * 1024
+
+
+@contextlib.contextmanager
+def staged_input(source: IO[bytes], magic: bytes, what: str, limit: int = MAX_DUMP_BYTES) -> Iterator[Path]:
+    """`source` read whole into a private file (at most `limit` bytes) that starts with
+    `magic`, before anything is changed; removed on leaving. The file is readable by a
+    container's own user (its directory is the deploy user's alone)."""
+    paths.CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="service-import-", dir=paths.CACHE) as directory:
+        target = Path(directory) / "dump"
+        size = 0
+        with open(target, "wb") as out:
+            while chunk := source.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UsageError(f"refused: the input is larger than {limit} bytes")
+                out.write(chunk)
+        require_magic(target, magic, what)
+        os.chmod(target, 0o644)
+        yield target
+
+
+def require_magic(path: Path, magic: bytes, what: str) -> None:
+    with open(path, "rb") as handle:
+        if handle.read(len(magic)) != magic:
+            raise UsageError(f"refused: the input is not {what}; nothing was changed")
+
+
+def dump_to(kind: str, name: str, dump: Callable[[IO[bytes]], None], target: Path) -> None:
+    """A service's dump written to `target` (for a backup); a failure is one line naming it."""
+    try:
+        with open(target, "wb") as out:
+            dump(out)
+    except CommandFailed as error:
+        raise ServiceError(f"{kind} {name} could not be dumped: {last_line(error.output, str(error))}") from None
+
+
+# --- per-service settings (KIND:set NAME KEY VALUE) ------------------------------------------
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting a service's server takes: the server's name for it, its default, its
+    bounds and the unit its value is written in (sizes in megabytes)."""
+
+    server: str
+    default: int
+    low: int
+    high: int
+    unit: str = ""
+
+    def shown(self, value: int) -> str:
+        return f"{value}{self.unit}"
+
+    def parse(self, key: str, raw: str) -> int:
+        text = raw.strip()
+        if self.unit and text.lower().endswith(self.unit.lower()):
+            text = text[: -len(self.unit)]
+        if not (text.isascii() and text.isdigit()) or len(text) > 7 or not self.low <= int(text) <= self.high:
+            raise UsageError(f"{key} takes a whole number from {self.shown(self.low)} to {self.shown(self.high)}, "
+                             f"not {output.printable(raw[:40])!r}")
+        return int(text)
+
+
+def settings_check(table: dict[str, Setting]) -> records.Check:
+    """A record's `settings`: only the table's keys, each within its bounds."""
+    def check(value: object) -> dict[str, int]:
+        data = records.an_object(value)
+        checked = {}
+        for key, item in data.items():
+            if key not in table:
+                raise records.Invalid(f"unknown setting {records.shown(key, 40)}")
+            setting = table[key]
+            try:
+                checked[key] = records.integer(setting.low, setting.high)(item)
+            except records.Invalid as error:
+                raise error.inside(key) from None
+        return checked
+    return check
+
+
+def setting_key(table: dict[str, Setting], kind: str, key: str) -> str:
+    if key not in table:
+        raise UsageError(f"{kind} services have no setting {output.printable(key[:40])!r}: "
+                         f"{', '.join(table)}")
+    return key
+
+
+def effective(table: dict[str, Setting], settings: dict[str, int]) -> dict[str, int]:
+    return {key: settings.get(key, setting.default) for key, setting in table.items()}
+
+
+def describe(table: dict[str, Setting], settings: dict[str, int]) -> str:
+    return ", ".join(f"{key} {table[key].shown(value)}" for key, value in effective(table, settings).items())
+
+
+ServiceT = TypeVar("ServiceT", bound=Named)
+
+
+def apply_settings(kind: str, before: ServiceT, after: ServiceT, save: Callable[[ServiceT], None],
+                   install: Callable[[ServiceT], None], wait: Callable[[ServiceT], None]) -> None:
+    """Store `after`, render what the server reads and restart it; a server that does not
+    come up is given `before` back and restarted, and the change is refused."""
+    save(after)
+    install(after)
+    try:
+        systemd.restart(after.unit)
+        wait(after)
+    except PodkuError as error:
+        save(before)
+        install(before)
+        systemd.restart(before.unit)
+        raise ServiceError(f"{kind} {after.name} did not start with the new setting, the old one is back: "
+                           f"{error}") from None

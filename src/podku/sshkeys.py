@@ -60,7 +60,7 @@ def entry_command(name: str) -> str:
 
 
 def authorized_line(name: str, key_type: str, blob: str) -> str:
-    return f'command="{entry_command(name)}",restrict {key_type} {blob} {MARKER}{name}'
+    return f'command="{entry_command(name)}",restrict,pty {key_type} {blob} {MARKER}{name}'
 
 
 def _lines() -> list[str]:
@@ -100,15 +100,16 @@ def remove(name: str) -> None:
 
 
 def name_older_lines() -> int:
-    """Rewrite podku's key lines written before keys carried their name into the forced
-    command (install.sh runs it through setup); the number rewritten."""
+    """Rewrite podku's key lines written by an older podku (before keys carried their name
+    into the forced command, or could have a terminal) as this one writes them (install.sh
+    runs it through setup); the number rewritten."""
     lines = _lines()
     names_found = set(checked_names("\n".join(lines), paths.SSH_AUTHORIZED_KEYS))
     rewritten = []
     for line in lines:
         name = _name_of(line)
         words = line.split()
-        if name in names_found and f'ssh-command --key {name}"' not in line:
+        if name in names_found and line != authorized_line(name, words[-3], words[-2]):
             line = authorized_line(name, words[-3], words[-2])
         rewritten.append(line)
     changed = sum(old != new for old, new in zip(lines, rewritten, strict=True))

@@ -7,8 +7,9 @@ store joins all of these by its line here."""
 
 import json
 from pathlib import Path
+from typing import Any
 
-from podku import appjson, apps, domains, proxyconf, releases, sshkeys
+from podku import appjson, apps, domains, names, postgres, proxyconf, redis, releases, services, sshkeys
 from podku.errors import UsageError
 from podku.host import records
 from podku.image import builders, limits, source
@@ -41,12 +42,20 @@ HOST_STORES: dict[str, tuple[records.Check, str]] = {
     "config.json": (records.environment, "the global environment (config:set --global)"),
 }
 
+# Backing services: a backup carries each one's record and its dump (services/KIND/NAME.json
+# and services/KIND/NAME.SUFFIX); the module makes, dumps and restores it.
+SERVICE_KINDS: dict[str, tuple[Any, str]] = {
+    "postgres": (postgres, ".dump"),  # pg_dump's custom format
+    "redis": (redis, ".rdb"),  # an RDB snapshot
+}
+
 
 def check_staged(staging: Path, app_names: list[str]) -> None:
     """Raise RecordInvalid (a StateCorrupt) naming the member and the field of the first
     record podku would not have written."""
     for name in app_names:
         check_app(staging / "state" / name, name, staging)
+    staged_services(staging)
     for name, (check, _what) in HOST_STORES.items():
         _check_file(staging / "config" / name, check, staging)
     keys = staging / "ssh" / "authorized_keys"
@@ -98,3 +107,46 @@ def _check_file(path: Path, check: records.Check, staging: Path) -> None:
 
 def _member(path: Path, staging: Path) -> str:
     return f"{path.relative_to(staging)} (in the backup)"
+
+
+def staged_services(staging: Path) -> list[tuple[str, str]]:
+    """(kind, name) of every service in a staged backup, each checked: a known kind, a
+    valid name, its record through its kind's schema, its dump beside it and starting as
+    that kind's dumps do. Anything else under services/ refuses the archive."""
+    root = staging / "services"
+    found: list[tuple[str, str]] = []
+    if not root.is_dir():
+        return found
+    for directory in sorted(root.iterdir()):
+        if directory.name not in SERVICE_KINDS or not directory.is_dir():
+            raise records.RecordInvalid(f"{_member(directory, staging)} is not a kind of service podku runs")
+        found += [(directory.name, name) for name in _staged_kind(directory, staging)]
+    return found
+
+
+def _staged_kind(directory: Path, staging: Path) -> list[str]:
+    module, suffix = SERVICE_KINDS[directory.name]
+    stems: dict[str, set[str]] = {}
+    for entry in sorted(directory.iterdir()):
+        if not entry.is_file() or entry.suffix not in (".json", suffix) or not _is_service_name(entry.stem):
+            raise records.RecordInvalid(f"{_member(entry, staging)} is not a service record or dump podku writes")
+        stems.setdefault(entry.stem, set()).add(entry.suffix)
+    for name, suffixes in stems.items():
+        record, dump = directory / f"{name}.json", directory / f"{name}{suffix}"
+        if suffixes != {".json", suffix}:
+            raise records.RecordInvalid(f"{_member(record if '.json' not in suffixes else dump, staging)} "
+                                        "is missing: a service comes with its record and its dump")
+        module.from_record(records.read_json(record), name, _member(record, staging))
+        try:
+            services.require_magic(dump, module.DUMP_MAGIC, module.DUMP_WHAT)
+        except UsageError:
+            raise records.RecordInvalid(f"{_member(dump, staging)} is not {module.DUMP_WHAT}") from None
+    return sorted(stems)
+
+
+def _is_service_name(name: str) -> bool:
+    try:
+        names.service_name(name)
+    except UsageError:
+        return False
+    return True

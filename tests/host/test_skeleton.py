@@ -87,7 +87,7 @@ def test_the_ssh_entry_runs_no_shell_and_forwards_nothing(host, app_repo):
     shell = host.ssh("bash", check=False)
     assert shell.returncode != 0 and "is not a podku command" in shell.stderr
     keys = host.run(["cat", "/home/podku/.ssh/authorized_keys"]).stdout
-    assert 'ssh-command --key admin",restrict ' in keys
+    assert 'ssh-command --key admin",restrict,pty ' in keys
 
 
 def test_host_commands_run_as_the_deploy_user(host, app_repo):

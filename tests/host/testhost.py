@@ -329,15 +329,18 @@ class LoadRun:
 
 # --- backups ------------------------------------------------------------------------------
 
-def only_app(archive: bytes, app: str, storage_dir: str) -> bytes:
-    """The backup with only `app` and its storage directory in it: the shared host holds
-    other tests' apps, some of them hostile on purpose (a repository git's fsck refuses)."""
+def only_app(archive: bytes, app: str, storage_dir: str, services: tuple[str, ...] = ()) -> bytes:
+    """The backup with only `app`, its storage directory and the `services` ("KIND/NAME") in
+    it: the shared host holds other tests' apps, some of them hostile on purpose (a
+    repository git's fsck refuses)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=io.BytesIO(archive)) as source, \
             tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target:
         for member in source.getmembers():
             parts = member.name.split("/")
             if parts[0] in ("state", "repos") and len(parts) > 1 and parts[1] not in (app, f"{app}.git"):
+                continue
+            if parts[0] == "services" and len(parts) > 2 and f"{parts[1]}/{parts[2].split('.')[0]}" not in services:
                 continue
             handle = source.extractfile(member)
             data = handle.read() if handle else None

@@ -11,7 +11,7 @@ import fnmatch
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from podku.cli import main as cli_main
 from podku.errors import PodkuError
 from podku.host import paths, systemd
 from podku.host import podman as podman_module
+from podku.host.commands import CommandFailed
 from podku.image import build, builders
 from podku.releases import Outcome, Release
 
@@ -143,6 +144,11 @@ class FakePodman:
     layers: list[tuple[str, str]] = field(default_factory=list)  # build_layer: (Containerfile, image)
     pushed: list[str] = field(default_factory=list)
     push_error: str = ""  # push raises PodkuError(push_error) when set
+    dumped: list[tuple[str, list[str], dict]] = field(default_factory=list)  # exec_to
+    dump_bytes: bytes = b"PGDMP fake dump"
+    dump_fails: bool = False
+    restored: list[tuple[str, list[str], dict, bytes]] = field(default_factory=list)  # exec_from: what it read
+    restore_results: list[tuple[int, str]] = field(default_factory=list)  # exec_from's answers, in turn
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object, subdirectory: str = "") -> build.Built:
         self.images.add(tag)
@@ -230,7 +236,23 @@ class FakePodman:
         return subprocess.CompletedProcess(["podman", "exec"], self.exec_result, self.exec_output)
 
     def unshare_remove(self, path: str) -> None:
-        shutil.rmtree(path)
+        shutil.rmtree(path, ignore_errors=True)  # podman unshare rm -rf: a missing path is no error
+
+    def exec_to(self, container: str, argv: Sequence[str], env: Mapping[str, str], out: IO[bytes]) -> None:
+        self.dumped.append((container, list(argv), dict(env)))
+        if self.dump_fails:
+            raise CommandFailed(["podman", "exec"], 1, "pg_dump: error: connection failed")
+        out.write(self.dump_bytes)
+
+    def exec_from(self, container: str, argv: Sequence[str], env: Mapping[str, str],
+                  source: IO[bytes]) -> subprocess.CompletedProcess:
+        self.restored.append((container, list(argv), dict(env), source.read()))
+        code, text = self.restore_results.pop(0) if self.restore_results else (0, "")
+        return subprocess.CompletedProcess(["podman", "exec"], code, text)
+
+    def exec_interactive(self, container: str, argv: Sequence[str], env: Mapping[str, str], tty: bool) -> int:
+        self.executed.append((container, [*(["--tty"] if tty else []), *argv]))
+        return self.exec_result
 
     def pull(self, source: str, prefix: Sequence[str] = ()) -> str:
         self.pulled.append((source, list(prefix)))
@@ -238,10 +260,6 @@ class FakePodman:
 
     def image_size(self, image: str) -> int:
         return self.pull_size
-
-    def exec_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int:
-        self.executed.append(("exec", list(argv)))
-        return self.exec_result
 
     def running(self, app: str, release: int) -> list[str]:
         return list(self.live.get((app, release), []))

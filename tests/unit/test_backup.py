@@ -233,24 +233,6 @@ def test_a_backup_cut_anywhere_is_refused_as_podku_error_never_as_a_crash(tmp_pa
             backup.unpack(io.BytesIO(whole[:cut]), staging)
 
 
-def test_an_apps_link_to_a_service_this_host_lacks_is_dropped_on_import_and_said(host, capsys, monkeypatch):
-    from podku import postgres, services
-    host.podman.images.add(postgres.BASE.image)
-    monkeypatch.setattr(services, "sleep", lambda seconds: None)
-    deployed_app()
-    postgres.create("db")
-    postgres.link("db", "web")
-    assert "DATABASE_URL" in apps.config("web")
-    data = export_bytes()
-    wipe()
-    services.remove("postgres", "db", [])  # the new host has no such service
-    backup.restore(io.BytesIO(data))
-    live = releases.load("web", apps.load("web").live_release)
-    assert live.links == [] and "DATABASE_URL" not in live.config and live.config["GREETING"] == "hi"
-    assert "left out its link to postgres db and DATABASE_URL" in capsys.readouterr().err
-    fakes.assert_consistent(host, "web")
-
-
 def test_import_pulls_a_registry_image_again_and_leaves_a_loaded_one_undeployed(host, capsys):
     for name, words in (("pulled", ["git:from-image", "pulled", "registry.example/team/app:1"]),
                         ("loaded", None)):

@@ -227,8 +227,12 @@ def test_older_key_lines_get_their_name_in_the_forced_command(home):
     assert sshkeys.name_older_lines() == 1
     lines = paths.SSH_AUTHORIZED_KEYS.read_text().splitlines()
     assert lines == [sshkeys.authorized_line("alice", "ssh-ed25519", blob), own]
-    assert "ssh-command --key alice\"" in lines[0]
+    assert "ssh-command --key alice\",restrict,pty " in lines[0]
     assert sshkeys.name_older_lines() == 0
+    # a line with the name but without a terminal (written between the two changes) too
+    paths.SSH_AUTHORIZED_KEYS.write_text(lines[0].replace(",restrict,pty ", ",restrict ") + f"\n{own}\n")
+    assert sshkeys.name_older_lines() == 1
+    assert paths.SSH_AUTHORIZED_KEYS.read_text().splitlines() == lines
 
 
 # --- multi-line values through a deploy ----------------------------------------------------

@@ -43,7 +43,11 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "proxy:set web client-max-body-size {w}", "proxy:set web hsts {w}", "proxy:set web read-timeout {w}",
              "proxy:set web https-only {w}",
              "proxy:set {w} hsts 1", "proxy:unset web {w}", "proxy:report {w}", "logs:access {w}",
-             "logs:access web -n {w}"]
+             "logs:access web -n {w}",
+             "postgres:export {w}", "postgres:import {w}", "postgres:connect {w}",
+             "redis:export {w}", "redis:import {w}", "redis:connect {w}",
+             "postgres:set {w} shared-buffers 64MB", "postgres:set web {w} 10", "postgres:set web max-connections {w}",
+             "redis:set {w} maxmemory 64mb", "redis:set web maxmemory {w}"]
 
 
 class NoSystemd:

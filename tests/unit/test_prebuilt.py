@@ -276,9 +276,9 @@ def test_enter_execs_into_the_live_web_container_and_passes_its_exit_code(deploy
     deployed.podman.exec_result = 3
     code, _out, err = fakes.cli_run(capsys, "enter", "web")
     assert code == 3, err
-    assert deployed.podman.executed[-1] == ("exec", ["--interactive", "podku-web-r1", "/bin/sh"])
+    assert deployed.podman.executed[-1] == ("podku-web-r1", ["/bin/sh"])
     code, _out, _err = fakes.cli_run(capsys, "enter", "web", "web", "2", "--", "id", "-u")
-    assert deployed.podman.executed[-1] == ("exec", ["--interactive", "podku-web-r1-web-2", "id", "-u"])
+    assert deployed.podman.executed[-1] == ("podku-web-r1-web-2", ["id", "-u"])
 
 
 @pytest.mark.parametrize(("words", "reason"), [

@@ -81,7 +81,7 @@ def test_add_writes_a_restricted_forced_command_line(home, key):
     assert home / ".ssh" / "authorized_keys" == paths.SSH_AUTHORIZED_KEYS
     [line] = text.splitlines()
     podku = Path(sys.executable).parent / "podku"
-    assert line.startswith(f'command="{podku} ssh-command --key laptop",restrict ssh-ed25519 ')
+    assert line.startswith(f'command="{podku} ssh-command --key laptop",restrict,pty ssh-ed25519 ')
     assert line.endswith(" podku-key:laptop")
     assert key.split()[1] in line.split()
     assert "me@laptop" not in line  # the key's own comment is dropped

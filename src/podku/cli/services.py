@@ -12,13 +12,14 @@ from podku import output, postgres, redis
 from podku.cli.base import app_argument, command
 from podku.errors import UsageError
 from podku.names import service_name
+from podku.services import describe
 
 
 def service_argument(function):
     return click.argument("name", callback=lambda _ctx, _param, value: service_name(value))(function)
 
 
-def register(kind: ModuleType, title: str, variable: str) -> None:
+def register(kind: ModuleType, title: str, variable: str, dump: str, client: str) -> None:
     """The commands of one service kind (a module with create, destroy, load, ...)."""
     prefix = kind.KIND
 
@@ -59,6 +60,7 @@ def register(kind: ModuleType, title: str, variable: str) -> None:
         output.field("Data dir", service.paths.data)
         output.field("Socket dir", service.paths.sockets)
         output.field("Links", " ".join(kind.linked_apps(name)))
+        output.field("Settings", describe(kind.TUNABLE, service.settings))
         output.field("Dsn", service.url)
     info.help = "A service's status, version, directories, links and URL."
 
@@ -76,6 +78,37 @@ def register(kind: ModuleType, title: str, variable: str) -> None:
         kind.unlink(name, app)
     unlink.help = "Take the service's URL and socket away from APP: a new release."
 
+    @command(f"{prefix}:set")
+    @service_argument
+    @click.argument("key")
+    @click.argument("value")
+    def set_(name: str, key: str, value: str) -> None:
+        kind.set_value(name, key, value)
+    set_.help = f"Set {', '.join(kind.TUNABLE)} (bounded; the server restarts to apply it)."
 
-register(postgres, "Postgres", "DATABASE_URL")
-register(redis, "Redis", "REDIS_URL")
+    @command(f"{prefix}:export")
+    @service_argument
+    @click.option("--force", is_flag=True, help="Write to a terminal anyway.")
+    def export(name: str, force: bool) -> None:
+        if sys.stdout.isatty() and not force:
+            raise UsageError(f"the dump is binary: redirect it to a file (podku {prefix}:export {name} > FILE)")
+        kind.export(name, sys.stdout.buffer)
+    export.help = f"Write the service's data to stdout ({dump})."
+
+    @command(f"{prefix}:import")
+    @service_argument
+    def import_(name: str) -> None:
+        if sys.stdin.isatty():
+            raise UsageError(f"give the dump on stdin: podku {prefix}:import {name} < FILE")
+        kind.import_dump(name, sys.stdin.buffer)
+    import_.help = f"Replace the service's data with a dump read from stdin ({dump})."
+
+    @command(f"{prefix}:connect")
+    @service_argument
+    def connect(name: str) -> None:
+        sys.exit(kind.connect(name, tty=sys.stdin.isatty() and sys.stdout.isatty()))
+    connect.help = f"{client} in the service's container (ssh -t for a terminal; or SQL/commands on stdin)."
+
+
+register(postgres, "Postgres", "DATABASE_URL", "pg_dump's custom format", "psql")
+register(redis, "Redis", "REDIS_URL", "an RDB snapshot", "redis-cli")

@@ -57,12 +57,14 @@ def _echo(argv: Sequence[str]) -> None:
 
 
 def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, input: str | None = None,
-        cwd: str | os.PathLike | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command to completion and capture its output (stderr folded into stdout)."""
+        cwd: str | os.PathLike | None = None, check: bool = True,
+        stdin: IO[bytes] | None = None) -> subprocess.CompletedProcess:
+    """Run a command to completion and capture its output (stderr folded into stdout); its
+    stdin is `input`, or the open file `stdin`."""
     _echo(argv)
     try:
         result = subprocess.run(list(argv), env=dict(env) if env is not None else child_env(),
-                                input=input, cwd=cwd, stdout=subprocess.PIPE,
+                                input=input, stdin=stdin, cwd=cwd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace")
     except OSError as error:
         raise CommandMissing(argv, error) from error
@@ -75,6 +77,7 @@ def run_to_file(argv: Sequence[str], out: IO[bytes], ok: tuple[int, ...] = (0,))
     """Run a command with its stdout going to `out` (binary); an exit code not in `ok` raises
     with its stderr."""
     _echo(argv)
+    out.flush()
     try:
         result = subprocess.run(list(argv), env=child_env(), stdout=out, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True, errors="replace")

@@ -7,14 +7,16 @@ runs inside a bounded systemd scope (image/build.py hands its argument list to s
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Protocol
 
-from podku.host.commands import child_env, interactive, last_line, reading, run, stream
+from podku.host.commands import child_env, interactive, last_line, reading, run, run_to_file, stream
 
 
 class Podman(Protocol):
@@ -61,8 +63,6 @@ class Podman(Protocol):
 
     def image_size(self, image: str) -> int: ...
 
-    def exec_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int: ...
-
     def running(self, app: str, release: int) -> list[str]: ...
 
     def inspect(self, containers: Sequence[str]) -> list[dict]: ...
@@ -76,6 +76,24 @@ class Podman(Protocol):
     def build_layer(self, context: str, image: str) -> None: ...
 
     def push(self, image: str) -> None: ...
+
+    def exec_to(self, container: str, argv: Sequence[str], env: Mapping[str, str], out: IO[bytes]) -> None: ...
+
+    def exec_from(self, container: str, argv: Sequence[str], env: Mapping[str, str],
+                  source: IO[bytes]) -> subprocess.CompletedProcess: ...
+
+    def exec_interactive(self, container: str, argv: Sequence[str], env: Mapping[str, str], tty: bool) -> int: ...
+
+
+@contextlib.contextmanager
+def env_file(env: Mapping[str, str]) -> Iterator[str]:
+    """A private (0600) --env-file: a password given to a process in a container never
+    appears on a command line."""
+    with tempfile.NamedTemporaryFile("w", prefix="podku-exec-", suffix=".env") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write("".join(f"{key}={value}\n" for key, value in env.items()))
+        handle.flush()
+        yield handle.name
 
 
 class RealPodman:
@@ -174,10 +192,6 @@ class RealPodman:
         text = run(["podman", "image", "inspect", "--format", "{{.Size}}", image]).stdout.strip()
         return int(text) if text.isdigit() else 0
 
-    def exec_interactive(self, argv: Sequence[str], on_hangup: Callable[[], None]) -> int:
-        """`podman exec ARGV` on podku's own terminal or pipes; its exit code."""
-        return interactive(["podman", "exec", *argv], on_hangup=on_hangup)
-
     def running(self, app: str, release: int) -> list[str]:
         """The names of the running containers of an app's release."""
         found = run(["podman", "ps", "--format", "{{.Names}}", "--filter", f"label=podku.app={app}",
@@ -225,6 +239,24 @@ class RealPodman:
         """`podman push IMAGE` to the registry its name says, with podman's own credentials
         (its auth file, as `podman login` wrote it): podku never takes a password."""
         run(["podman", "push", "--quiet", image])
+
+    def exec_to(self, container: str, argv: Sequence[str], env: Mapping[str, str], out: IO[bytes]) -> None:
+        """`podman exec` with its stdout going to `out` (binary); raises CommandFailed with its stderr."""
+        with env_file(env) as name:
+            run_to_file(["podman", "exec", "--env-file", name, container, *argv], out)
+
+    def exec_from(self, container: str, argv: Sequence[str], env: Mapping[str, str],
+                  source: IO[bytes]) -> subprocess.CompletedProcess:
+        """`podman exec --interactive` reading the open file `source`; output captured, never raises."""
+        with env_file(env) as name:
+            return run(["podman", "exec", "--interactive", "--env-file", name, container, *argv],
+                       stdin=source, check=False)
+
+    def exec_interactive(self, container: str, argv: Sequence[str], env: Mapping[str, str], tty: bool) -> int:
+        """`podman exec` on podku's own terminal or pipes (a tty when it has one); its exit code."""
+        with env_file(env) as name:
+            return interactive(["podman", "exec", "--interactive", *(["--tty"] if tty else []),
+                                "--env-file", name, container, *argv])
 
 
 engine: Podman = RealPodman()

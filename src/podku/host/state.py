@@ -5,14 +5,15 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from podku import output
-from podku.errors import PodkuError
+from podku.errors import PodkuError, UsageError
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -101,3 +102,21 @@ def locked(lock_path: Path, what: str, shared: bool = False) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def make_private(out: IO[bytes], what: str) -> None:
+    """Secrets (a backup, a service's dump) go to a regular file only once it is 0600, and
+    one podku cannot make so (another user's, as root's `> FILE` through the wrapper was) is
+    refused before a byte is written. A pipe or a terminal is the reader's to protect."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return
+    with contextlib.suppress(OSError):  # not the owner: whether it is private is checked next
+        os.fchmod(fd, 0o600)
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode & 0o077:
+        raise UsageError(f"refused: {what} is mode {mode:04o} and podku cannot make it 0600: "
+                         "run `umask 077` before redirecting, or `chmod 600` the file first")
