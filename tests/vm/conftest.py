@@ -30,8 +30,8 @@ def vm_tests_wanted(config) -> bool:
 
 def pytest_collection_modifyitems(config, items):
     wanted = vm_tests_wanted(config)
-    for item in items:
-        if "tests/vm/" in str(item.fspath):
+    for item in items:  # the tests that boot the VM; test_vagrant.py's boot nothing
+        if "tests/vm/" in str(item.fspath) and {"vm", "vm_image"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.vm)
             if not wanted:
                 item.add_marker(pytest.mark.skip(reason=OPT_IN))
