@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory import pss_by_unit
 
 import testhost
+import vmhost
 
 IDLE = 20
 MiB = 1024 * 1024
@@ -133,7 +134,6 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if args.vm:
-        import vmhost
         host = vmhost.VmHost("density", vmhost.VmImage())
     else:
         host = testhost.TestHost("density", *testhost.build_images(), memory_max=int(args.memory))
@@ -146,7 +146,7 @@ def main() -> None:
         host.install()
         host.podku("ps:set", "--global", "idle-timeout", f"{IDLE}s")
         host.podku("network:set", "--global", "egress", args.egress)
-        repo = testhost.AppRepo(workdir / "app", host, "app0")
+        repo = (vmhost.VmAppRepo if args.vm else testhost.AppRepo)(workdir / "app", host, "app0")
         repo.write(env={"MESSAGE": "dense"}, expose=args.expose)
         wait_idle(host)
         units = pss_by_unit(host)

@@ -11,13 +11,14 @@ import time
 import test_small_host  # the OOM test issue 11 wrote, run here where limits are enforced
 
 import testhost
+import vmhost
 
 DOMAIN = "podku.localhost"
 MiB = 1024 * 1024
 
 
 def app_repo(vm, tmp_path, name: str) -> testhost.AppRepo:
-    return testhost.AppRepo(tmp_path / name, vm, name)
+    return vmhost.VmAppRepo(tmp_path / name, vm, name)
 
 
 def get(vm, app: str, path: str = "/") -> tuple[int, str]:

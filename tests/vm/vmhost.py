@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import json
 import os
 import shlex
 import signal
@@ -288,6 +289,20 @@ class VmHost:
             self.run(["systemctl", "stop", unit], check=False)
             kib = self.run(["cat", path], check=False).stdout.strip()
             peak.mib = int(kib) / 1024 if kib.isdigit() else float("nan")
+
+
+# Health checks a release started under TCG emulation passes: its first request starts the
+# container (podman run, Python's start) at a tenth of native speed or less on a busy machine,
+# past podku's default 5 attempts of 5 s. app.json is how an app asks for longer ones.
+EMULATION_CHECKS = {"healthchecks": {"web": [{"path": "/", "timeout": 60, "attempts": 5, "wait": 5}]}}
+
+
+class VmAppRepo(testhost.AppRepo):
+    """The host tests' app repository, with an app.json whose health checks allow for emulation."""
+
+    def __init__(self, path: Path, machine: VmHost, app: str):
+        super().__init__(path, machine, app)
+        (path / "app.json").write_text(json.dumps(EMULATION_CHECKS))
 
 
 class _Peak:
