@@ -25,7 +25,8 @@ OPT_IN = "VM tests are opt-in (slow under TCG emulation): PODKU_VM_TESTS=1 or -m
 
 
 def vm_tests_wanted(config) -> bool:
-    return os.environ.get("PODKU_VM_TESTS") == "1" or "vm" in (config.getoption("markexpr", "") or "").split()
+    words = (config.getoption("markexpr", "") or "").split()
+    return os.environ.get("PODKU_VM_TESTS") == "1" or ("vm" in words and "not" not in words)
 
 
 def pytest_collection_modifyitems(config, items):
