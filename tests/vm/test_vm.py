@@ -163,3 +163,21 @@ def test_a_build_over_its_memory_max_fails_plainly_while_a_live_app_answers(vm, 
         print("RUN cat /proc/self/cgroup:", cgroup_lines)
     finally:
         vm.as_deploy_user("rm -f ~/.config/podku/limits.json")
+
+
+def test_a_python_builder_push_answers_and_its_peak_memory_is_reported(vm, tmp_path):
+    """No Containerfile: the python builder makes a venv and runs pip (an empty
+    requirements.txt: the VM has no route to a package index)."""
+    repo = app_repo(vm, tmp_path, "builtpy")
+    (repo.path / "Containerfile").unlink(missing_ok=True)
+    (repo.path / "requirements.txt").write_text("")
+    (repo.path / "Procfile").write_text("web: python3 testapp.py\n")
+    repo._git("add", "-A")
+    repo._git("commit", "-q", "-m", "python builder")
+    with vm.peak_memory() as peak:
+        pushed = repo.push()
+    assert "using the python builder" in pushed.stderr, pushed.stderr[-2000:]
+    status, body = get(vm, "builtpy")
+    assert status == 200 and body.startswith("hello r"), (status, body)
+    print(f"python builder push: peak {peak.mib:.0f} MiB used (MemTotal - MemAvailable), "
+          f"{vm.used_mib():.0f} MiB after")
