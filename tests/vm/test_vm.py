@@ -107,17 +107,16 @@ def test_an_app_over_its_64m_is_killed_and_restarted_while_a_neighbour_answers(v
     app, neighbour = "hungry", "neighbour"
     repo = app_repo(vm, tmp_path, app)
     repo.deploy("hungry")
-    app_repo(vm, tmp_path, neighbour).deploy("next door")
+    app_repo(vm, tmp_path, neighbour).deploy("nextdoor")
     limited = vm.ssh("resource:limit", app, "--memory", "64M", "--pids", "100", "--cpu", "0.5")
     assert "not enforced" not in limited.stdout + limited.stderr
-    wait_until(lambda: get(vm, app)[0] == 200, 120, "the limited release to answer")
+    wait_until(lambda: get(vm, app) == (200, "hungry r2"), 120, "the limited release to answer")
     cgroup = container_cgroup(vm, app)
     assert cgroup_file(vm, cgroup, "memory.max") == str(64 * MiB)
     assert cgroup_file(vm, cgroup, "pids.max") == "100"
     quota, period = cgroup_file(vm, cgroup, "cpu.max").split()
     assert int(quota) / int(period) == 0.5
-    unit = vm.as_deploy_user(f"systemctl --user list-units --plain --no-legend '{app}-r*-app.service'"
-                             ).stdout.split()[0]
+    unit = f"{app}-r2.service"  # release 1 the push, 2 the limit (naming.release_unit)
     before, kills_before = restarts(vm, unit), vm.oom_kills()
     with Watch(vm, neighbour) as watch:
         status, _ = get(vm, app, "/allocate/200")  # over its 64M: killed mid-request
