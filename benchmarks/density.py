@@ -11,6 +11,11 @@ after idle (median, max), and the largest N at which every app answered within 1
 test host has no route out) and every app is linked to both before it is measured.
 Run as root:  sudo python3 benchmarks/density.py [--apps 30] [--every 10] [--expose 8000] [--egress off]
               [--services]
+
+With --vm the host is the 1 GiB qemu VM of tests/vm (a real kernel, cgroup v2, no swap): after
+the idle checkpoints it sets the idle timeout to 0 (every app running) and pushes more apps,
+one at a time, until the kernel's OOM killer or reclaim (pages scanned) shows up, or
+--running-max apps run:  sudo python3 benchmarks/density.py --vm [--apps 20] [--running-max 60]
 """
 
 import argparse
@@ -23,10 +28,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "host"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "vm"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory import pss_by_unit
 
 import testhost
+import vmhost
 
 IDLE = 20
 MiB = 1024 * 1024
@@ -69,7 +76,10 @@ def first_requests(host: testhost.TestHost, count: int) -> list[float]:
 
 
 def host_memory(host: testhost.TestHost) -> float:
-    """The host's memory use without page cache, MiB (its cgroup, from outside)."""
+    """The host's memory use without page cache, MiB (its cgroup, from outside; in a VM, what
+    its kernel cannot give back at once: MemTotal - MemAvailable)."""
+    if host.memory_cgroup is None:
+        return host.used_mib()
     stats = dict(line.split() for line in (host.memory_cgroup / "memory.stat").read_text().splitlines())
     return (int(stats["total_rss"]) + int(stats.get("total_shmem", 0))) / MiB
 
@@ -118,6 +128,37 @@ def services_memory(host: testhost.TestHost) -> str:
     return "services at rest: " + " + ".join(parts) + " MiB PSS"
 
 
+def pressure(host) -> tuple[int, int]:
+    """(OOM kills, pages scanned by reclaim) since the VM booted."""
+    vmstat = dict(line.split() for line in host.run(["cat", "/proc/vmstat"]).stdout.splitlines())
+    scanned = sum(int(value) for key, value in vmstat.items() if key.startswith("pgscan_"))
+    return int(vmstat.get("oom_kill", 0)), scanned
+
+
+def running_until_pressure(host, repo: testhost.AppRepo, deployed: int, most: int) -> None:
+    """Every app running (idle timeout 0), then one more app at a time until the OOM killer
+    or reclaim shows up: the largest count that ran without either."""
+    host.podku("ps:set", "--global", "idle-timeout", "0")
+    count, fitted = deployed, 0
+    kills0, scanned0 = pressure(host)
+    print("| apps | containers running | used MiB | available MiB | OOM kills | pages scanned | all answer |",
+          flush=True)
+    while count <= most:
+        answers = [host.http_get(f"app{number}.podku.localhost")[0] for number in range(count)]
+        time.sleep(5)
+        kills, scanned = pressure(host)
+        info = host.meminfo()
+        ok = all(status == 200 for status in answers)
+        print(f"| {count} | {running(host)} | {host.used_mib():.0f} | {info['MemAvailable'] / 1024:.0f} | "
+              f"{kills - kills0} | {scanned - scanned0} | {ok} |", flush=True)
+        if kills > kills0 or scanned > scanned0 or not ok:
+            break
+        fitted = count
+        host.git(repo.path, "push", "--quiet", host.remote(f"app{count}"), "HEAD:main")
+        count += 1
+    print(f"largest N running with no OOM kill and no reclaim: {fitted}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=30)
@@ -130,19 +171,26 @@ def main() -> None:
                              "per running container)")
     parser.add_argument("--services", action="store_true",
                         help="one Postgres and one Redis service running, every app linked to both")
+    parser.add_argument("--vm", action="store_true", help="the 1 GiB qemu VM of tests/vm, not a nspawn host")
+    parser.add_argument("--running-max", type=int, default=60, help="--vm: most apps to run at once")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    host = testhost.TestHost("density", *testhost.build_images(), memory_max=int(args.memory))
+    if args.vm:
+        host = vmhost.VmHost("density", vmhost.VmImage())
+    else:
+        host = testhost.TestHost("density", *testhost.build_images(), memory_max=int(args.memory))
     workdir = Path(tempfile.mkdtemp(prefix="podku-density-"))
     rows, within = [], 0
     try:
         host.boot()
+        if args.vm:
+            host.prepare()
         host.install()
         host.podku("ps:set", "--global", "idle-timeout", f"{IDLE}s")
         host.podku("network:set", "--global", "egress", args.egress)
         if args.services:
             start_services(host)
-        repo = testhost.AppRepo(workdir / "app", host, "app0")
+        repo = (vmhost.VmAppRepo if args.vm else testhost.AppRepo)(workdir / "app", host, "app0")
         repo.write(env={"MESSAGE": "dense"}, expose=args.expose)
         wait_idle(host)
         units = pss_by_unit(host)
@@ -174,6 +222,8 @@ def main() -> None:
                   f"| {rows[-1][1]:.2f} | {rows[-1][2]:.2f} | {at_rest:.0f} | {rows[-1][4]:.1f} | {idle:.1f} |",
                   flush=True)
         print(f"largest N with every first request after idle under 1 s: {within} of {args.apps}")
+        if args.vm:
+            running_until_pressure(host, repo, args.apps, args.running_max)
     finally:
         host.destroy()
 

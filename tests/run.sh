@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "tests/run.sh: run as root (it boots test hosts)" >&2; exit 2; }
 
 tests/host/install-test-deps.sh
+tests/vm/install-deps.sh
 PODKU_LINT_VENV=$(tests/lint-venv.sh)
 export PODKU_LINT_VENV
 

@@ -109,7 +109,7 @@ def oom_kill_restarts_the_app_while_others_answer(host, app_repo) -> None:
     app, neighbour = app_repo.app, f"{app_repo.app}n"
     host.ssh("apps:create", neighbour)
     host.git(app_repo.path, "push", "--quiet", host.remote(neighbour), "HEAD:main")
-    unit = f"{app}-r2-app.service"
+    unit = f"{app}-r2.service"  # the release the limit made (naming.release_unit)
     restarts = f"systemctl --user show {unit} -p NRestarts --value"
     before = int(host.as_deploy_user(restarts).stdout)
     status, _ = get(host, app, "/allocate/200")  # over its 64M: the kernel kills it mid-request

@@ -197,6 +197,37 @@ def test_the_watchdog_fires_only_after_its_time(monkeypatch):
     assert not slow.fired
 
 
+def test_the_watchdog_counts_oom_kills_in_its_scope_only(monkeypatch, tmp_path):
+    scope = tmp_path / "podku-build-a-r1.scope"
+    scope.mkdir()
+    (scope / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\noom_group_kill 0\n")
+    monkeypatch.setattr(build, "cgroup_of", lambda pid: scope)
+    assert build.oom_kills_in_scope(10, "podku-build-a-r1") == 1
+    assert build.oom_kills_in_scope(10, "podku-build-b-r1") == 0  # not its scope
+    (scope / "memory.events").unlink()  # cgroup v1: no such file
+    assert build.oom_kills_in_scope(10, "podku-build-a-r1") == 0
+
+
+def test_a_build_killed_for_memory_says_so_in_one_line(monkeypatch):
+    def stream(argv, on_line, cwd=None, started=None):
+        started(42)
+        time.sleep(0.2)
+        raise build.PodkuError("exit status 137")
+
+    monkeypatch.setattr(build, "stream", stream)
+    monkeypatch.setattr(build, "OOM_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(build, "oom_kills_in_scope", lambda leader, unit: 1)
+    bounds = build.limits.BuildLimits(build_memory="160M")
+    with pytest.raises(build.BuildFailed) as failed:
+        build.run_build(["podman", "build"], Path("."), "podku-build-a-r1", bounds)
+    assert str(failed.value) == ("image build stopped: it used more than its memory limit of 160M "
+                                 "(build_memory in ~/.config/podku/limits.json)")
+    monkeypatch.setattr(build, "oom_kills_in_scope", lambda leader, unit: 0)
+    with pytest.raises(build.BuildFailed) as other:
+        build.run_build(["podman", "build"], Path("."), "podku-build-a-r1", bounds)
+    assert "memory" not in str(other.value)
+
+
 def test_the_scope_carries_the_limits():
     bounds = build.limits.BuildLimits(build_timeout=10, build_memory="1G", build_tasks=7)
     argv = build.scope_argv("podku-build-a-r1", bounds)

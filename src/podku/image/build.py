@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{1,64}")
 # removes its containers itself; systemd stops the whole scope this much later regardless.
 SCOPE_GRACE_SECONDS = 60
 KILL_REPEAT_SECONDS = 2
+OOM_POLL_SECONDS = 0.5  # a RUN step killed for memory: podman exits (and the scope goes) a moment later
 # RUN steps join the network namespace of a small container podman gives slirp4netns
 # without host loopback: podman 4.3's build takes no slirp4netns options itself (its own
 # rootless network lets 10.0.2.2 reach the host's 127.0.0.1). 10.0.2.3 is slirp's DNS.
@@ -213,6 +215,8 @@ def run_build(podman_build: list[str], source: Path, unit: str, build_limits: li
     except PodkuError as error:
         if watchdog.fired:
             raise BuildFailed(time_limit_message(build_limits)) from error
+        if watchdog.oom_kills:
+            raise BuildFailed(memory_limit_message(build_limits)) from error
         tail = getattr(error, "output", "").strip().splitlines()[-3:]
         raise BuildFailed("image build failed" + (": " + " | ".join(tail) if tail else "")) from error
     finally:
@@ -276,13 +280,20 @@ def time_limit_message(build_limits: limits.BuildLimits) -> str:
             f"(build_timeout in ~/.config/podku/{limits.LIMITS_FILE_NAME})")
 
 
+def memory_limit_message(build_limits: limits.BuildLimits) -> str:
+    return (f"image build stopped: it used more than its memory limit of {build_limits.build_memory} "
+            f"(build_memory in ~/.config/podku/{limits.LIMITS_FILE_NAME})")
+
+
 class Watchdog:
     """At the time limit, kill every process in the build's scope but podman itself, until
-    podman exits: the RUN step fails and podman cleans up as after any failed step."""
+    podman exits: the RUN step fails and podman cleans up as after any failed step. Until
+    then it notes the kernel's OOM kills in the scope (its MemoryMax), to say why a build failed."""
 
     def __init__(self, seconds: float, unit: str):
         self.seconds, self.unit = seconds, unit
         self.fired = False
+        self.oom_kills = 0
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -296,12 +307,27 @@ class Watchdog:
             self._thread.join()
 
     def _watch(self, leader: int) -> None:
-        if self._stopped.wait(self.seconds):
-            return
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline:
+            if self._stopped.wait(min(OOM_POLL_SECONDS, max(0.0, deadline - time.monotonic()))):
+                return
+            self.oom_kills = max(self.oom_kills, oom_kills_in_scope(leader, self.unit))
         self.fired = True
         while not self._stopped.is_set():
             kill_scope_except(leader, self.unit)
             self._stopped.wait(KILL_REPEAT_SECONDS)
+
+
+def oom_kills_in_scope(leader: int, unit: str) -> int:
+    """The kernel's OOM kills in the build's scope so far (cgroup v2's memory.events), or 0."""
+    group = cgroup_of(leader)
+    if group is None or group.name != f"{unit}.scope":
+        return 0
+    try:
+        events = dict(line.split(None, 1) for line in (group / "memory.events").read_text().splitlines())
+        return int(events.get("oom_kill", "0"))
+    except (OSError, ValueError):
+        return 0
 
 
 def kill_scope_except(leader: int, unit: str) -> None:

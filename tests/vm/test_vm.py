@@ -1,0 +1,189 @@
+"""podku on a real 1 GiB VM (cgroup v2, no swap): installed from scratch by
+vagrant/provision.sh, apps pushed with git over ssh through a forwarded port, and the limits
+the nspawn hosts of this cgroup v1 machine cannot enforce shown enforced by the kernel:
+an app's memory, CPU and task limits, the default 256M, the build scope's MemoryMax."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import test_small_host  # the OOM test issue 11 wrote, run here where limits are enforced
+
+import testhost
+import vmhost
+
+DOMAIN = "podku.localhost"
+MiB = 1024 * 1024
+
+
+def app_repo(vm, tmp_path, name: str) -> testhost.AppRepo:
+    return vmhost.VmAppRepo(tmp_path / name, vm, name)
+
+
+def get(vm, app: str, path: str = "/") -> tuple[int, str]:
+    return vm.http_get(f"{app}.{DOMAIN}", path)
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    test_small_host.wait_until(predicate, timeout, what)
+
+
+def container_cgroup(vm, app: str) -> str:
+    """/sys/fs/cgroup/... of the app's one running container (its limits are set there)."""
+    wait_until(lambda: len(test_small_host.containers(vm, app)) == 1, 120, f"{app} to run one container")
+    [name] = test_small_host.containers(vm, app)
+    pid = vm.as_deploy_user(f"podman inspect --format '{{{{.State.Pid}}}}' {name}").stdout.strip()
+    line = vm.run(["cat", f"/proc/{pid}/cgroup"]).stdout.strip()
+    assert line.startswith("0::/"), line  # cgroup v2 only: one unified hierarchy
+    return "/sys/fs/cgroup" + line.removeprefix("0::")
+
+
+def cgroup_file(vm, cgroup: str, name: str) -> str:
+    return vm.run(["cat", f"{cgroup}/{name}"]).stdout.strip()
+
+
+def restarts(vm, unit: str) -> int:
+    return int(vm.as_deploy_user(f"systemctl --user show {unit} -p NRestarts --value").stdout)
+
+
+class Watch:
+    """GETs an app once a second in a thread while a test does something else; the failures."""
+
+    def __init__(self, vm, app: str):
+        self.vm, self.app = vm, app
+        self.answers: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.answers.append(get(self.vm, self.app))
+            self._stop.wait(1)
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=120)
+
+    def failures(self) -> list[tuple[int, str]]:
+        return [answer for answer in self.answers if answer[0] != 200]
+
+
+def test_install_from_scratch_makes_a_cgroup_v2_host_that_enforces_limits(vm):
+    assert "-----> " in vm.figures["install_output"]
+    assert vm.run(["stat", "-fc", "%T", "/sys/fs/cgroup"]).stdout.strip() == "cgroup2fs"
+    assert vm.run(["swapon", "--show", "--noheadings"]).stdout.strip() == ""
+    assert vm.meminfo()["MemTotal"] <= 1024 * 1024
+    uid = vm.run(["id", "-u", testhost.DEPLOY_USER]).stdout.strip()
+    delegated = cgroup_file(vm, f"/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service",
+                            "cgroup.controllers").split()
+    assert {"memory", "pids", "cpu"} <= set(delegated), delegated
+    assert vm.as_deploy_user("podman info --format '{{.Host.CgroupsVersion}}'").stdout.strip() == "v2"
+    assert vm.as_deploy_user("systemctl --user is-active podku-caddy.service").stdout.strip() == "active"
+    figures = vm.figures
+    print(f"VM ({figures['accel']}): booted in {figures['boot_seconds']:.0f} s; install.sh "
+          f"{figures['install_seconds']:.0f} s (emulated), peak {figures['install_peak_mib']:.0f} MiB used "
+          f"(MemTotal - MemAvailable), {figures['used_mib_before_install']:.0f} MiB before, "
+          f"{vm.used_mib():.0f} MiB at rest after, of {vm.meminfo()['MemTotal'] / 1024:.0f} MiB")
+
+
+def test_a_push_over_ssh_runs_with_the_default_256m_as_its_memory_max(vm, tmp_path):
+    repo = app_repo(vm, tmp_path, "plain")
+    pushed = repo.deploy("plain")
+    assert "-----> " in pushed.stderr
+    status, body = get(vm, "plain")
+    assert status == 200 and body.startswith("plain r"), (status, body)
+    assert "not enforced" not in vm.ssh("resource:report", "plain").stdout
+    cgroup = container_cgroup(vm, "plain")
+    assert cgroup_file(vm, cgroup, "memory.max") == str(256 * MiB)
+    assert cgroup_file(vm, cgroup, "memory.swap.max") in ("0", "max")  # no swap here either way
+
+
+def test_an_app_over_its_64m_is_killed_and_restarted_while_a_neighbour_answers(vm, tmp_path):
+    app, neighbour = "hungry", "neighbour"
+    repo = app_repo(vm, tmp_path, app)
+    repo.deploy("hungry")
+    app_repo(vm, tmp_path, neighbour).deploy("nextdoor")
+    limited = vm.ssh("resource:limit", app, "--memory", "64M", "--pids", "100", "--cpu", "0.5")
+    assert "not enforced" not in limited.stdout + limited.stderr
+    wait_until(lambda: get(vm, app) == (200, "hungry r2"), 120, "the limited release to answer")
+    cgroup = container_cgroup(vm, app)
+    assert cgroup_file(vm, cgroup, "memory.max") == str(64 * MiB)
+    assert cgroup_file(vm, cgroup, "pids.max") == "100"
+    quota, period = cgroup_file(vm, cgroup, "cpu.max").split()
+    assert int(quota) / int(period) == 0.5
+    unit = f"{app}-r2.service"  # release 1 the push, 2 the limit (naming.release_unit)
+    before, kills_before = restarts(vm, unit), vm.oom_kills()
+    with Watch(vm, neighbour) as watch:
+        status, _ = get(vm, app, "/allocate/200")  # over its 64M: killed mid-request
+        assert status != 200
+        wait_until(lambda: get(vm, app)[0] == 200, 120, "the app back after its OOM kill")
+        time.sleep(2)
+    assert restarts(vm, unit) > before
+    assert vm.oom_kills() > kills_before
+    assert watch.answers and watch.failures() == [], watch.failures()
+    print(f"OOM kill: {len(watch.answers)} requests to the neighbour meanwhile, none failed; "
+          f"NRestarts {before} -> {restarts(vm, unit)}")
+
+
+def test_the_small_host_oom_test_of_issue_11_passes_here(vm, tmp_path):
+    """tests/host/test_small_host.py's test: on the nspawn hosts it can only take its
+    "not enforced" branch; here the limits are enforced and it must take the other."""
+    repo = app_repo(vm, tmp_path, "limited")
+    test_small_host.test_memory_limits_are_enforced_or_said_plainly_not_to_be(vm, repo)
+    assert "not enforced" not in vm.ssh("resource:report", "limited").stdout
+
+
+BUILD_ESCAPE = ("found by this test on the VM: a RUN container is not in the build's scope on cgroup v2 "
+                "(podman's systemd cgroup manager gives it a scope of its own, /proc/self/cgroup shows 0::/), "
+                "so a 400 MiB RUN allocation passes a 160M build_memory; see README, 'A real 1 GiB VM'")
+
+
+@pytest.mark.xfail(strict=True, reason=BUILD_ESCAPE)
+def test_a_build_over_its_memory_max_fails_plainly_while_a_live_app_answers(vm, tmp_path):
+    live = app_repo(vm, tmp_path, "live")
+    live.deploy("live")
+    vm.as_deploy_user("mkdir -p ~/.config/podku && printf '%s' '{\"build_memory\": \"160M\"}' "
+                      "> ~/.config/podku/limits.json")
+    try:
+        greedy = app_repo(vm, tmp_path, "greedy")
+        greedy.write(extra="RUN cat /proc/self/cgroup && python3 -c \"b = b'x' * (400 << 20); print(len(b))\"")
+        with Watch(vm, "live") as watch:
+            refused = greedy.push(check=False)
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0, output
+        print("build over its memory:", output[-1500:])
+        assert "memory" in output.lower(), output
+        assert watch.answers and watch.failures() == [], watch.failures()
+        small = app_repo(vm, tmp_path, "scoped")
+        small.write(extra="RUN cat /proc/self/cgroup")
+        built = small.push()
+        cgroup_lines = [line for line in built.stderr.splitlines() if "0::/" in line]
+        assert cgroup_lines and all("podku-build" in line or ".scope" in line for line in cgroup_lines), \
+            built.stderr[-2000:]
+        print("RUN cat /proc/self/cgroup:", cgroup_lines)
+    finally:
+        vm.as_deploy_user("rm -f ~/.config/podku/limits.json")
+
+
+def test_a_python_builder_push_answers_and_its_peak_memory_is_reported(vm, tmp_path):
+    """No Containerfile: the python builder makes a venv and runs pip (an empty
+    requirements.txt: the VM has no route to a package index)."""
+    repo = app_repo(vm, tmp_path, "builtpy")
+    (repo.path / "Containerfile").unlink(missing_ok=True)
+    (repo.path / "requirements.txt").write_text("")
+    (repo.path / "Procfile").write_text("web: python3 testapp.py\n")
+    repo._git("add", "-A")
+    repo._git("commit", "-q", "-m", "python builder")
+    with vm.peak_memory() as peak:
+        pushed = repo.push()
+    assert "using the python builder" in pushed.stderr, pushed.stderr[-2000:]
+    status, body = get(vm, "builtpy")
+    assert status == 200 and body.startswith("hello r"), (status, body)
+    print(f"python builder push: peak {peak.mib:.0f} MiB used (MemTotal - MemAvailable), "
+          f"{vm.used_mib():.0f} MiB after")
