@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, ClassVar
 
@@ -205,15 +205,8 @@ def server_settings(service: Service) -> tuple[str, ...]:
 
 
 def set_value(name: str, key: str, raw: str) -> int:
-    """postgres:set: a bounded value stored in the record, applied by a restart."""
-    services.setting_key(TUNABLE, KIND, key)
-    value = TUNABLE[key].parse(key, raw)
-    with services.lock(KIND, name):
-        before = load(name)
-        after = replace(before, settings={**before.settings, key: value})
-        services.apply_settings(KIND, before, after, save, install_unit, wait_ready)
-    output.step(f"postgres {name}: {key} {TUNABLE[key].shown(value)} (restarted)")
-    return value
+    """postgres:set: see services.set_value."""
+    return services.set_value(KIND, TUNABLE, name, key, raw, load, save, install_unit, wait_ready)
 
 
 def install_unit(service: Service) -> None:

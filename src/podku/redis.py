@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, ClassVar
 
@@ -298,12 +298,5 @@ def install_config(service: Service) -> None:
 
 
 def set_value(name: str, key: str, raw: str) -> int:
-    """redis:set: a bounded value stored in the record, written to the config, applied by a restart."""
-    services.setting_key(TUNABLE, KIND, key)
-    value = TUNABLE[key].parse(key, raw)
-    with services.lock(KIND, name):
-        before = load(name)
-        after = replace(before, settings={**before.settings, key: value})
-        services.apply_settings(KIND, before, after, save, install_config, wait_ready)
-    output.step(f"redis {name}: {key} {TUNABLE[key].shown(value)} (restarted)")
-    return value
+    """redis:set: see services.set_value."""
+    return services.set_value(KIND, TUNABLE, name, key, raw, load, save, install_config, wait_ready)

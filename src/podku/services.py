@@ -6,6 +6,7 @@ swapped in like config:set."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -28,6 +29,7 @@ class Named:
 
     KIND: ClassVar[str]
     name: str
+    settings: dict[str, int]
 
     @property
     def paths(self) -> paths.ServicePaths:
@@ -322,6 +324,21 @@ def describe(table: dict[str, Setting], settings: dict[str, int]) -> str:
 
 
 ServiceT = TypeVar("ServiceT", bound=Named)
+
+
+def set_value(kind: str, table: dict[str, Setting], name: str, key: str, raw: str,
+              load: Callable[[str], ServiceT], save: Callable[[ServiceT], None],
+              install: Callable[[ServiceT], None], wait: Callable[[ServiceT], None]) -> int:
+    """postgres:set, redis:set: a bounded value stored in the record (so in backups), put
+    where the server reads it, applied by a restart."""
+    setting_key(table, kind, key)
+    value = table[key].parse(key, raw)
+    with lock(kind, name):
+        before = load(name)
+        after = dataclasses.replace(before, settings={**before.settings, key: value})  # type: ignore[type-var]
+        apply_settings(kind, before, after, save, install, wait)
+    output.step(f"{kind} {name}: {key} {table[key].shown(value)} (restarted)")
+    return value
 
 
 def apply_settings(kind: str, before: ServiceT, after: ServiceT, save: Callable[[ServiceT], None],
