@@ -107,8 +107,7 @@ SERVICE_PROCESSES = {"postgres": "postgres", "redis": "redis-server"}
 
 def start_services(host: testhost.TestHost) -> None:
     """One Postgres and one Redis, as `postgres:create` and `redis:create` make them."""
-    from test_postgres import import_postgres_image
-    from test_redis import import_redis_image
+    from servicetools import import_postgres_image, import_redis_image
     import_postgres_image(host)
     import_redis_image(host)
     host.ssh("postgres:create", "db")

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 
-import builderapps
 import pytest
 from builderapps import SourceRepo
-from test_postgres import import_postgres_image
-from test_redis import import_redis_image
+from servicetools import POSTGRES_IMAGE, REDIS_IMAGE, get, prepared
 
-DOMAIN = "podku.localhost"
 DEPENDENCIES = {"ioredis": "6.0.0", "@redis/client": "6.3.1", "pg": "8.23.1"}
 
 SERVER = '''\
@@ -79,17 +76,8 @@ def node_services_app() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def node_host(host):
-    server = builderapps.prepare_host(host)
-    import_postgres_image(host)
-    import_redis_image(host)
-    try:
-        yield host
-    finally:
-        server.close()
-
-
-def get(machine, app: str, path: str) -> tuple[int, str]:
-    return machine.http_get(f"{app}.{DOMAIN}", path)
+    with prepared(host, POSTGRES_IMAGE, REDIS_IMAGE) as machine:
+        yield machine
 
 
 def test_a_node_app_reads_redis_with_ioredis_and_postgres_with_node_postgres_through_the_urls(

@@ -6,18 +6,9 @@ the cache (make-images.sh builds it with podku's recipe); packages come from pkg
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
-from pathlib import Path
-
-import builderapps
 import pytest
 from builderapps import SourceRepo
-
-HERE = Path(__file__).resolve().parent
-DOMAIN = "podku.localhost"
-IMAGE = "localhost/podku/postgres:15"
+from servicetools import POSTGRES_IMAGE, get, prepared, wait_for
 
 APP = '''\
 import os
@@ -68,46 +59,10 @@ def pg_app(message: str) -> dict[str, str]:
             "Procfile": "web: gunicorn app:app\n", "app.py": APP.format(message=message)}
 
 
-def postgres_base_tar() -> Path:
-    out = subprocess.run(["bash", str(HERE / "make-images.sh")], check=True, stdout=subprocess.PIPE,
-                         text=True).stdout.split()
-    return Path(out[3])
-
-
-def import_postgres_image(machine) -> None:
-    """What `podku postgres:create` would build with mmdebstrap on a host with a route out."""
-    if machine.as_deploy_user(f"podman image exists {IMAGE}", check=False).returncode == 0:
-        return
-    target = machine.root / "var" / "tmp" / "podku-postgres-base.tar"
-    shutil.copy(postgres_base_tar(), target)
-    target.chmod(0o644)
-    machine.as_deploy_user(f"podman import --quiet - {IMAGE} < /var/tmp/podku-postgres-base.tar")
-    target.unlink()
-
-
 @pytest.fixture(scope="module")
 def pg_host(host):
-    server = builderapps.prepare_host(host)
-    import_postgres_image(host)
-    try:
-        yield host
-    finally:
-        server.close()
-
-
-def get(machine, app: str, path: str) -> tuple[int, str]:
-    return machine.http_get(f"{app}.{DOMAIN}", path)
-
-
-def wait_for(machine, app: str, path: str, expected: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    answer = None
-    while time.monotonic() < deadline:
-        answer = get(machine, app, path)
-        if answer == (200, expected):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{app}{path} answered {answer}, not {expected!r}")
+    with prepared(host, POSTGRES_IMAGE) as machine:
+        yield machine
 
 
 def postgres_memory(machine) -> tuple[int, int]:
@@ -157,7 +112,7 @@ def test_a_linked_flask_app_reads_its_rows_after_a_redeploy_and_an_unlinked_one_
         assert get(pg_host, app_name, "/read") == (200, "hello")
 
         rss, pss = postgres_memory(pg_host)
-        size = pg_host.as_deploy_user(f"podman image inspect --format '{{{{.Size}}}}' {IMAGE}").stdout.strip()
+        size = pg_host.as_deploy_user(f"podman image inspect --format '{{{{.Size}}}}' {POSTGRES_IMAGE}").stdout.strip()
         print(f"\nidle postgres as podku runs it: RSS {rss / 1024:.1f} MiB, PSS {pss / 1024:.1f} MiB; "
               f"image {int(size) / 1024 ** 2:.0f} MiB")
 

@@ -4,17 +4,9 @@ the socket; destroy refused while linked."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
-import builderapps
 import pytest
 from builderapps import SourceRepo
-
-HERE = Path(__file__).resolve().parent
-DOMAIN = "podku.localhost"
-IMAGE = "localhost/podku/redis:7"
+from servicetools import REDIS_IMAGE, get, prepared
 
 APP = '''\
 import os
@@ -55,35 +47,10 @@ def redis_app(message: str) -> dict[str, str]:
             "Procfile": "web: gunicorn app:app\n", "app.py": APP.format(message=message)}
 
 
-def redis_base_tar() -> Path:
-    out = subprocess.run(["bash", str(HERE / "make-images.sh")], check=True, stdout=subprocess.PIPE,
-                         text=True).stdout.split()
-    return Path(out[4])
-
-
-def import_redis_image(machine) -> None:
-    """What `podku redis:create` would build with mmdebstrap on a host with a route out."""
-    if machine.as_deploy_user(f"podman image exists {IMAGE}", check=False).returncode == 0:
-        return
-    target = machine.root / "var" / "tmp" / "podku-redis-base.tar"
-    shutil.copy(redis_base_tar(), target)
-    target.chmod(0o644)
-    machine.as_deploy_user(f"podman import --quiet - {IMAGE} < /var/tmp/podku-redis-base.tar")
-    target.unlink()
-
-
 @pytest.fixture(scope="module")
 def redis_host(host):
-    server = builderapps.prepare_host(host)
-    import_redis_image(host)
-    try:
-        yield host
-    finally:
-        server.close()
-
-
-def get(machine, app: str, path: str) -> tuple[int, str]:
-    return machine.http_get(f"{app}.{DOMAIN}", path)
+    with prepared(host, REDIS_IMAGE) as machine:
+        yield machine
 
 
 def test_a_linked_app_reads_its_key_after_a_redeploy_and_an_unlinked_one_cannot(redis_host, tmp_path, app_name):
@@ -111,7 +78,7 @@ def test_a_linked_app_reads_its_key_after_a_redeploy_and_an_unlinked_one_cannot(
         script = ("for p in $(pgrep -x redis-server); do awk '/^Rss:/{r+=$2} /^Pss:/{s+=$2} "
                   "END{print r, s}' /proc/$p/smaps_rollup; done")
         rss, pss = (int(x) for x in redis_host.sh(script).stdout.split()[:2])
-        size = redis_host.as_deploy_user(f"podman image inspect --format '{{{{.Size}}}}' {IMAGE}").stdout.strip()
+        size = redis_host.as_deploy_user(f"podman image inspect --format '{{{{.Size}}}}' {REDIS_IMAGE}").stdout.strip()
         print(f"\nidle redis as podku runs it: RSS {rss / 1024:.1f} MiB, PSS {pss / 1024:.1f} MiB; "
               f"image {int(size) / 1024 ** 2:.0f} MiB")
 

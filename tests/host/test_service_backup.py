@@ -15,35 +15,17 @@ import time
 import builderapps
 import pytest
 from builderapps import SourceRepo
-from test_postgres import import_postgres_image, pg_app
-from test_redis import IMAGE as REDIS_IMAGE
-from test_redis import redis_base_tar
+from servicetools import POSTGRES_IMAGE, REDIS_IMAGE, get, import_postgres_image, import_redis_image, prepared, wait_for
+from test_postgres import pg_app
 from test_small_host import host_bytes
 
 import testhost
 
-DOMAIN = "podku.localhost"
-
-
-def import_redis_image(machine) -> None:
-    if machine.as_deploy_user(f"podman image exists {REDIS_IMAGE}", check=False).returncode == 0:
-        return
-    target = machine.root / "var" / "tmp" / "podku-redis-base.tar"
-    target.write_bytes(redis_base_tar().read_bytes())
-    target.chmod(0o644)
-    machine.as_deploy_user(f"podman import --quiet - {REDIS_IMAGE} < /var/tmp/podku-redis-base.tar")
-    target.unlink()
-
 
 @pytest.fixture(scope="module")
 def svc_host(host):
-    server = builderapps.prepare_host(host)
-    import_postgres_image(host)
-    import_redis_image(host)
-    try:
-        yield host
-    finally:
-        server.close()
+    with prepared(host, POSTGRES_IMAGE, REDIS_IMAGE) as machine:
+        yield machine
 
 
 def ssh_argv(machine: testhost.TestHost, *words: str, tty: bool = False) -> list[str]:
@@ -85,21 +67,6 @@ def one_line_refusal(result: subprocess.CompletedProcess, expected: bytes) -> No
     assert result.returncode != 0, result
     assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr, result.stderr
     assert b"Traceback" not in result.stderr
-
-
-def get(machine, app: str, path: str) -> tuple[int, str]:
-    return machine.http_get(f"{app}.{DOMAIN}", path)
-
-
-def wait_for(machine, app: str, path: str, expected: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    answer = None
-    while time.monotonic() < deadline:
-        answer = get(machine, app, path)
-        if answer == (200, expected):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{app}{path} answered {answer}, not {expected!r}")
 
 
 def redis_command(machine, service: str, command: str) -> str:
