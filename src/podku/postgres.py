@@ -22,8 +22,8 @@ from typing import IO, ClassVar
 
 from podku import names, naming, output, services
 from podku.errors import UsageError
-from podku.host import paths, podman, records, state, systemd, templates
-from podku.host.commands import CommandFailed, last_line
+from podku.host import paths, podman, records, systemd, templates
+from podku.host.commands import last_line
 from podku.image import baseimages
 
 KIND = "postgres"
@@ -264,14 +264,7 @@ def client_env(service: Service) -> dict[str, str]:
 def export(name: str, out: IO[bytes]) -> None:
     """pg_dump's custom format of the service's database to `out`: one snapshot, consistent
     while apps write."""
-    with services.lock(KIND, name):
-        service = load(name)
-        services.require_running(KIND, name)
-        state.make_private(out, "the dump's file")
-        try:
-            dump(service, out)
-        except CommandFailed as error:
-            raise ServiceError(f"postgres:export {name} failed: {last_line(error.output, str(error))}") from None
+    services.export(KIND, name, out, load, dump)
 
 
 def dump(service: Service, out: IO[bytes]) -> None:

@@ -19,7 +19,7 @@ from typing import IO, ClassVar
 from podku import names, naming, output, services
 from podku.errors import UsageError
 from podku.host import podman, records, state, systemd, templates
-from podku.host.commands import CommandFailed, last_line
+from podku.host.commands import last_line
 from podku.image import baseimages
 
 KIND = "redis"
@@ -203,14 +203,7 @@ def client_env(service: Service) -> dict[str, str]:
 
 def export(name: str, out: IO[bytes]) -> None:
     """An RDB snapshot of the running server (redis-cli --rdb: the server forks and sends it)."""
-    with services.lock(KIND, name):
-        service = load(name)
-        services.require_running(KIND, name)
-        state.make_private(out, "the dump's file")
-        try:
-            dump(service, out)
-        except CommandFailed as error:
-            raise services.ServiceError(f"redis:export {name} failed: {last_line(error.output, str(error))}") from None
+    services.export(KIND, name, out, load, dump)
 
 
 # `redis-cli --rdb -` leaves the 40-character end mark of a diskless transfer at the end of

@@ -326,6 +326,20 @@ def describe(table: dict[str, Setting], settings: dict[str, int]) -> str:
 ServiceT = TypeVar("ServiceT", bound=Named)
 
 
+def export(kind: str, name: str, out: IO[bytes], load: Callable[[str], ServiceT],
+           dump: Callable[[ServiceT, IO[bytes]], None]) -> None:
+    """postgres:export, redis:export: the running service's dump to `out` (a regular file is
+    made private before a byte is written)."""
+    with lock(kind, name):
+        service = load(name)
+        require_running(kind, name)
+        state.make_private(out, "the dump's file")
+        try:
+            dump(service, out)
+        except CommandFailed as error:
+            raise ServiceError(f"{kind}:export {name} failed: {last_line(error.output, str(error))}") from None
+
+
 def set_value(kind: str, table: dict[str, Setting], name: str, key: str, raw: str,
               load: Callable[[str], ServiceT], save: Callable[[ServiceT], None],
               install: Callable[[ServiceT], None], wait: Callable[[ServiceT], None]) -> int:

@@ -14,6 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import servicetools
+
 import testhost
 
 _names = itertools.count(1)
@@ -47,6 +49,13 @@ def host(images):
         yield machine
     finally:
         machine.destroy()
+
+
+@pytest.fixture(scope="module")
+def builder_host(host):
+    """The shared host with the package server serving builds (builder apps' packages)."""
+    with servicetools.prepared(host) as machine:
+        yield machine
 
 
 @pytest.fixture

@@ -5,20 +5,10 @@ import json
 import shlex
 import time
 
-import builderapps
 import pytest
 from builderapps import SourceRepo, flask_app, node_app, static_site, step_output, uvicorn_app
 
 DOMAIN = "podku.localhost"
-
-
-@pytest.fixture(scope="module")
-def builder_host(host):
-    server = builderapps.prepare_host(host)
-    try:
-        yield host
-    finally:
-        server.close()
 
 
 @pytest.fixture

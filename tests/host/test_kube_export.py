@@ -11,7 +11,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import builderapps
 import pytest
 import yaml
 from builderapps import SourceRepo, flask_app
@@ -27,15 +26,6 @@ while True:
     time.sleep(1)
 """
 RELEASE = 'print("release: ran", flush=True)\n'
-
-
-@pytest.fixture(scope="module")
-def builder_host(host):
-    server = builderapps.prepare_host(host)
-    try:
-        yield host
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
