@@ -5,8 +5,8 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from fakes import FakeManager, FakePodman
 
+from fakes import FakeManager, FakePodman
 from podku.host import podman as podman_module
 from podku.host import systemd
 from podku.image import build, builders, limits

@@ -5,8 +5,9 @@ checked for what Debian 12's podman cannot confine (`RUN --mount`, other apps' i
 `ADD` of a URL), and `podman build` runs in a transient systemd scope with a time, memory
 and task limit. On cgroup v2 the limits are on a transient slice of the build's own that
 holds the scope and, through --cgroup-parent, the RUN steps' containers: podman's systemd
-cgroup manager would otherwise give each of them a scope of its own, outside every limit. Its RUN steps get a network of their own (slirp4netns without the host's
-loopback): outbound only, like any machine on the internet, never the host's own services."""
+cgroup manager would otherwise give each of them a scope of its own, outside every limit.
+Its RUN steps get a network of their own (slirp4netns without the host's loopback):
+outbound only, like any machine on the internet, never the host's own services."""
 
 import contextlib
 import errno
