@@ -214,9 +214,11 @@ def build_image(source: Path, tag: str, unit: str) -> str:
 
 def podman_build_argv(group: str | None) -> list[str]:
     """`podman build`, its RUN containers in the build's slice when it has one (cgroup v2)."""
+    podman_build = ["podman", "build"]
     if group is None:
-        return ["podman", "build"]
-    return ["podman", "--cgroup-manager=systemd", "build", f"--cgroup-parent={group}"]
+        return podman_build
+    # the systemd manager takes --cgroup-parent as a slice (cgroupfs would take it as a path)
+    return [podman_build[0], "--cgroup-manager=systemd", podman_build[1], f"--cgroup-parent={group}"]
 
 
 @contextlib.contextmanager
