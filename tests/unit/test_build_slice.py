@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from fakes import FakeManager, FakePodman
+from podku import naming
 from podku.host import podman as podman_module
 from podku.host import systemd
 from podku.image import build, builders, limits
 
 UNIT = "podku-build-web-r3"
+SLICE = "podku-build-web_r3.slice"
 BOUNDS = limits.BuildLimits(build_timeout=100, build_memory="160M", build_tasks=64)
 
 
@@ -47,17 +49,17 @@ def build_argv(monkeypatch, version: str, fail_stream: bool = False) -> tuple[li
 def test_on_cgroup_v2_the_run_containers_go_in_the_builds_limited_slice(monkeypatch):
     argv, manager = build_argv(monkeypatch, "v2")
     scope = argv[:argv.index("--")]
-    assert f"--slice={UNIT}.slice" in scope and f"--unit={UNIT}" in scope
+    assert f"--slice={SLICE}" in scope and f"--unit={UNIT}" in scope
     podman = argv[argv.index("--") + 1:]
-    assert podman[:4] == ["podman", "--cgroup-manager=systemd", "build", f"--cgroup-parent={UNIT}.slice"]
-    assert manager.calls[0] == ("start_slice", f"{UNIT}.slice MemoryMax={160 * 1024 ** 2} TasksMax=64")
-    assert manager.calls[-1] == ("stop", f"{UNIT}.slice")  # gone with the build
+    assert podman[:4] == ["podman", "--cgroup-manager=systemd", "build", f"--cgroup-parent={SLICE}"]
+    assert manager.calls[0] == ("start_slice", f"{SLICE} MemoryMax={160 * 1024 ** 2} TasksMax=64")
+    assert manager.calls[-1] == ("stop", SLICE)  # gone with the build
 
 
 def test_the_slice_goes_when_the_build_fails_too(monkeypatch):
     _argv, manager = build_argv(monkeypatch, "v2", fail_stream=True)
-    assert manager.ops("start_slice", "stop") == [("start_slice", f"{UNIT}.slice MemoryMax={160 * 1024 ** 2} "
-                                                   "TasksMax=64"), ("stop", f"{UNIT}.slice")]
+    assert manager.ops("start_slice", "stop") == [("start_slice", f"{SLICE} MemoryMax={160 * 1024 ** 2} "
+                                                   "TasksMax=64"), ("stop", SLICE)]
 
 
 @pytest.mark.parametrize("version", ["v1", ""])
@@ -79,9 +81,9 @@ def test_a_slice_left_by_a_killed_build_is_stopped_and_made_again(monkeypatch):
 
     monkeypatch.setattr(systemd, "manager", manager)
     monkeypatch.setattr(manager, "start_slice", start_slice)
-    with build.build_slice(f"{UNIT}.slice", BOUNDS):
-        assert starts == [f"{UNIT}.slice"] * 2 and manager.ops("stop") == [("stop", f"{UNIT}.slice")]
-    assert manager.ops("stop") == [("stop", f"{UNIT}.slice")] * 2
+    with build.build_slice(SLICE, BOUNDS):
+        assert starts == [SLICE] * 2 and manager.ops("stop") == [("stop", SLICE)]
+    assert manager.ops("stop") == [("stop", SLICE)] * 2
 
 
 def test_no_slice_is_a_one_line_build_failure(monkeypatch):
@@ -93,12 +95,12 @@ def test_no_slice_is_a_one_line_build_failure(monkeypatch):
 
     monkeypatch.setattr(manager, "start_slice", refuse)
     with pytest.raises(build.BuildFailed, match="^cannot make the build's slice: cannot start .*: Access denied$"):
-        with build.build_slice(f"{UNIT}.slice", BOUNDS):
+        with build.build_slice(SLICE, BOUNDS):
             pytest.fail("built without its slice")
 
 
 def test_the_watchdog_watches_and_kills_the_whole_slice(monkeypatch, tmp_path):
-    group = tmp_path / f"{UNIT}.slice"
+    group = tmp_path / SLICE
     (group / f"{UNIT}.scope").mkdir(parents=True)
     (group / "memory.events").write_text("oom 1\noom_kill 2\n")  # the RUN container's kills count here
     (group / f"{UNIT}.scope" / "memory.events").write_text("oom 0\noom_kill 0\n")
@@ -116,3 +118,12 @@ def test_the_watchdog_watches_and_kills_the_whole_slice(monkeypatch, tmp_path):
                                                 ("512", 512), ("64K", 65536), ("1T", 1024 ** 4)])
 def test_memory_sizes_in_bytes_as_systemd_reads_them(size, expected):
     assert limits.memory_bytes(size) == expected
+
+
+@pytest.mark.parametrize(("unit", "expected"), [
+    ("podku-build-web-r3", "podku-build-web_r3.slice"),
+    ("podku-build-my-app-r12", "podku-build-my_app_r12.slice"),  # no slice of its own for `my`
+    ("podku-build-a--b-r1", "podku-build-a__b_r1.slice"),  # `--` would be no slice name at all
+])
+def test_every_build_slice_is_a_valid_name_directly_in_podku_build_slice(unit, expected):
+    assert naming.build_slice(unit) == expected

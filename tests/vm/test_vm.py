@@ -147,7 +147,7 @@ def run_step_cgroups(vm, app: str) -> list[str]:
     """/proc/PID/cgroup, as the host sees it, of every `sleep` a RUN step of `app` runs now.
     Inside the step /proc/self/cgroup reads 0::/ whatever its place: a private cgroup namespace."""
     lines = vm.run(["sh", "-c", RUN_CGROUPS]).stdout.splitlines()
-    return [line for line in lines if f"/podku-build-{app}-r" in line]
+    return [line for line in lines if f"/podku-build-{app}_r" in line]
 
 
 def test_a_build_over_its_memory_max_fails_plainly_while_a_live_app_answers(vm, tmp_path):
@@ -175,11 +175,13 @@ def test_a_build_over_its_memory_max_fails_plainly_while_a_live_app_answers(vm, 
         print("RUN sleep's /proc/PID/cgroup:", found)
         assert found, "no RUN step seen"
         for line in found:
-            slice_path, _, container = line.removeprefix("0::").rpartition("/podku-build-scoped-r")[2].partition("/")
-            assert slice_path.endswith(".slice") and container and not container.startswith("podku-build"), line
+            parent, _, inside = line.removeprefix("0::").partition("/podku-build-scoped_r")
+            slice_name, _, container = inside.partition("/")
+            assert parent.endswith("/podku-build.slice") and slice_name.endswith(".slice"), line
+            assert container.endswith(".scope") and not container.startswith("podku-build"), line
         pusher.join(timeout=900)
         assert pushed and pushed[0].returncode == 0, pushed and pushed[0].stderr[-2000:]
-        leftover = vm.run(["sh", "-c", "find /sys/fs/cgroup -name 'podku-build-*-r*.slice'"]).stdout.split()
+        leftover = vm.run(["sh", "-c", "find /sys/fs/cgroup -name 'podku-build-*_r*.slice'"]).stdout.split()
         assert leftover == [], leftover  # every build's slice is gone with it
     finally:
         vm.as_deploy_user("rm -f ~/.config/podku/limits.json")

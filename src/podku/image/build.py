@@ -198,7 +198,7 @@ def build_image(source: Path, tag: str, unit: str) -> str:
     Returns the builder used."""
     build_limits = limits.load()
     prepared = prepare_build(source, tag)
-    group = f"{unit}.slice" if podman.engine.cgroups()[0] == "v2" else None
+    group = naming.build_slice(unit) if podman.engine.cgroups()[0] == "v2" else None
     with build_slice(group, build_limits), \
             build_network(unit, build_limits.build_timeout + SCOPE_GRACE_SECONDS) as network:
         argv = [*podman_build_argv(group), f"--network={network}", f"--dns={BUILD_DNS}", "--tag", tag,
@@ -366,7 +366,7 @@ def build_group(leader: int, unit: str) -> Path | None:
     group = cgroup_of(leader)
     if group is None or group.name != f"{unit}.scope":
         return None
-    return group.parent if group.parent.name == f"{unit}.slice" else group
+    return group.parent if group.parent.name == naming.build_slice(unit) else group
 
 
 def oom_kills_in_scope(leader: int, unit: str) -> int:
