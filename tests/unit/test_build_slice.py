@@ -51,7 +51,7 @@ def test_on_cgroup_v2_the_run_containers_go_in_the_builds_limited_slice(monkeypa
     scope = argv[:argv.index("--")]
     assert f"--slice={SLICE}" in scope and f"--unit={UNIT}" in scope
     podman = argv[argv.index("--") + 1:]
-    assert podman[:4] == ["podman", "--cgroup-manager=systemd", "build", f"--cgroup-parent={SLICE}"]
+    assert podman[:4] == ["podman", "--cgroup-manager=systemd", "build", f"--cgroup-parent={SLICE}:podku-run:web_r3"]
     assert manager.calls[0] == ("start_slice", f"{SLICE} MemoryMax={160 * 1024 ** 2} TasksMax=64")
     assert manager.calls[-1] == ("stop", SLICE)  # gone with the build
 

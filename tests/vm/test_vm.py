@@ -166,7 +166,7 @@ def test_a_build_over_its_memory_max_fails_plainly_while_a_live_app_answers(vm, 
         assert "used more than its memory limit of 160M" in output, output
         assert watch.answers and watch.failures() == [], watch.failures()
         small = app_repo(vm, tmp_path, "scoped")
-        small.write(extra="RUN cat /proc/self/cgroup && sleep 90")
+        small.write(extra="RUN cat /proc/self/cgroup\nRUN cat /proc/self/cgroup && sleep 90")  # two: one scope name
         pushed: list = []
         pusher = threading.Thread(target=lambda: pushed.append(small.push(check=False)), daemon=True)
         pusher.start()
@@ -178,7 +178,7 @@ def test_a_build_over_its_memory_max_fails_plainly_while_a_live_app_answers(vm, 
             parent, _, inside = line.removeprefix("0::").partition("/podku-build-scoped_r")
             slice_name, _, container = inside.partition("/")
             assert parent.endswith("/podku-build.slice") and slice_name.endswith(".slice"), line
-            assert container.endswith(".scope") and not container.startswith("podku-build"), line
+            assert container.startswith("podku-run-scoped_r") and container.endswith(".scope"), line
         pusher.join(timeout=900)
         assert pushed and pushed[0].returncode == 0, pushed and pushed[0].stderr[-2000:]
         leftover = vm.run(["sh", "-c", "find /sys/fs/cgroup -name 'podku-build-*_r*.slice'"]).stdout.split()

@@ -217,8 +217,11 @@ def podman_build_argv(group: str | None) -> list[str]:
     podman_build = ["podman", "build"]
     if group is None:
         return podman_build
-    # the systemd manager takes --cgroup-parent as a slice (cgroupfs would take it as a path)
-    return [podman_build[0], "--cgroup-manager=systemd", podman_build[1], f"--cgroup-parent={group}"]
+    # podman passes it to runc as is: with the systemd manager (cgroupfs would take a path)
+    # runc wants slice:prefix:name and runs each RUN step in scope prefix-name in the slice
+    run_scope = group.removeprefix("podku-build-").removesuffix(".slice")
+    return [podman_build[0], "--cgroup-manager=systemd", podman_build[1],
+            f"--cgroup-parent={group}:podku-run:{run_scope}"]
 
 
 @contextlib.contextmanager
