@@ -53,6 +53,13 @@ def build_unit(app: str, release: int) -> str:
     return f"podku-build-{app}-r{release}"
 
 
+def build_slice(unit: str) -> str:
+    """The transient slice a build's limits are on (cgroup v2), in podku-build.slice: the
+    build unit's dashes, which would nest slices (`--` is no slice name at all), become `_`."""
+    prefix = "podku-build-"
+    return prefix + unit.removeprefix(prefix).replace("-", "_") + ".slice"
+
+
 # --- containers and images ----------------------------------------------------------------
 
 

@@ -112,6 +112,10 @@ class FakeManager:
             raise systemd.SystemdError(f"{unit} failed (exit-code)")
         self.oneshots.append(unit)
 
+    def start_slice(self, name: str, memory_max: int, tasks_max: int) -> None:
+        self._request("start_slice", f"{name} MemoryMax={memory_max} TasksMax={tasks_max}")
+        self.active.add(name)
+
     def run_later(self, name: str, after_seconds: int, argv: Sequence[str]) -> None:
         self._request("run_later", name)
         self.timers.setdefault(name, list(argv))

@@ -40,6 +40,9 @@ class Manager(Protocol):
         """The loaded units matching a glob that are active, activating or reloading."""
     def run_oneshot(self, unit: str) -> None:
         """Start a oneshot service and wait until it has run; SystemdError if it failed."""
+    def start_slice(self, name: str, memory_max: int, tasks_max: int) -> None:
+        """Start transient slice `name` with MemoryMax and TasksMax (bytes, tasks); it goes
+        once stopped."""
     def run_later(self, name: str, after_seconds: int, argv: Sequence[str]) -> None:
         """Run `argv` once, `after_seconds` from now, as transient unit `name`; a timer of
         that name that is already waiting counts as scheduled."""
@@ -137,6 +140,21 @@ class UserManager:
                       "--no-pager", "--output", "cat"], check=False)
         return result.stdout.strip()
 
+    def start_slice(self, name: str, memory_max: int, tasks_max: int) -> None:
+        # busctl, whose signature argument types the properties (systemd-run makes no slices)
+        os.environ.setdefault("XDG_RUNTIME_DIR", f"/run/user/{os.getuid()}")
+        result = run(["busctl", "--user", "call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                      "org.freedesktop.systemd1.Manager", "StartTransientUnit", "ssa(sv)a(sa(sv))",
+                      name, "fail", "2", "MemoryMax", "t", str(memory_max), "TasksMax", "t", str(tasks_max),
+                      "0"], check=False)
+        if result.returncode != 0:
+            raise SystemdError(f"cannot start {name}: {' '.join((result.stderr or result.stdout).split())}")
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while self.active_state(name) != "active":
+            if time.monotonic() > deadline:
+                raise SystemdError(f"{name} did not start in {JOB_TIMEOUT:.0f}s")
+            time.sleep(JOB_POLL)
+
     def run_later(self, name: str, after_seconds: int, argv: Sequence[str]) -> None:
         result = run(["systemd-run", "--user", "--collect", "--quiet", f"--unit={name}",
                       f"--on-active={max(after_seconds, 1)}s", "--timer-property=AccuracySec=100ms",
@@ -180,6 +198,10 @@ def load_state(unit: str) -> str:
 
 def journal_tail(unit: str, lines: int = 20) -> str:
     return manager.journal_tail(unit, lines)
+
+
+def start_slice(name: str, memory_max: int, tasks_max: int) -> None:
+    manager.start_slice(name, memory_max, tasks_max)
 
 
 def run_later(name: str, after_seconds: int, argv: Sequence[str]) -> None:

@@ -3,8 +3,11 @@
 The pushed tree is untrusted: it is checked out by git (gitrepo), its Containerfile is
 checked for what Debian 12's podman cannot confine (`RUN --mount`, other apps' images,
 `ADD` of a URL), and `podman build` runs in a transient systemd scope with a time, memory
-and task limit. Its RUN steps get a network of their own (slirp4netns without the host's
-loopback): outbound only, like any machine on the internet, never the host's own services."""
+and task limit. On cgroup v2 the limits are on a transient slice of the build's own that
+holds the scope and, through --cgroup-parent, the RUN steps' containers: podman's systemd
+cgroup manager would otherwise give each of them a scope of its own, outside every limit.
+Its RUN steps get a network of their own (slirp4netns without the host's loopback):
+outbound only, like any machine on the internet, never the host's own services."""
 
 import contextlib
 import errno
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from podku import naming, output
 from podku.errors import PodkuError
-from podku.host import paths, podman, state
+from podku.host import paths, podman, state, systemd
 from podku.host.commands import stream
 from podku.image import builders, gitrepo, limits, source
 
@@ -195,23 +198,64 @@ def build_image(source: Path, tag: str, unit: str) -> str:
     Returns the builder used."""
     build_limits = limits.load()
     prepared = prepare_build(source, tag)
-    with build_network(unit, build_limits.build_timeout + SCOPE_GRACE_SECONDS) as network:
-        argv = ["podman", "build", f"--network={network}", f"--dns={BUILD_DNS}", "--tag", tag,
+    group = naming.build_slice(unit) if podman.engine.cgroups()[0] == "v2" else None
+    with build_slice(group, build_limits), \
+            build_network(unit, build_limits.build_timeout + SCOPE_GRACE_SECONDS) as network:
+        argv = [*podman_build_argv(group), f"--network={network}", f"--dns={BUILD_DNS}", "--tag", tag,
                 *prepared.build_args]
         if HOST_CA_BUNDLE.is_file():
             argv += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
         argv.append(str(source))
-        run_build(argv, source, unit, build_limits)
+        run_build(argv, source, unit, build_limits, group)
     if not image_built(tag):  # podman exits 0 when systemd stops it
         raise BuildFailed("image build failed: no image")
     return prepared.builder
 
 
-def run_build(podman_build: list[str], source: Path, unit: str, build_limits: limits.BuildLimits) -> None:
-    """`podman build ...` in the build's scope, its output streamed; raises BuildFailed."""
+def podman_build_argv(group: str | None) -> list[str]:
+    """`podman build`, its RUN containers in the build's slice when it has one (cgroup v2)."""
+    podman_build = ["podman", "build"]
+    if group is None:
+        return podman_build
+    # podman passes it to runc as is: with the systemd manager (cgroupfs would take a path)
+    # runc wants slice:prefix:name and runs each RUN step in scope prefix-name in the slice
+    run_scope = group.removeprefix("podku-build-").removesuffix(".slice")
+    return [podman_build[0], "--cgroup-manager=systemd", podman_build[1],
+            f"--cgroup-parent={group}:podku-run:{run_scope}"]
+
+
+@contextlib.contextmanager
+def build_slice(group: str | None, build_limits: limits.BuildLimits) -> Iterator[None]:
+    """The build's transient slice with its memory and task limits, stopped afterwards
+    (which ends whatever of the build is left in it), or nothing where `group` is None."""
+    if group is None:
+        yield
+        return
+    memory, tasks = limits.memory_bytes(build_limits.build_memory), build_limits.build_tasks
+    try:
+        try:
+            systemd.start_slice(group, memory, tasks)
+        except PodkuError:  # one left by a podku killed mid-build: its name is this build's
+            with contextlib.suppress(PodkuError):
+                systemd.stop(group)
+            systemd.start_slice(group, memory, tasks)
+    except PodkuError as error:
+        raise BuildFailed(f"cannot make the build's slice: {error}") from error
+    try:
+        yield
+    finally:
+        with contextlib.suppress(PodkuError):
+            systemd.stop(group)
+
+
+def run_build(podman_build: list[str], source: Path, unit: str, build_limits: limits.BuildLimits,
+              group: str | None = None) -> None:
+    """`podman build ...` in the build's scope (in its slice `group`, if any), its output
+    streamed; raises BuildFailed."""
     watchdog = Watchdog(build_limits.build_timeout, unit)
     try:
-        stream(scope_argv(unit, build_limits) + podman_build, output.detail, cwd=source, started=watchdog.start)
+        stream(scope_argv(unit, build_limits, group) + podman_build, output.detail, cwd=source,
+               started=watchdog.start)
     except PodkuError as error:
         if watchdog.fired:
             raise BuildFailed(time_limit_message(build_limits)) from error
@@ -268,8 +312,9 @@ def _release_of(tag: str) -> tuple[str, int]:
     return release
 
 
-def scope_argv(unit: str, build_limits: limits.BuildLimits) -> list[str]:
+def scope_argv(unit: str, build_limits: limits.BuildLimits, group: str | None = None) -> list[str]:
     return ["systemd-run", "--user", "--scope", "--quiet", "--collect", f"--unit={unit}",
+            *([f"--slice={group}"] if group else []),
             f"--property=RuntimeMaxSec={build_limits.build_timeout + SCOPE_GRACE_SECONDS}",
             f"--property=MemoryMax={build_limits.build_memory}",
             f"--property=TasksMax={build_limits.build_tasks}", "--"]
@@ -318,10 +363,19 @@ class Watchdog:
             self._stopped.wait(KILL_REPEAT_SECONDS)
 
 
-def oom_kills_in_scope(leader: int, unit: str) -> int:
-    """The kernel's OOM kills in the build's scope so far (cgroup v2's memory.events), or 0."""
+def build_group(leader: int, unit: str) -> Path | None:
+    """The cgroup that holds the whole build: its slice where it has one (the RUN containers
+    are there too), else its scope; None once podman is not (or no longer) in its scope."""
     group = cgroup_of(leader)
     if group is None or group.name != f"{unit}.scope":
+        return None
+    return group.parent if group.parent.name == naming.build_slice(unit) else group
+
+
+def oom_kills_in_scope(leader: int, unit: str) -> int:
+    """The kernel's OOM kills in the build's slice or scope so far (cgroup v2's memory.events), or 0."""
+    group = build_group(leader, unit)
+    if group is None:
         return 0
     try:
         events = dict(line.split(None, 1) for line in (group / "memory.events").read_text().splitlines())
@@ -331,8 +385,8 @@ def oom_kills_in_scope(leader: int, unit: str) -> int:
 
 
 def kill_scope_except(leader: int, unit: str) -> None:
-    group = cgroup_of(leader)
-    if group is None or group.name != f"{unit}.scope":
+    group = build_group(leader, unit)
+    if group is None:
         return  # not (or no longer) in its scope: systemd's RuntimeMaxSec still ends it
     for pid in pids_in(group):
         if pid != leader:

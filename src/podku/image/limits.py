@@ -42,6 +42,12 @@ class BuildLimits:
             raise LimitsError(f"{LIMITS_FILE_NAME}: build_memory must look like 768M or 2G")
 
 
+def memory_bytes(size: str) -> int:
+    """A size like 768M in bytes, as systemd reads it (K, M, G and T are powers of 1024)."""
+    scale = "KMGT".find(size[-1]) + 1
+    return int(size[:-1]) * 1024 ** scale if scale else int(size)
+
+
 # Upper bounds too: a limit is there to bound what one push may cost.
 MAX_BUILD_TIMEOUT = 6 * 3600
 MAX_BUILD_TASKS = 65536
