@@ -29,6 +29,14 @@ from podku.image import build, builders
 from podku.releases import Outcome, Release
 
 
+class NoSystemd:
+    """Stands in for the user manager: a test that reaches systemd fails loudly instead of
+    touching this machine."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"reached systemd ({name})")
+
+
 class SimulatedCrash(BaseException):
     """podku was killed: raised by every fake call from the chosen one on."""
 

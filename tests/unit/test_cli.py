@@ -6,22 +6,15 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+import fakes
 from podku import apps, health, sshkeys
 from podku.cli import main as cli
 from podku.host import paths, settings, systemd
 
 
-class NoSystemd:
-    """Stands in for the user manager: a test that reaches systemd fails loudly instead of
-    touching this machine."""
-
-    def __getattr__(self, name: str):
-        raise AssertionError(f"this test reached systemd ({name})")
-
-
 @pytest.fixture(autouse=True)
 def no_systemd(monkeypatch):
-    monkeypatch.setattr(systemd, "manager", NoSystemd())
+    monkeypatch.setattr(systemd, "manager", fakes.NoSystemd())
     monkeypatch.setitem(sys.modules, "pystemd", None)
 
 

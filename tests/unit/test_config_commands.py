@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import fakes
 from podku import apps
 from podku.cli import main as cli
 from podku.host import systemd
@@ -16,14 +17,9 @@ VALUES = {"DATABASE_URL": "postgres://u:p@h/db?x=1&y=2", "QUOTE": "it's \"quoted
           "UNICODE": "ünïcode ✓"}
 
 
-class NoSystemd:
-    def __getattr__(self, name: str):
-        raise AssertionError(f"reached systemd ({name})")
-
-
 @pytest.fixture
 def web(home, monkeypatch):
-    monkeypatch.setattr(systemd, "manager", NoSystemd())
+    monkeypatch.setattr(systemd, "manager", fakes.NoSystemd())
     monkeypatch.setitem(sys.modules, "pystemd", None)
     apps.save(apps.App(name="web"))
     apps.save_config("web", VALUES)

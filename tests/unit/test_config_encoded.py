@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import fakes
 from podku import apps, names, releases
 from podku.cli import main as cli
 from podku.errors import UsageError
@@ -22,14 +23,9 @@ def b64(text: str | bytes) -> str:
     return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
 
 
-class NoSystemd:
-    def __getattr__(self, name: str):
-        raise AssertionError(f"reached systemd ({name})")
-
-
 @pytest.fixture
 def web(home, monkeypatch):
-    monkeypatch.setattr(systemd, "manager", NoSystemd())
+    monkeypatch.setattr(systemd, "manager", fakes.NoSystemd())
     monkeypatch.setitem(sys.modules, "pystemd", None)
     apps.save(apps.App(name="web"))
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import fakes
 from podku import apps
 from podku.cli import main as cli
 from podku.host import systemd
@@ -50,11 +51,6 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "redis:set {w} maxmemory 64mb", "redis:set web maxmemory {w}"]
 
 
-class NoSystemd:
-    def __getattr__(self, name: str):
-        raise AssertionError(f"a refused command reached systemd ({name})")
-
-
 def snapshot(home) -> dict:
     """Every file's content but the lock files (taking a lock is not a change) and the events
     log (a refused command is recorded there, by design)."""
@@ -64,7 +60,7 @@ def snapshot(home) -> dict:
 
 @pytest.fixture
 def web(home, monkeypatch):
-    monkeypatch.setattr(systemd, "manager", NoSystemd())
+    monkeypatch.setattr(systemd, "manager", fakes.NoSystemd())
     monkeypatch.setitem(sys.modules, "pystemd", None)
     apps.save(apps.App(name="web"))
 
