@@ -84,14 +84,11 @@ def exists(name: str) -> bool:
 
 
 def load(name: str) -> Service:
-    data, path = services.read_record(KIND, name)
-    return from_record(data, name, path)
+    return services.load_record(KIND, name, from_record)
 
 
 def save(service: Service) -> None:
-    data = asdict(service)
-    from_record(data, service.name, service.paths.record)  # never write what load would refuse
-    services.write_record(service.paths.record, data)
+    services.save_record(service, from_record)
 
 
 def all_names() -> list[str]:

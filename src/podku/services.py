@@ -76,13 +76,21 @@ def exists(kind: str, name: str) -> bool:
     return paths.ServicePaths(kind, names.service_name(name)).record.is_file()
 
 
-def read_record(kind: str, name: str) -> tuple[object, Path]:
-    """The service's record as stored, and its path; a one-line error when there is none."""
+def load_record(kind: str, name: str, parse: Callable[[object, str, Path], ServiceT]) -> ServiceT:
+    """The service's record, parsed through its kind's schema (`parse`: the kind's
+    from_record); a one-line error when there is none."""
     path = paths.ServicePaths(kind, names.service_name(name)).record
     data = records.read_json(path)
     if data is None:
         raise UsageError(f"{kind} service {name} does not exist: {kind}:create {name} first")
-    return data, path
+    return parse(data, name, path)
+
+
+def save_record(service: ServiceT, parse: Callable[[object, str, Path], ServiceT]) -> None:
+    """Write the record (0600: it holds the role's password), never what load would refuse."""
+    data = dataclasses.asdict(service)  # type: ignore[call-overload]
+    parse(data, service.name, service.paths.record)
+    write_record(service.paths.record, data)
 
 
 def write_record(path: Path, data: dict) -> None:
