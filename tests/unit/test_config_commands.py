@@ -50,6 +50,15 @@ def test_json_and_envfile(web, capsys):
     assert dict(line.split("=", 1) for line in lines) == VALUES
 
 
+def test_merged_adds_the_global_values_the_app_gets_under_its_own(web, capsys):
+    apps.save_global_config({"QUOTE": "global loses", "REGION": "eu; $(id)"})
+    assert podku(capsys, "config:keys", "web")[1].splitlines() == sorted(VALUES)
+    assert podku(capsys, "config:keys", "web", "--merged")[1].splitlines() == sorted([*VALUES, "REGION"])
+    merged = json.loads(podku(capsys, "config:export", "web", "--merged", "--format", "json")[1])
+    assert merged == {**VALUES, "REGION": "eu; $(id)"}
+    assert json.loads(podku(capsys, "config:export", "web", "--format", "json")[1]) == VALUES
+
+
 def test_clear_of_an_app_never_deployed_stores_an_empty_config(web, capsys):
     code, _out, err = podku(capsys, "config:clear", "web")
     assert code == 0 and apps.config("web") == {}
@@ -59,7 +68,8 @@ def test_clear_of_an_app_never_deployed_stores_an_empty_config(web, capsys):
 @pytest.mark.parametrize("args", [
     ["config:export", "web", "--format", "yaml"], ["config:export", "web", "--format", "json;id"],
     ["config:export", "../web"], ["config:keys", "$(id)"], ["config:keys", "a\nb"], ["config:clear", "--", "-x"],
-    ["config:clear", "x" * 5000], ["config:keys", "nope"], ["config:export", "web", "--format"],
+    ["config:clear", "x" * 5000], ["config:keys", "nope"], ["config:export", "web", "--format"], ["config:export", "web", "--merged=yes"],
+    ["config:keys", "--merged", "../web"],
 ])
 def test_bad_input_is_one_line_and_changes_nothing(web, capsys, args):
     code, _out, err = podku(capsys, *args)

@@ -129,12 +129,20 @@ def _change_global_config(change, description: str) -> None:
     output.step(f"{description} (global): each app gets it with its next release (ps:restart APP to apply now)")
 
 
+MERGED_HELP = "With the global values the app gets (what its next release runs with)."
+
+
+def _values(app: str, merged: bool) -> dict[str, str]:
+    apps.load(app)
+    return apps.effective_config(app) if merged else apps.config(app)
+
+
 @command("config:keys")
 @app_argument
-def config_keys(app: str) -> None:
+@click.option("--merged", is_flag=True, help=MERGED_HELP)
+def config_keys(app: str, merged: bool) -> None:
     """The names of the app's config values, one a line."""
-    apps.load(app)
-    for key in sorted(apps.config(app)):
+    for key in sorted(_values(app, merged)):
         output.echo(key)
 
 
@@ -142,10 +150,10 @@ def config_keys(app: str) -> None:
 @app_argument
 @click.option("--format", "format_", type=click.Choice(EXPORT_FORMATS), default="shell", show_default=True,
               help="shell: export KEY='VALUE' lines; envfile: KEY=VALUE lines; json: one object.")
-def config_export(app: str, format_: str) -> None:
+@click.option("--merged", is_flag=True, help=MERGED_HELP)
+def config_export(app: str, format_: str, merged: bool) -> None:
     """The app's config for another tool: `eval "$(ssh podku@HOST config:export APP)"`."""
-    apps.load(app)
-    for line in export_lines(apps.config(app), format_):
+    for line in export_lines(_values(app, merged), format_):
         output.echo(line)
 
 
