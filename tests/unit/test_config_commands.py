@@ -68,8 +68,8 @@ def test_clear_of_an_app_never_deployed_stores_an_empty_config(web, capsys):
 @pytest.mark.parametrize("args", [
     ["config:export", "web", "--format", "yaml"], ["config:export", "web", "--format", "json;id"],
     ["config:export", "../web"], ["config:keys", "$(id)"], ["config:keys", "a\nb"], ["config:clear", "--", "-x"],
-    ["config:clear", "x" * 5000], ["config:keys", "nope"], ["config:export", "web", "--format"], ["config:export", "web", "--merged=yes"],
-    ["config:keys", "--merged", "../web"],
+    ["config:clear", "x" * 5000], ["config:keys", "nope"], ["config:export", "web", "--format"],
+    ["config:export", "web", "--merged=yes"], ["config:keys", "--merged", "../web"],
 ])
 def test_bad_input_is_one_line_and_changes_nothing(web, capsys, args):
     code, _out, err = podku(capsys, *args)
