@@ -44,7 +44,10 @@ class ScaleInvalid(UsageError):
 # --- names ------------------------------------------------------------------------------
 
 def types(release: Release) -> list[str]:
-    """The release's process types: web first, then the Procfile's others in file order."""
+    """The release's process types: web first, then the Procfile's others in file order. A
+    static site has none: Caddy serves its files."""
+    if release.static:
+        return []
     return [WEB] + [name for name in release.processes if name not in (WEB, RELEASE)]
 
 
@@ -125,6 +128,8 @@ def scale_of(app: apps.App, release: Release) -> dict[str, int]:
 def parse_scale(release: Release, assignments: list[str]) -> dict[str, int]:
     """`TYPE=N ...` checked against the release: every word, before anything changes."""
     changes: dict[str, int] = {}
+    if release.static and assignments:
+        raise ScaleInvalid(f"{release.app} is a static site served by Caddy: no process to scale")
     for text in assignments:
         name, sep, number = text.partition("=")
         if not sep:
@@ -171,9 +176,11 @@ def run_at_scale(app: apps.App, live: Release | None, every: list[Release]) -> l
         if unit not in wanted and (is_live or process_type != WEB):  # old web: retired later
             _stop(unit)
             fixed.append(f"stopped {unit}")
-    if live is not None and (app.stopped or scale_of(app, live)[WEB] == 0):
+    if live is None or live.static:
+        return fixed
+    if app.stopped or scale_of(app, live)[WEB] == 0:
         fixed += _stop_first_web(live)
-    elif live is not None and any(unit.startswith(f"{live.unit}-{WEB}@") for unit in wanted):
+    elif any(unit.startswith(f"{live.unit}-{WEB}@") for unit in wanted):
         fixed += _start_first_web(live)
     return fixed
 
@@ -249,6 +256,8 @@ def log_units(app: str, every: list[Release], process_type: str | None = None) -
 
 def run_state(live: Release) -> str:
     """Whether the live release runs, sleeps (idle: no container, its socket listening) or is stopped."""
+    if live.static:
+        return "static site (Caddy serves release's files, no container)"
     app_state = systemd.active_state(live.app_unit)
     if app_state in ("active", "activating", "reloading"):
         return "running"

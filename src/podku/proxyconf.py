@@ -39,6 +39,10 @@ MAX_BODY = 64 * 1024 ** 3
 MAX_HSTS = 2 * 365 * 86400
 DURATION = re.compile(r"([0-9]{1,5})([smh]?)")
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+FALLBACK = re.compile(r"(/[A-Za-z0-9_~@+,=-][A-Za-z0-9._~@+,=-]{0,99}){1,20}")
+MAX_FALLBACK = 255
+STATIC_LINK = "static"  # in a site directory: the static site's live tree (staticsite.py)
+FALLBACK_LINK = "fallback"
 DEFAULT_PAGE = ("<!doctype html>\n<title>Down for maintenance</title>\n"
                 "<h1>Down for maintenance</h1>\n<p>This site will be back shortly.</p>\n")
 
@@ -68,6 +72,7 @@ class ProxySettings:
     https_only: bool = False
     hsts: int | None = None
     read_timeout: int | None = None
+    static_fallback: str | None = None  # a static site's page for paths without a file
 
 
 # --- values as typed ----------------------------------------------------------------------
@@ -111,6 +116,14 @@ def parse_read_timeout(text: str) -> int:
         choices = ", ".join(describe_seconds(value) for value in caddy.READ_TIMEOUTS)
         raise ProxySettingError(f"invalid read-timeout {text[:40]!r}: one of {choices}")
     return seconds
+
+
+def parse_fallback(text: str) -> str:
+    """A file of the static site, as a path from its root: /index.html, /app/200.html."""
+    if len(text or "") > MAX_FALLBACK or not FALLBACK.fullmatch(text or ""):
+        raise ProxySettingError(f"invalid fallback {records.shown(text[:60])}: a path of the site's files like "
+                                "/index.html (letters, digits and ._~@+,=- parts, none hidden or '..')")
+    return text
 
 
 def describe_seconds(seconds: int) -> str:
@@ -170,6 +183,7 @@ RECORD = records.record({
     "https_only": records.Field(records.boolean),
     "hsts": records.Field(records.optional(records.integer(0, MAX_HSTS))),
     "read_timeout": records.Field(records.optional(_read_timeout)),
+    "static_fallback": records.Field(records.optional(records.validated(parse_fallback))),
 })
 
 
@@ -185,7 +199,7 @@ def load(app: str) -> ProxySettings:
         auth=Auth(**auth) if auth else None,
         redirects={name: Redirect(**value) for name, value in data.get("redirects", {}).items()},
         body_max=data.get("body_max"), https_only=data.get("https_only", False), hsts=data.get("hsts"),
-        read_timeout=data.get("read_timeout"))
+        read_timeout=data.get("read_timeout"), static_fallback=data.get("static_fallback"))
 
 
 def save(app: str, wanted: ProxySettings) -> None:
@@ -242,6 +256,7 @@ def render(app: str, wanted: ProxySettings, page: str | None = None) -> None:
             shutil.rmtree(stale, ignore_errors=True)
     fresh = _new_directory(link)
     _write_files(fresh, wanted, page if page is not None else DEFAULT_PAGE)
+    _static_links(fresh, app, wanted)
     state.fsync_dir(fresh)
     state.symlink_atomic(fresh.name, link)
 
@@ -279,6 +294,14 @@ def _write_files(directory: Path, wanted: ProxySettings, page: str) -> None:
         _mark(directory / "read-timeout" / str(wanted.read_timeout))
 
 
+def _static_links(directory: Path, app: str, wanted: ProxySettings) -> None:
+    """`static` to the app's live static tree (dangling unless a static release is live), and
+    `fallback` through it to the fallback page: Caddy's static route follows them."""
+    os.symlink(os.path.relpath(paths.AppPaths(app).static_live, directory), directory / STATIC_LINK)
+    if wanted.static_fallback is not None:
+        os.symlink(f"{STATIC_LINK}{wanted.static_fallback}", directory / FALLBACK_LINK)
+
+
 def _mark(path: Path) -> None:
     """An empty file whose name is the value: Caddy's file matcher finds it by a glob."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +331,8 @@ def app_renamed(old: str, new: str) -> None:
 def rerender_all() -> None:
     """Every app's site directory from its record (setup: a host upgraded to this version)."""
     for app in apps.all_names():
-        if not routes.site_dir(app).is_symlink():
+        link = routes.site_dir(app)
+        if not link.is_symlink() or not (link / STATIC_LINK).is_symlink():  # or rendered before static sites
             render(app, load(app))
 
 
