@@ -109,7 +109,8 @@ def release_to(app: apps.App, release: Release, tasks: bool = False) -> Release:
         swap.step_done("units")
         if tasks:
             deploytasks.before_swap(release, str(swap.env_file(release)))
-        output.step(f"Checking release {release.id} through its own socket")
+        output.step(f"Checking release {release.id}'s files" if release.static
+                    else f"Checking release {release.id} through its own socket")
         swap.start_and_check(app, release)
         swap.step_done("checked")
     except BaseException as error:

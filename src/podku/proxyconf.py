@@ -41,7 +41,8 @@ DURATION = re.compile(r"([0-9]{1,5})([smh]?)")
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 FALLBACK = re.compile(r"(/[A-Za-z0-9_~@+,=-][A-Za-z0-9._~@+,=-]{0,99}){1,20}")
 MAX_FALLBACK = 255
-STATIC_LINK = "static"  # in a site directory: the static site's live tree (staticsite.py)
+STATIC_LINK = "static"  # in a site directory: a static release is live (staticsite.py)
+FILES_LINK = "files"  # the tree Caddy serves a static site's files from
 FALLBACK_LINK = "fallback"
 DEFAULT_PAGE = ("<!doctype html>\n<title>Down for maintenance</title>\n"
                 "<h1>Down for maintenance</h1>\n<p>This site will be back shortly.</p>\n")
@@ -295,11 +296,14 @@ def _write_files(directory: Path, wanted: ProxySettings, page: str) -> None:
 
 
 def _static_links(directory: Path, app: str, wanted: ProxySettings) -> None:
-    """`static` to the app's live static tree (dangling unless a static release is live), and
-    `fallback` through it to the fallback page: Caddy's static route follows them."""
-    os.symlink(os.path.relpath(paths.AppPaths(app).static_live, directory), directory / STATIC_LINK)
+    """`static` to the app's live static tree (dangling unless a static release is live),
+    `files` to the tree its files come from, and `fallback` through that to the fallback
+    page: Caddy's static route follows them."""
+    app_paths = paths.AppPaths(app)
+    os.symlink(os.path.relpath(app_paths.static_live, directory), directory / STATIC_LINK)
+    os.symlink(os.path.relpath(app_paths.static_files, directory), directory / FILES_LINK)
     if wanted.static_fallback is not None:
-        os.symlink(f"{STATIC_LINK}{wanted.static_fallback}", directory / FALLBACK_LINK)
+        os.symlink(f"{FILES_LINK}{wanted.static_fallback}", directory / FALLBACK_LINK)
 
 
 def _mark(path: Path) -> None:
@@ -328,12 +332,17 @@ def app_renamed(old: str, new: str) -> None:
     render(new, load(new), page)
 
 
+def ensure_rendered(app: str) -> None:
+    """The app's site directory, rendered from its record if it has none yet (or one from
+    before static sites): a static site is served through its `static` link."""
+    if not (routes.site_dir(app) / FILES_LINK).is_symlink():
+        render(app, load(app))
+
+
 def rerender_all() -> None:
     """Every app's site directory from its record (setup: a host upgraded to this version)."""
     for app in apps.all_names():
-        link = routes.site_dir(app)
-        if not link.is_symlink() or not (link / STATIC_LINK).is_symlink():  # or rendered before static sites
-            render(app, load(app))
+        ensure_rendered(app)
 
 
 def https_available() -> bool:

@@ -36,7 +36,7 @@ def reconcile(app: apps.App, after_step: StepDone = _no_hook) -> list[str]:
         fixed += _listening(live)
     fixed += _enable_link(app, live)
     after_step("enable")
-    fixed += _stable_symlink(app, live)
+    fixed += _stable_symlink(app, live, every)
     after_step("symlink")
     fixed += _alias_and_other_links(app, live)
     after_step("links")
@@ -100,16 +100,23 @@ def _enable_link(app: apps.App, live: Release | None) -> list[str]:
     return [f"enabled {live.socket_unit}"]
 
 
-def _stable_symlink(app: apps.App, live: Release | None) -> list[str]:
+def _stable_symlink(app: apps.App, live: Release | None, every: list[Release]) -> list[str]:
     """The static route first when a static release serves; when none does, its link goes
     only after the stable socket names what serves instead."""
     serves_files = live is not None and live.static and not app.stopped
     fixed = staticsite.point(live) if serves_files and live is not None else []
-    fixed += _socket_symlink(app, live)
+    fixed += _socket_symlink(app, live, every)
     return fixed if serves_files else fixed + staticsite.unpoint(app.name)
 
 
-def _socket_symlink(app: apps.App, live: Release | None) -> list[str]:
+def _draining_socket(app: apps.App, current: str | None, every: list[Release]) -> bool:
+    """Whether the stable socket names a container release still draining: a request that
+    matched the app route just before a switch to a static site dials it."""
+    return any(current == str(app.paths.release_socket(release.id)) for release in every
+               if release.id != app.live_release and not release.static and has_units(release))
+
+
+def _socket_symlink(app: apps.App, live: Release | None, every: list[Release]) -> list[str]:
     link = app.paths.stable_socket
     current = systemd.link_target(link)
     if live is None:
@@ -118,7 +125,7 @@ def _socket_symlink(app: apps.App, live: Release | None) -> list[str]:
         link.unlink()
         return [f"removed the stable socket link (it pointed at {current}; nothing is live)"]
     wanted = str(staticsite.no_socket(app.name) if live.static else app.paths.release_socket(live.id))
-    if current == wanted:
+    if current == wanted or (live.static and _draining_socket(app, current, every)):
         return []
     state.symlink_atomic(wanted, link)
     return [f"pointed the stable socket at release {live.id} (it pointed at {current or 'nothing'})"]

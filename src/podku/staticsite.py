@@ -4,12 +4,16 @@ container, no socket, nothing started or woken up.
 Each static release has its own tree, ~/.local/share/podku/static/APP/rN, written from the
 revision by image/statictree.py (regular files and directories only). Caddy reaches it
 through hostconf/NAME -> sites/APP -> sites/.APP-N/static -> static/APP/live -> rN
-(caddy.json.j2, podku-static): `live` is the one link a swap renames, so a deploy changes
-what Caddy serves in one rename, as the socket symlink does for a container. An app whose
-live release is not static (or that ps:stop stopped) has no `live` link and Caddy goes on
-to the app routes. Its stable socket link names `no-socket`, an empty file: the name stays
-routed (hosts/NAME resolves, so certificates are asked for) and a request that gets past
-the static route (ps:stop) is refused at the dial, a 502 as for a stopped container app."""
+(caddy.json.j2, podku-static), which serves from sites/.APP-N/files -> static/APP/files
+-> rN. A swap renames `files`, then `live`, so a deploy changes what Caddy serves in one
+rename, as the socket symlink does for a container. An app whose live release is not
+static (or that ps:stop stopped) has no `live` link and Caddy goes on to the app routes;
+`files` stays until its tree is retired, for a request matched just before. A static app's
+stable socket link names `no-socket`, an empty file, once no container release is left
+draining (until then it names that release's socket, for a request that matched the app
+route just before the switch): the name stays routed (hosts/NAME resolves, so certificates
+are asked for) and a request that gets past the static route (ps:stop) is refused at the
+dial, a 502 as for a stopped container app."""
 
 import contextlib
 import os
@@ -42,6 +46,10 @@ def live_link(app: str) -> Path:
     return paths.AppPaths(app).static_live
 
 
+def files_link(app: str) -> Path:
+    return paths.AppPaths(app).static_files
+
+
 def no_socket(app: str) -> Path:
     """What a static app's stable socket link names: an empty file (made if missing)."""
     marker = directory(app) / NO_SOCKET
@@ -67,11 +75,27 @@ def install(release: Release) -> None:
         raise StaticSiteError(f"cannot write the files of release {release.id}: {error}") from None
 
 
+def copy_tree(source: Release, target: Release) -> None:
+    """`target`'s tree as a copy of `source`'s (apps:rename: the files OLD serves, while its
+    repository is still OLD's). Only regular files and directories are there to copy."""
+    destination = tree(target.app, target.id)
+    if destination.is_dir() or not has_tree(source):  # without one: written from the repository
+        return
+    directory(target.app).mkdir(parents=True, exist_ok=True)
+    building = destination.with_name(f".{destination.name}.new")
+    shutil.rmtree(building, ignore_errors=True)
+    shutil.copytree(tree(source.app, source.id), building, symlinks=True)
+    building.rename(destination)
+
+
 def has_tree(release: Release) -> bool:
     return release.static and tree(release.app, release.id).is_dir()
 
 
 def remove(release: Release) -> None:
+    """A retired release's tree, and the files link if it still names it."""
+    if _target(files_link(release.app)) == naming.static_tree(release.id):
+        files_link(release.app).unlink()
     shutil.rmtree(tree(release.app, release.id), ignore_errors=True)
 
 
@@ -91,23 +115,25 @@ def check(release: Release) -> None:
 # --- what Caddy follows (reconcile's symlink step) -----------------------------------------------
 
 def point(release: Release) -> list[str]:
-    """`live` at the release's tree (written again if it is gone), then the stable socket at
-    `no-socket`: from the first rename on, the static route answers."""
+    """`files`, then `live` at the release's tree (written again if it is gone): from the
+    rename of `live` on, the static route answers."""
     fixed = []
     if not has_tree(release):
         install(release)
         fixed.append(f"wrote the files of live release {release.id} again")
-    link = live_link(release.app)
+    proxyconf.ensure_rendered(release.app)
     wanted = naming.static_tree(release.id)
-    current = _target(link)
-    if current != wanted:
-        state.symlink_atomic(wanted, link)
-        fixed.append(f"Caddy serves the files of release {release.id} (it served {current or 'none'})")
+    for link in (files_link(release.app), live_link(release.app)):
+        current = _target(link)
+        if current != wanted:
+            state.symlink_atomic(wanted, link)
+            fixed.append(f"{link.name} names the files of release {release.id} (it named {current or 'none'})")
     return fixed
 
 
 def unpoint(app: str) -> list[str]:
-    """No static route for the app (after its stable socket names what serves instead)."""
+    """No static route for the app (after its stable socket names what serves instead);
+    `files` stays until its tree is retired."""
     current = _target(live_link(app))
     if current is None:
         return []
@@ -122,11 +148,12 @@ def _target(link: Path) -> str | None:
 
 
 def handoff_time(app: str) -> float | None:
-    """When Caddy last changed which tree it serves (the live link's rename)."""
-    try:
-        return os.lstat(live_link(app)).st_mtime
-    except FileNotFoundError:
-        return None
+    """When Caddy last changed which tree it serves (the links' renames)."""
+    times = []
+    for link in (live_link(app), files_link(app)):
+        with contextlib.suppress(FileNotFoundError):
+            times.append(os.lstat(link).st_mtime)
+    return max(times, default=None)
 
 
 def remove_app(app: str) -> None:

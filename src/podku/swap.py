@@ -138,6 +138,7 @@ def retire(app: apps.App, release_id: int) -> None:
         release = releases.load(app.name, release_id)
         stop_release(release)
         releases.save(release.with_outcome(reconcile.wanted_outcome(release, app.live_release, with_units=False)))
+        reconcile.reconcile(app)  # a static site's stable socket stops naming the retired one's
     prune_images(app)  # its image may have been in use at the swap
 
 

@@ -83,8 +83,14 @@ class AppPaths:
 
     @property
     def static_live(self) -> Path:
-        """The link to the tree Caddy serves (a static release is live)."""
+        """The link Caddy's static route matches on (a static release is live)."""
         return self.static / "live"
+
+    @property
+    def static_files(self) -> Path:
+        """The link to the tree Caddy serves files from: it outlives `static_live` until that
+        tree is retired, for requests matched just before a switch to a container."""
+        return self.static / "files"
 
     def release_record(self, release: int) -> Path:
         return self.releases / f"{release}.json"

@@ -52,8 +52,8 @@ def served_dir(checkout: Path, subdirectory: str) -> str:
 
 
 def write(repo: Path, rev: str, directory: str, destination: Path) -> None:
-    """The served files of `directory` at `rev` as a new directory `destination` (renamed into
-    place whole: a tree that exists is complete)."""
+    """The served files of build-dir `directory` at `rev` as a new directory `destination`
+    (renamed into place whole: a tree that exists is complete)."""
     scratch = destination.with_name(f".{destination.name}.checkout")
     building = destination.with_name(f".{destination.name}.new")
     for leftover in (scratch, building):
@@ -61,7 +61,7 @@ def write(repo: Path, rev: str, directory: str, destination: Path) -> None:
     try:
         gitrepo.checkout(repo, rev, scratch)
         building.mkdir(mode=0o755)
-        gather(source.source_dir(scratch, directory), building, Budget())
+        gather(scratch / served_dir(scratch, directory), building, Budget())
         building.rename(destination)
     finally:
         for leftover in (scratch, building):
