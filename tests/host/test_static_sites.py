@@ -38,10 +38,11 @@ def trees(host, app: str) -> set[str]:
     return set(host.as_deploy_user(f"ls -A ~/.local/share/podku/static/{app}/", check=False).stdout.split())
 
 
-def wait_for(predicate, timeout: float = 60) -> None:
+def wait_for(seen, wanted, timeout: float = 60) -> None:
+    """Until seen() == wanted (retirements run wait-to-retire after a swap)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
+    while (found := seen()) != wanted:
+        assert time.monotonic() < deadline, f"still {found!r}, waiting for {wanted!r}"
         time.sleep(0.5)
 
 
@@ -69,7 +70,7 @@ def test_a_static_site_answers_with_no_container_and_through_redeploys_under_loa
     print(f"static redeploys under load: {run.summary}")
     assert {bodies[-1] for bodies in run.body_sequences().values()} == {"static v3"}
     assert app_containers(host, app) == [] and app_units_active(host, app) == []
-    wait_for(lambda: trees(host, app) == {"r3", "live", "no-socket"})  # r1, r2: retired, their files gone
+    wait_for(lambda: trees(host, app), {"r3", "live", "files", "no-socket"})  # r1, r2: retired, files gone
 
     host.ssh("rollback", app, "1")  # its files were removed at its retirement: written again
     assert host.http_get(name) == (200, "static v1")
@@ -111,8 +112,8 @@ def test_switching_a_static_site_to_a_container_app_and_back_under_load(host, ap
         time.sleep(1)
     run.assert_no_failures()
     print(f"static <-> container under load: {run.summary}")
-    wait_for(lambda: app_units_active(host, app) == [] and app_containers(host, app) == [])
-    wait_for(lambda: trees(host, app) == {"r3", "live", "no-socket"})
+    wait_for(lambda: (app_units_active(host, app), app_containers(host, app)), ([], []))
+    wait_for(lambda: trees(host, app), {"r3", "live", "files", "no-socket"})
 
 
 def test_a_pushed_symlink_to_a_secret_is_never_served(host, app_repo):
@@ -126,7 +127,7 @@ def test_a_pushed_symlink_to_a_secret_is_never_served(host, app_repo):
     assert host.http_get(name) == (200, "static safe")
     code, body = host.http_get(name, "/keys")
     assert code == 404 and "ssh-" not in body
-    assert trees(host, app) <= {"r1", "live", "no-socket"}
+    assert trees(host, app) <= {"r1", "live", "files", "no-socket"}
 
 
 def test_ps_stop_start_scale_and_logs_on_a_static_site(host, app_repo):
