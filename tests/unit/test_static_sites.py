@@ -8,7 +8,7 @@ import pytest
 from test_swap import crash_and_heal
 
 import fakes
-from podku import apps, deploy, processes, proxyconf, releases, staticsite, swap
+from podku import apps, deploy, lifecycle, processes, proxyconf, releases, rename, staticsite, swap
 from podku.image import statictree
 from podku.image.builders import static
 from podku.proxy import routes
@@ -224,3 +224,22 @@ def test_a_switch_keeps_what_a_request_matched_just_before_until_the_old_release
     host.fire_retirements()
     assert not staticsite.files_link("web").is_symlink() and not staticsite.tree("web", 2).exists()
     fakes.assert_only_live_has_units(host, "web")
+
+
+def test_a_renamed_static_site_serves_its_files_under_the_new_name_and_the_old_ones_go(host):
+    fakes.new_app()
+    push(host, STATIC, "a" * 40)
+    rename.rename("web", "shop")
+    live = fakes.assert_consistent(host, "shop")
+    assert live.static and (staticsite.tree("shop", live.id) / "index.html").read_text() == "static aaaaaaa"
+    assert (routes.site_dir("shop") / "static").resolve() == staticsite.tree("shop", live.id).resolve()
+    assert not staticsite.directory("web").exists()
+
+
+def test_a_cloned_static_site_is_static_too(host):
+    lifecycle.create("web", quiet=True)
+    push(host, STATIC, "a" * 40)
+    rename.clone("web", "copy")
+    live = fakes.assert_consistent(host, "copy")
+    assert live.static and staticsite.has_tree(live)
+    fakes.assert_consistent(host, "web")
