@@ -44,10 +44,7 @@ class ScaleInvalid(UsageError):
 # --- names ------------------------------------------------------------------------------
 
 def types(release: Release) -> list[str]:
-    """The release's process types: web first, then the Procfile's others in file order. A
-    static site has none: Caddy serves its files."""
-    if release.static:
-        return []
+    """The release's process types: web first, then the Procfile's others in file order."""
     return [WEB] + [name for name in release.processes if name not in (WEB, RELEASE)]
 
 
@@ -149,8 +146,9 @@ def parse_scale(release: Release, assignments: list[str]) -> dict[str, int]:
 
 
 def wanted_units(app: apps.App, release: Release) -> list[str]:
-    """The instances reconcile keeps running, web instance 1 aside (socket-activated)."""
-    if app.stopped:
+    """The instances reconcile keeps running, web instance 1 aside (socket-activated). A
+    static site has none: Caddy serves its files."""
+    if app.stopped or release.static:
         return []
     units = []
     for name, count in scale_of(app, release).items():
@@ -228,7 +226,9 @@ def _stop_first_web(live: Release) -> list[str]:
 
 def report(app: apps.App, release: Release) -> list[tuple[str, str]]:
     """(unit, state) of every instance the scale names, web instance 1 first."""
-    rows = []
+    rows: list[tuple[str, str]] = []
+    if release.static:
+        return rows
     for name, count in scale_of(app, release).items():
         for number in range(1, count + 1):
             unit = instance(release, name, number)

@@ -68,6 +68,9 @@ def _report(current: apps.App) -> None:
                  else idle.describe(live.idle_timeout))
     output.field("Stopped", "true" if current.stopped else "false")
     output.field("Socket", "- (Caddy serves the files)" if live.static else systemd.active_state(live.socket_unit))
+    if live.static:
+        output.field("Process web", "Caddy's file server (a static site: no container)")
+        return
     for name, count in processes.scale_of(current, live).items():
         argv = live.processes.get(name)
         shown = output.printable(" ".join(argv))[:200] if argv else "(the image's command)"

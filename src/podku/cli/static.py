@@ -30,7 +30,16 @@ def static_set(app: str, key: str, value: str) -> None:
     with apps.lock(app):
         current = proxyconf.load(app)
         proxyconf.change(app, dataclasses.replace(current, static_fallback=fallback))
+        live = _live(apps.load(app))
     output.step(f"fallback for {app}: {fallback}")
+    if live is None or not live.static:
+        output.warn(f"{app} is not a static site now: the fallback applies once a static release is live")
+    elif not (staticsite.tree(app, live.id) / fallback.lstrip("/")).is_file():
+        output.warn(f"release {live.id} has no {fallback.lstrip('/')}: such paths answer 404 until a release has it")
+
+
+def _live(current: apps.App) -> releases.Release | None:
+    return releases.load(current.name, current.live_release) if current.live_release is not None else None
 
 
 @command("static:unset")
@@ -53,7 +62,7 @@ def static_report(app: str) -> None:
     current = apps.load(app)
     fallback = proxyconf.load(app).static_fallback
     output.echo(f"=====> {app} static site")
-    live = releases.load(app, current.live_release) if current.live_release is not None else None
+    live = _live(current)
     if live is None or not live.static:
         output.field("Static site", "no (a container serves the app)" if live else "no (not deployed)")
     else:

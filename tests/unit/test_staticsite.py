@@ -101,7 +101,7 @@ def test_public_is_served_when_it_is_a_directory_and_refused_as_a_symlink(tmp_pa
 def test_a_static_release_starts_nothing_and_caddy_follows_its_live_link(host):
     fakes.new_app()
     first = push(host, STATIC, "a" * 40)
-    assert first.static and first.units == [] and processes.types(first) == []
+    assert first.static and first.units == [] and processes.wanted_units(apps.load("web"), first) == []
     fakes.assert_consistent(host, "web")
     assert host.manager.active == set() and host.health.passed == []
     second = push(host, STATIC, "b" * 40)
