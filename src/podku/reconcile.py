@@ -104,9 +104,17 @@ def _stable_symlink(app: apps.App, live: Release | None, every: list[Release]) -
     """The static route first when a static release serves; when none does, its link goes
     only after the stable socket names what serves instead."""
     serves_files = live is not None and live.static and not app.stopped
-    fixed = staticsite.point(live) if serves_files and live is not None else []
+    fixed = _serve_files(live) if serves_files and live is not None else []
     fixed += _socket_symlink(app, live, every)
     return fixed if serves_files else fixed + staticsite.unpoint(app.name)
+
+
+def _serve_files(live: Release) -> list[str]:
+    try:
+        return staticsite.point(live)
+    except PodkuError as error:
+        raise ReconcileError(f"release {live.id} of {live.app} is live but its files cannot be served: {error}; "
+                             f"`podku ps:rebuild {live.app}` builds it again") from None
 
 
 def _draining_socket(app: apps.App, current: str | None, every: list[Release]) -> bool:

@@ -169,4 +169,3 @@ def usage(release: Release) -> tuple[int, int]:
             files += 1
             size += os.lstat(os.path.join(root, name)).st_size
     return files, size
-

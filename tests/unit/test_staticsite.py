@@ -3,13 +3,14 @@ between static and container releases (a crash after each step healed), ps on a 
 site, the fallback setting and what the site directory links to."""
 
 import os
+import shutil
 
 import pytest
 from test_swap import crash_and_heal
 
 import fakes
 from podku import apps, deploy, lifecycle, processes, proxyconf, releases, rename, staticsite, swap
-from podku.image import statictree
+from podku.image import gitrepo, statictree
 from podku.image.builders import static
 from podku.proxy import routes
 
@@ -243,3 +244,18 @@ def test_a_cloned_static_site_is_static_too(host):
     live = fakes.assert_consistent(host, "copy")
     assert live.static and staticsite.has_tree(live)
     fakes.assert_consistent(host, "web")
+
+
+def test_a_live_tree_that_is_gone_is_written_again_or_named_in_one_line(host, monkeypatch):
+    fakes.new_app()
+    release = push(host, STATIC, "a" * 40)
+    shutil.rmtree(staticsite.tree("web", release.id))
+    assert any("again" in line for line in swap.reconcile.reconcile(apps.load("web")))
+    assert staticsite.has_tree(release)
+    shutil.rmtree(staticsite.tree("web", release.id))
+
+    def gone(repo, rev, directory, destination):
+        raise gitrepo.RepoError("cannot check out revision aaaaaaaaaaaa: bad object")
+    monkeypatch.setattr(statictree, "write", gone)
+    with pytest.raises(swap.reconcile.ReconcileError, match="its files cannot be served"):
+        swap.reconcile.reconcile(apps.load("web"))
