@@ -26,8 +26,21 @@ import testhost
 def redeploy(repo: testhost.AppRepo, state: dict) -> None:
     state["n"] += 1
     started = time.monotonic()
-    repo.deploy(f"bench-{state['n']}", **state.get("deploy", {}))
+    if state.get("static"):
+        push_static_site(repo, f"bench-{state['n']}")
+    else:
+        repo.deploy(f"bench-{state['n']}", **state.get("deploy", {}))
     state.setdefault("push_seconds", []).append(time.monotonic() - started)
+
+
+def push_static_site(repo: testhost.AppRepo, message: str) -> None:
+    """A static site (public/, no Containerfile): Caddy serves its files, no container."""
+    (repo.path / "Containerfile").unlink(missing_ok=True)
+    (repo.path / "public").mkdir(exist_ok=True)
+    (repo.path / "public" / "index.html").write_text(message)
+    repo._git("add", "-A")
+    repo._git("commit", "-q", "-m", message)
+    repo.push()
 
 
 def config_set(repo: testhost.AppRepo, state: dict) -> None:
@@ -110,7 +123,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help=f"comma-separated, of: {', '.join(SCENARIOS)} (HTTPS rows: {', '.join(HTTPS_SCENARIOS)})")
-    parser.add_argument("--apps", default="fdapp,portapp", help="comma-separated, of: fdapp, portapp")
+    parser.add_argument("--apps", default="fdapp,portapp",
+                        help="comma-separated, of: fdapp, portapp, staticapp (no SIGKILL row: no container)")
     args = parser.parse_args()
     chosen = args.scenarios.split(",")
     if not set(chosen) <= set(SCENARIOS):
@@ -125,14 +139,15 @@ def main() -> None:
         cores = os.cpu_count()
         print(f"machine: {platform.node()} {platform.machine()}, {cores} cores; "
               f"kernel {platform.release()}; test host: Debian 12 in systemd-nspawn", flush=True)
-        for app, deploy_options in (("fdapp", {}), ("portapp", {"expose": 8000})):
+        for app, deploy_options in (("fdapp", {}), ("portapp", {"expose": 8000}), ("staticapp", None)):
             if app not in args.apps.split(","):
                 continue
             repo = testhost.AppRepo(workdir / app, host, app)
-            state = {"n": 0, "deploy": deploy_options}
+            state = {"n": 0, "deploy": deploy_options or {}, "static": deploy_options is None}
             redeploy(repo, state)
             state["push_seconds"] = []
-            rows = [(name, False) for name in chosen] + [(name, True) for name in HTTPS_SCENARIOS if name in chosen]
+            names = [name for name in chosen if not (state["static"] and name == "SIGKILL")]
+            rows = [(name, False) for name in names] + [(name, True) for name in HTTPS_SCENARIOS if name in names]
             for name, https in rows:
                 if https:
                     host.in_netns(["curl", "-sS", "-o", "/dev/null", "--cacert", str(host.root / CADDY_ROOT),

@@ -9,6 +9,7 @@ from podku import appjson, apps, deploytasks, naming, output, processes, reconci
 from podku.errors import PodkuError, UsageError
 from podku.host import settings
 from podku.image import build, builders, prebuilt, procfile, source
+from podku.image.builders import static
 from podku.releases import Release
 
 
@@ -32,7 +33,9 @@ def deploy_revision(app: apps.App, rev: str) -> Release:
     except PodkuError as error:
         releases.save(release.with_outcome(releases.Outcome.FAILED))
         raise DeployFailed(f"{error}; {_still_serving(app)}") from error
-    release = dataclasses.replace(release, port=built.port, processes=_runtime_processes(built.builder, procs))
+    kept = _runtime_processes(built.builder, procs)
+    release = dataclasses.replace(release, port=built.port, processes=kept,
+                                  static_root=subdirectory if _serves_files(built.builder, kept) else None)
     releases.save(release)
     return release_to(app, release, tasks=True)
 
@@ -74,7 +77,8 @@ def redeploy(app: apps.App, description: str, source: Release | None = None,
     base = source or live_release(app)
     environment = source.config if source is not None and config is None else apps.effective_config(app.name, config)
     release = releases.new(app.name, base.rev, base.image, description, environment, base.app_json, base.port,
-                           release_id=releases.next_id(app.name), processes=base.processes, source=base.source)
+                           release_id=releases.next_id(app.name), processes=base.processes, source=base.source,
+                           static_root=base.static_root)
     return release_to(app, release, tasks=config is not None)
 
 
@@ -105,7 +109,8 @@ def release_to(app: apps.App, release: Release, tasks: bool = False) -> Release:
         swap.step_done("units")
         if tasks:
             deploytasks.before_swap(release, str(swap.env_file(release)))
-        output.step(f"Checking release {release.id} through its own socket")
+        output.step(f"Checking release {release.id}'s files" if release.static
+                    else f"Checking release {release.id} through its own socket")
         swap.start_and_check(app, release)
         swap.step_done("checked")
     except BaseException as error:
@@ -155,6 +160,12 @@ def _runtime_processes(builder: str, procs: procfile.Processes) -> procfile.Proc
     if builder == builders.CONTAINERFILE:
         return procs
     return {name: argv for name, argv in procs.items() if name != processes.WEB}
+
+
+def _serves_files(builder: str, procs: procfile.Processes) -> bool:
+    """A static site with no other process type is served by Caddy from its files; its image
+    (podku's small server) is still built, for apps:export and a later switch."""
+    return builder == static.BUILDER.name and not procs
 
 
 def _procfile(app: apps.App, rev: str) -> procfile.Processes:

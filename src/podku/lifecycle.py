@@ -2,7 +2,7 @@
 
 import contextlib
 
-from podku import apps, cron, domains, names, oneoff, output, releases, swap
+from podku import apps, cron, domains, names, oneoff, output, releases, staticsite, swap
 from podku.errors import UsageError
 from podku.host import paths, systemd
 from podku.image import build, gitrepo
@@ -43,6 +43,7 @@ def destroy(name: str) -> None:
         oneoff.remove_all(name)
         build.remove_images(sorted({r.image for r in releases.all_of(name)}), wait=True)
         domains.app_destroyed(name)
+        staticsite.remove_app(name)
         apps.remove_state(name)
         domains.load_proxy()  # a no-op unless the app had names of Caddy's internal CA
     output.step(f"Destroying {app.name}... done")

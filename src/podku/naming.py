@@ -115,6 +115,11 @@ def env_file(release: int) -> str:
     return f"{release}.env"
 
 
+def static_tree(release: int) -> str:
+    """A static release's files, under ~/.local/share/podku/static/APP/ (staticsite.py)."""
+    return f"r{release}"
+
+
 def stable_socket_file(app: str) -> str:
     """The symlink Caddy dials for the app: it points at the live release's socket."""
     return f"{app}.sock"

@@ -125,6 +125,8 @@ def scale_of(app: apps.App, release: Release) -> dict[str, int]:
 def parse_scale(release: Release, assignments: list[str]) -> dict[str, int]:
     """`TYPE=N ...` checked against the release: every word, before anything changes."""
     changes: dict[str, int] = {}
+    if release.static and assignments:
+        raise ScaleInvalid(f"{release.app} is a static site served by Caddy: no process to scale")
     for text in assignments:
         name, sep, number = text.partition("=")
         if not sep:
@@ -144,8 +146,9 @@ def parse_scale(release: Release, assignments: list[str]) -> dict[str, int]:
 
 
 def wanted_units(app: apps.App, release: Release) -> list[str]:
-    """The instances reconcile keeps running, web instance 1 aside (socket-activated)."""
-    if app.stopped:
+    """The instances reconcile keeps running, web instance 1 aside (socket-activated). A
+    static site has none: Caddy serves its files."""
+    if app.stopped or release.static:
         return []
     units = []
     for name, count in scale_of(app, release).items():
@@ -171,9 +174,11 @@ def run_at_scale(app: apps.App, live: Release | None, every: list[Release]) -> l
         if unit not in wanted and (is_live or process_type != WEB):  # old web: retired later
             _stop(unit)
             fixed.append(f"stopped {unit}")
-    if live is not None and (app.stopped or scale_of(app, live)[WEB] == 0):
+    if live is None or live.static:
+        return fixed
+    if app.stopped or scale_of(app, live)[WEB] == 0:
         fixed += _stop_first_web(live)
-    elif live is not None and any(unit.startswith(f"{live.unit}-{WEB}@") for unit in wanted):
+    elif any(unit.startswith(f"{live.unit}-{WEB}@") for unit in wanted):
         fixed += _start_first_web(live)
     return fixed
 
@@ -221,7 +226,9 @@ def _stop_first_web(live: Release) -> list[str]:
 
 def report(app: apps.App, release: Release) -> list[tuple[str, str]]:
     """(unit, state) of every instance the scale names, web instance 1 first."""
-    rows = []
+    rows: list[tuple[str, str]] = []
+    if release.static:
+        return rows
     for name, count in scale_of(app, release).items():
         for number in range(1, count + 1):
             unit = instance(release, name, number)
@@ -249,6 +256,8 @@ def log_units(app: str, every: list[Release], process_type: str | None = None) -
 
 def run_state(live: Release) -> str:
     """Whether the live release runs, sleeps (idle: no container, its socket listening) or is stopped."""
+    if live.static:
+        return "static site (Caddy serves release's files, no container)"
     app_state = systemd.active_state(live.app_unit)
     if app_state in ("active", "activating", "reloading"):
         return "running"

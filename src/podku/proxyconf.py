@@ -39,6 +39,11 @@ MAX_BODY = 64 * 1024 ** 3
 MAX_HSTS = 2 * 365 * 86400
 DURATION = re.compile(r"([0-9]{1,5})([smh]?)")
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+FALLBACK = re.compile(r"(/[A-Za-z0-9_~@+,=-][A-Za-z0-9._~@+,=-]{0,99}){1,20}")
+MAX_FALLBACK = 255
+STATIC_LINK = "static"  # in a site directory: a static release is live (staticsite.py)
+FILES_LINK = "files"  # the tree Caddy serves a static site's files from
+FALLBACK_LINK = "fallback"
 DEFAULT_PAGE = ("<!doctype html>\n<title>Down for maintenance</title>\n"
                 "<h1>Down for maintenance</h1>\n<p>This site will be back shortly.</p>\n")
 
@@ -68,6 +73,7 @@ class ProxySettings:
     https_only: bool = False
     hsts: int | None = None
     read_timeout: int | None = None
+    static_fallback: str | None = None  # a static site's page for paths without a file
 
 
 # --- values as typed ----------------------------------------------------------------------
@@ -111,6 +117,14 @@ def parse_read_timeout(text: str) -> int:
         choices = ", ".join(describe_seconds(value) for value in caddy.READ_TIMEOUTS)
         raise ProxySettingError(f"invalid read-timeout {text[:40]!r}: one of {choices}")
     return seconds
+
+
+def parse_fallback(text: str) -> str:
+    """A file of the static site, as a path from its root: /index.html, /app/200.html."""
+    if len(text or "") > MAX_FALLBACK or not FALLBACK.fullmatch(text or ""):
+        raise ProxySettingError(f"invalid fallback {records.shown(text[:60])}: a path of the site's files like "
+                                "/index.html (letters, digits and ._~@+,=- parts, none hidden or '..')")
+    return text
 
 
 def describe_seconds(seconds: int) -> str:
@@ -170,6 +184,7 @@ RECORD = records.record({
     "https_only": records.Field(records.boolean),
     "hsts": records.Field(records.optional(records.integer(0, MAX_HSTS))),
     "read_timeout": records.Field(records.optional(_read_timeout)),
+    "static_fallback": records.Field(records.optional(records.validated(parse_fallback))),
 })
 
 
@@ -185,7 +200,7 @@ def load(app: str) -> ProxySettings:
         auth=Auth(**auth) if auth else None,
         redirects={name: Redirect(**value) for name, value in data.get("redirects", {}).items()},
         body_max=data.get("body_max"), https_only=data.get("https_only", False), hsts=data.get("hsts"),
-        read_timeout=data.get("read_timeout"))
+        read_timeout=data.get("read_timeout"), static_fallback=data.get("static_fallback"))
 
 
 def save(app: str, wanted: ProxySettings) -> None:
@@ -242,6 +257,7 @@ def render(app: str, wanted: ProxySettings, page: str | None = None) -> None:
             shutil.rmtree(stale, ignore_errors=True)
     fresh = _new_directory(link)
     _write_files(fresh, wanted, page if page is not None else DEFAULT_PAGE)
+    _static_links(fresh, app, wanted)
     state.fsync_dir(fresh)
     state.symlink_atomic(fresh.name, link)
 
@@ -279,6 +295,17 @@ def _write_files(directory: Path, wanted: ProxySettings, page: str) -> None:
         _mark(directory / "read-timeout" / str(wanted.read_timeout))
 
 
+def _static_links(directory: Path, app: str, wanted: ProxySettings) -> None:
+    """`static` to the app's live static tree (dangling unless a static release is live),
+    `files` to the tree its files come from, and `fallback` through that to the fallback
+    page: Caddy's static route follows them."""
+    app_paths = paths.AppPaths(app)
+    os.symlink(os.path.relpath(app_paths.static_live, directory), directory / STATIC_LINK)
+    os.symlink(os.path.relpath(app_paths.static_files, directory), directory / FILES_LINK)
+    if wanted.static_fallback is not None:
+        os.symlink(f"{FILES_LINK}{wanted.static_fallback}", directory / FALLBACK_LINK)
+
+
 def _mark(path: Path) -> None:
     """An empty file whose name is the value: Caddy's file matcher finds it by a glob."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -305,11 +332,17 @@ def app_renamed(old: str, new: str) -> None:
     render(new, load(new), page)
 
 
+def ensure_rendered(app: str) -> None:
+    """The app's site directory, rendered from its record if it has none yet (or one from
+    before static sites): a static site is served through its `static` link."""
+    if not (routes.site_dir(app) / FILES_LINK).is_symlink():
+        render(app, load(app))
+
+
 def rerender_all() -> None:
     """Every app's site directory from its record (setup: a host upgraded to this version)."""
     for app in apps.all_names():
-        if not routes.site_dir(app).is_symlink():
-            render(app, load(app))
+        ensure_rendered(app)
 
 
 def https_available() -> bool:

@@ -8,7 +8,7 @@ every retirement and the boot unit run them on their own. Callers hold the app's
 import sys
 from collections.abc import Callable
 
-from podku import apps, cron, naming, output, processes, releases
+from podku import apps, cron, naming, output, processes, releases, staticsite
 from podku.errors import PodkuError
 from podku.host import state, systemd
 from podku.releases import Outcome, Release
@@ -32,11 +32,11 @@ def reconcile(app: apps.App, after_step: StepDone = _no_hook) -> list[str]:
     every = releases.all_of(app.name)
     live = _live_release(app, every)
     fixed: list[str] = []
-    if live is not None and not app.stopped:
+    if live is not None and not app.stopped and not live.static:
         fixed += _listening(live)
     fixed += _enable_link(app, live)
     after_step("enable")
-    fixed += _stable_symlink(app, live)
+    fixed += _stable_symlink(app, live, every)
     after_step("symlink")
     fixed += _alias_and_other_links(app, live)
     after_step("links")
@@ -61,7 +61,8 @@ def _live_release(app: apps.App, every: list[Release]) -> Release | None:
 
 
 def has_units(release: Release) -> bool:
-    return any(systemd.unit_file(unit).exists() for unit in release.units)
+    """Whether anything of the release is left to retire: its units, or a static one's files."""
+    return staticsite.has_tree(release) or any(systemd.unit_file(unit).exists() for unit in release.units)
 
 
 def _listening(live: Release) -> list[str]:
@@ -84,20 +85,46 @@ def _release_sockets(app: apps.App) -> set[str]:
 
 def _stopped(app: apps.App, live: Release | None) -> list[str]:
     """`ps:stop`: the live release's socket does not listen (processes.run_at_scale stopped the rest)."""
-    if live is None or not app.stopped or systemd.active_state(live.socket_unit) not in ("active", "activating"):
+    if live is None or live.static or not app.stopped:
+        return []
+    if systemd.active_state(live.socket_unit) not in ("active", "activating"):
         return []
     systemd.stop(live.socket_unit)
     return [f"stopped {live.socket_unit} ({app.name} is stopped: `podku ps:start {app.name}`)"]
 
 
 def _enable_link(app: apps.App, live: Release | None) -> list[str]:
-    if live is None or app.stopped or live.socket_unit in _release_sockets(app):
+    if live is None or live.static or app.stopped or live.socket_unit in _release_sockets(app):
         return []
     systemd.enable(live.socket_unit, SOCKETS_TARGET)
     return [f"enabled {live.socket_unit}"]
 
 
-def _stable_symlink(app: apps.App, live: Release | None) -> list[str]:
+def _stable_symlink(app: apps.App, live: Release | None, every: list[Release]) -> list[str]:
+    """The static route first when a static release serves; when none does, its link goes
+    only after the stable socket names what serves instead."""
+    serves_files = live is not None and live.static and not app.stopped
+    fixed = _serve_files(live) if serves_files and live is not None else []
+    fixed += _socket_symlink(app, live, every)
+    return fixed if serves_files else fixed + staticsite.unpoint(app.name)
+
+
+def _serve_files(live: Release) -> list[str]:
+    try:
+        return staticsite.point(live)
+    except PodkuError as error:
+        raise ReconcileError(f"release {live.id} of {live.app} is live but its files cannot be served: {error}; "
+                             f"`podku ps:rebuild {live.app}` builds it again") from None
+
+
+def _draining_socket(app: apps.App, current: str | None, every: list[Release]) -> bool:
+    """Whether the stable socket names a container release still draining: a request that
+    matched the app route just before a switch to a static site dials it."""
+    return any(current == str(app.paths.release_socket(release.id)) for release in every
+               if release.id != app.live_release and not release.static and has_units(release))
+
+
+def _socket_symlink(app: apps.App, live: Release | None, every: list[Release]) -> list[str]:
     link = app.paths.stable_socket
     current = systemd.link_target(link)
     if live is None:
@@ -105,8 +132,8 @@ def _stable_symlink(app: apps.App, live: Release | None) -> list[str]:
             return []
         link.unlink()
         return [f"removed the stable socket link (it pointed at {current}; nothing is live)"]
-    wanted = str(app.paths.release_socket(live.id))
-    if current == wanted:
+    wanted = str(staticsite.no_socket(app.name) if live.static else app.paths.release_socket(live.id))
+    if current == wanted or (live.static and _draining_socket(app, current, every)):
         return []
     state.symlink_atomic(wanted, link)
     return [f"pointed the stable socket at release {live.id} (it pointed at {current or 'nothing'})"]
@@ -116,7 +143,7 @@ def _alias_and_other_links(app: apps.App, live: Release | None) -> list[str]:
     fixed = []
     alias = systemd.unit_file(f"{app.name}.service")
     current = systemd.link_target(alias)
-    wanted = live.app_unit if live is not None else None
+    wanted = live.app_unit if live is not None and not live.static else None
     if current != wanted:
         if wanted is None:
             alias.unlink()

@@ -11,6 +11,7 @@ from podku import names, naming, runtime
 from podku.errors import UsageError
 from podku.host import paths, records, state
 from podku.image import procfile
+from podku.image import source as build_source
 from podku.runtime import idle, links, network, resources, storage
 
 
@@ -58,11 +59,19 @@ class Release:
     # "load-image sha256:ID" an archive sent by git:load-image, "image REF" git:from-image.
     # For those two, `rev` is the image's ID (hex).
     source: str = ""
+    # A static site served by Caddy from the files of the revision (staticsite.py): the
+    # build-dir its files are under ("" the repository's root). None: a container serves.
+    static_root: str | None = None
 
     @property
     def origin(self) -> str:
         """Where the release came from, as `releases` shows it."""
         return f"image: {self.source}" if self.source else self.rev[:7]
+
+    @property
+    def static(self) -> bool:
+        """Served by Caddy's file server: no socket, no container for web."""
+        return self.static_root is not None
 
     @property
     def unit(self) -> str:
@@ -94,7 +103,10 @@ class Release:
 
     @property
     def units(self) -> list[str]:
-        """Every unit of the release, the socket first (stopping it stops what it feeds)."""
+        """Every unit of the release, the socket first (stopping it stops what it feeds).
+        A static site has none: Caddy serves its files."""
+        if self.static:
+            return []
         names = [self.socket_unit, self.web_unit]
         names += [f"{self.unit}-app.service"] if self.bridged else []
         return names + ([self.inner_socket_unit] if self.inner_socket_unit else [])
@@ -172,6 +184,7 @@ def schema(app: str, release_id: int) -> records.Schema:
         "links": records.Field(links.RELEASE_RECORD),
         "egress": records.Field(records.boolean),
         "source": records.Field(_source),
+        "static_root": records.Field(records.optional(_static_root)),
     }
 
 
@@ -186,6 +199,11 @@ def _source(value: object) -> str:
             raise records.Invalid(f"expected load-image sha256:ID or image REFERENCE, found {records.shown(text)}")
         records.validated(names.image_reference)(reference)
     return text
+
+
+def _static_root(value: object) -> str:
+    text = records.text(build_source.MAX_BUILD_DIR)(value)
+    return records.validated(build_source.build_dir)(text) if text else text
 
 
 def _image_of(app: str) -> records.Check:
@@ -256,13 +274,14 @@ def next_id(app: str) -> int:
 
 def new(app: str, rev: str, image: str, description: str, config: dict[str, str],
         app_json: dict | None = None, port: int | None = None, *, release_id: int | None = None,
-        processes: dict[str, list[str]] | None = None, source: str = "") -> Release:
+        processes: dict[str, list[str]] | None = None, source: str = "",
+        static_root: str | None = None) -> Release:
     """A pending release, saved. A deploy allocates `release_id` once (its image tag and build
     directory are named from it too) and passes it; without it the next free id is taken."""
     release = Release(app=app, id=next_id(app) if release_id is None else release_id,
                       rev=rev, image=image, description=description,
                       config=dict(config), app_json=dict(app_json or {}), port=port,
-                      processes=dict(processes or {}), source=source,
+                      processes=dict(processes or {}), source=source, static_root=static_root,
                       **runtime.snapshot(app))
     save(release)
     return release

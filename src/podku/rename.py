@@ -42,6 +42,7 @@ from podku import (
     proxyconf,
     reconcile,
     releases,
+    staticsite,
     stores,
     swap,
 )
@@ -155,7 +156,9 @@ def _swap_in(staged: apps.App, current: apps.App) -> None:
         return
     live = releases.load(staged.name, current.live_release)
     release = releases.new(staged.name, live.rev, live.image, f"Rename from {current.name}", live.config,
-                           live.app_json, live.port, processes=live.processes)
+                           live.app_json, live.port, processes=live.processes, static_root=live.static_root)
+    if release.static:  # NEW's repository is OLD's until the commit: the files OLD serves
+        staticsite.copy_tree(releases.load(current.name, live.id), release)
     deploy.release_to(staged, release)  # its record write (swap.go_live) is the commit
 
 
@@ -212,6 +215,7 @@ def _retire_old(old: str, new: str) -> None:
         systemd.unit_file(f"{old}.service").unlink()
     cron.remove_all(old)
     routes.remove_site(old)
+    staticsite.remove_app(old)
     for image in sorted({release.image for release in every}):
         if podman.engine.image_exists(_image_as(image, new)):
             podman.engine.untag_image(image)  # the image stays, under NEW's name
@@ -316,5 +320,5 @@ def _deploy_clone(source: apps.App, target: apps.App) -> None:
     _tag(live.image, image)
     release = releases.new(target.name, live.rev, image, f"Clone of {source.name} v{live.id}",
                            apps.config(target.name), live.app_json, live.port, release_id=release_id,
-                           processes=live.processes)
+                           processes=live.processes, static_root=live.static_root)
     deploy.release_to(target, release)

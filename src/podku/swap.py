@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from podku import apps, health, naming, output, processes, reconcile, releases
+from podku import apps, health, naming, output, processes, reconcile, releases, staticsite
 from podku.host import paths, podman, settings, state, systemd, templates
 from podku.image import build
 from podku.releases import Outcome, Release
@@ -41,11 +41,15 @@ def env_file(release: Release) -> Path:
 
 
 def install_units(release: Release) -> None:
-    """Render the release's units; they are inert until its socket is started."""
+    """Render the release's units; they are inert until its socket is started. A static
+    release has its files written instead (its env file serves app.json's tasks)."""
     app_paths = paths.AppPaths(release.app)
     state.write_if_changed(env_file(release), release.environment_file(), mode=0o600)
     for name, value in release.secrets().items():
         podman.engine.put_secret(name, value)
+    if release.static:
+        staticsite.install(release)
+        return
     gunicorn.install()
     values = dict(app=release.app, release=release.id, unit=release.unit, image=release.image,
                   container=release.container, env_file=env_file(release), port=release.port,
@@ -75,7 +79,11 @@ def inner_socket_path(release: Release) -> Path:
 
 
 def start_and_check(app: apps.App, release: Release) -> None:
-    """Start the new release's socket and prove, through that socket, that it serves."""
+    """Start the new release's socket and prove, through that socket, that it serves (a
+    static release: that its files hold what `/` answers with)."""
+    if release.static:
+        staticsite.check(release)
+        return
     systemd.start(release.socket_unit)
     checks = health.from_app_json(release.app_json, app.health_checks)
     host = settings.load().app_host(app.name)
@@ -105,12 +113,13 @@ def stop_release(release: Release) -> None:
             leftover.unlink()
     for name in release.secret_names().values():
         podman.engine.remove_secret(name)
+    staticsite.remove(release)
     systemd.reload()
 
 
 def abandon(release: Release) -> None:
     """A release that failed before the swap: its last log lines, then gone."""
-    logs = systemd.journal_tail(release.app_unit)
+    logs = "" if release.static else systemd.journal_tail(release.app_unit)
     if logs:
         output.detail(f"Last log lines of release {release.id}:")
         output.detail(logs)
@@ -129,15 +138,18 @@ def retire(app: apps.App, release_id: int) -> None:
         release = releases.load(app.name, release_id)
         stop_release(release)
         releases.save(release.with_outcome(reconcile.wanted_outcome(release, app.live_release, with_units=False)))
+        reconcile.reconcile(app)  # a static site's stable socket stops naming the retired one's
     prune_images(app)  # its image may have been in use at the swap
 
 
 def drain(app: apps.App) -> None:
-    """Stop nothing sooner than wait-to-retire after the stable symlink last moved: requests
-    accepted before the handoff may still be in flight."""
-    try:
-        handoff = os.lstat(app.paths.stable_socket).st_mtime
-    except FileNotFoundError:
+    """Stop nothing sooner than wait-to-retire after the stable symlink (or the static
+    site's live link) last moved: requests accepted before the handoff may still be in flight."""
+    moved = [staticsite.handoff_time(app.name)]
+    with contextlib.suppress(FileNotFoundError):
+        moved.append(os.lstat(app.paths.stable_socket).st_mtime)
+    handoff = max((when for when in moved if when is not None), default=None)
+    if handoff is None:
         return
     wait = handoff + app.health_checks.wait_to_retire - time.time()
     if wait > 0:

@@ -69,7 +69,7 @@ def test_node_app_binds_port_through_the_bridge_and_reuses_npm_ci(builder_host, 
     assert builder_host.http_get(host_of(repo.app)) == (200, "node true v2")
 
 
-def test_static_site_is_served_by_podkus_server(builder_host, repo):
+def test_static_site_is_served_from_public_without_dotfiles(builder_host, repo):
     repo.write({**static_site("v1"), "public/.hidden": "secret"})
     result = repo.push()
     assert "No Containerfile: using the static builder" in result.stderr

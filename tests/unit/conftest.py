@@ -57,6 +57,7 @@ def home(tmp_path, monkeypatch) -> Path:
     values.update(
         APPS=values["STATE"] / "apps",
         REPOS=values["DATA"] / "repos",
+        STATIC=values["DATA"] / "static",
         BUILDS=values["CACHE"] / "build",
         STABLE_SOCKETS=values["STATE"] / "sock",
         SETTINGS=values["CONFIG"] / "podku.json",

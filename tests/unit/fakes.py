@@ -19,13 +19,13 @@ from typing import IO
 
 import pytest
 
-from podku import apps, health, releases, swap
+from podku import apps, health, releases, staticsite, swap
 from podku.cli import main as cli_main
 from podku.errors import PodkuError
 from podku.host import paths, systemd
 from podku.host import podman as podman_module
 from podku.host.commands import CommandFailed
-from podku.image import build, builders
+from podku.image import build, builders, statictree
 from podku.releases import Outcome, Release
 
 
@@ -143,6 +143,7 @@ class FakePodman:
     input_result: tuple[int, str] = (0, "")  # what run_with_input answers: (exit code, output)
     executed: list[tuple[str, list[str]]] = field(default_factory=list)  # exec_in: (container, argv)
     exec_result: int = 0
+    builder: str = builders.CONTAINERFILE  # what the next build_release says it used
     exec_output: str = ""
     pulled: list[tuple[str, list[str]]] = field(default_factory=list)  # pull: (source, prefix)
     pull_id: str = "sha256:" + "ab" * 32
@@ -164,7 +165,7 @@ class FakePodman:
 
     def build_release(self, repo: object, rev: str, tag: str, workdir: object, subdirectory: str = "") -> build.Built:
         self.images.add(tag)
-        return build.Built(builders.CONTAINERFILE, None)
+        return build.Built(self.builder, None)
 
     def image_exists(self, image: str) -> bool:
         return image in self.images
@@ -328,6 +329,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     monkeypatch.setattr(podman_module, "engine", podman)
     monkeypatch.setattr(build, "read_file_at", lambda repo, rev, name: None)
     monkeypatch.setattr(health, "check", checker.check)
+    monkeypatch.setattr(statictree, "write", write_static_tree)
     host = FakeHost(manager, podman, checker)
     monkeypatch.setattr(swap, "sleep", host.drained.append)
     return host
@@ -340,8 +342,14 @@ def app_sockets_enabled(app: str) -> set[str]:
     return {unit for unit in systemd.enabled("sockets.target") if unit.startswith(f"{app}-r")}
 
 
+def write_static_tree(repo: Path, rev: str, directory: str, destination: Path) -> None:
+    """A static release's files without git: an index.html naming the revision."""
+    destination.mkdir()
+    (destination / "index.html").write_text(f"static {rev[:7]}")
+
+
 def units_exist(release: Release) -> bool:
-    return any(systemd.unit_file(unit).exists() for unit in release.units)
+    return staticsite.has_tree(release) or any(systemd.unit_file(unit).exists() for unit in release.units)
 
 
 def assert_consistent(host: FakeHost, name: str) -> Release:
@@ -352,19 +360,42 @@ def assert_consistent(host: FakeHost, name: str) -> Release:
     live = [r for r in every if r.outcome == Outcome.LIVE]
     assert [r.id for r in live] == [app.live_release], [(r.id, r.outcome) for r in every]
     [release] = live
-    assert systemd.link_target(app.paths.stable_socket) == str(app.paths.release_socket(release.id))
-    assert systemd.link_target(systemd.unit_file(f"{name}.service")) == release.app_unit
-    assert app_sockets_enabled(name) == {release.socket_unit}
-    assert release.socket_unit in host.manager.active
-    assert release.id in host.health.passed
+    if release.static:
+        assert_serves_files(name, release)
+    else:
+        assert systemd.link_target(app.paths.stable_socket) == str(app.paths.release_socket(release.id))
+        assert systemd.link_target(systemd.unit_file(f"{name}.service")) == release.app_unit
+        assert app_sockets_enabled(name) == {release.socket_unit}
+        assert release.socket_unit in host.manager.active
+        assert release.id in host.health.passed
+        assert not staticsite.live_link(name).is_symlink()
     for other in every:
         if other.id != release.id and units_exist(other):
             assert f"podku-retire-{name}-r{other.id}" in host.manager.timers, other
     return release
 
 
+def assert_serves_files(name: str, release: Release) -> None:
+    """Caddy's static route reaches the release's tree; no socket, alias or enable link."""
+    app = apps.load(name)
+    draining = {str(app.paths.release_socket(r.id)) for r in releases.all_of(name)
+                if r.id != release.id and not r.static and units_exist(r)}
+    assert systemd.link_target(app.paths.stable_socket) in {str(staticsite.no_socket(name)), *draining}
+    assert staticsite.no_socket(name).is_file()
+    assert systemd.link_target(systemd.unit_file(f"{name}.service")) is None
+    assert app_sockets_enabled(name) == set()
+    assert staticsite.has_tree(release)
+    wanted = None if app.stopped else f"r{release.id}"
+    assert systemd.link_target(staticsite.live_link(name)) == wanted
+    if not app.stopped:
+        assert systemd.link_target(staticsite.files_link(name)) == wanted
+
+
 def assert_only_live_has_units(host: FakeHost, name: str) -> None:
     app = apps.load(name)
+    live = releases.load(name, app.live_release) if app.live_release else None
+    if live is not None and live.static:  # every container release retired: no socket named
+        assert systemd.link_target(app.paths.stable_socket) == str(staticsite.no_socket(name))
     for release in releases.all_of(name):
         if release.id == app.live_release:
             continue

@@ -198,3 +198,13 @@ def test_the_validator_refuses_an_invalid_object(tmp_path):
     bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: two, bogus: 1}\n"
     with pytest.raises(AssertionError, match="did not validate"):
         validate(bad, tmp_path)
+
+
+def test_a_static_site_exports_its_image_as_a_web_service(host, capsys):
+    """Caddy serves a static release's files on the host; its image (podku's small server)
+    is what the export runs."""
+    deployed(static_root="", processes={})
+    host.podman.commands["localhost/podku/shop:r3"] = ["python3", "/usr/local/lib/podku/static-server.py", "/srv/www"]
+    code, out, err = export(capsys, "shop", "--format", "compose")
+    assert code == 0, err
+    assert sorted(yaml.safe_load(out)["services"]) == ["shop-web"]

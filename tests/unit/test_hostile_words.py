@@ -48,7 +48,9 @@ TEMPLATES = ["apps:create {w}", "config:set web {w}", "config:get web {w}", "con
              "postgres:export {w}", "postgres:import {w}", "postgres:connect {w}",
              "redis:export {w}", "redis:import {w}", "redis:connect {w}",
              "postgres:set {w} shared-buffers 64MB", "postgres:set web {w} 10", "postgres:set web max-connections {w}",
-             "redis:set {w} maxmemory 64mb", "redis:set web maxmemory {w}"]
+             "redis:set {w} maxmemory 64mb", "redis:set web maxmemory {w}",
+             "static:set {w} fallback /index.html", "static:set web {w} /index.html", "static:set web fallback {w}",
+             "static:unset {w} fallback", "static:unset web {w}", "static:report {w}"]
 
 
 def snapshot(home) -> dict:

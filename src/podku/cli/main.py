@@ -40,6 +40,7 @@ from podku.cli import (  # noqa: F401  (each registers its commands on the group
     proxy,
     ps,
     services,
+    static,
 )
 from podku.cli import domains as domains_commands  # noqa: F401
 from podku.cli.base import app_argument, cli, command
@@ -238,10 +239,12 @@ def _change_checks(app: str, change) -> None:
 def logs(app: str, num: int, follow: bool, process: str | None, since: str | None, until: str | None) -> None:
     """The app's log (all its releases), from the journal; -p proxy: Caddy's access log."""
     apps.load(app)
-    if process == "proxy":
+    every = releases.all_of(app)
+    if process == "proxy" or (process in (None, processes.WEB) and _serves_files(app, every)):
+        if process != "proxy":
+            output.warn(f"{app} is a static site served by Caddy: its log is Caddy's access log (logs -p proxy)")
         proxy.show_access_log(app, num, follow)
         return
-    every = releases.all_of(app)
     units = processes.log_units(app, every, process)
     if not units:  # journalctl without a unit filter would print every unit's log
         raise PodkuError(f"{app} has no logs yet: it has never been deployed")
@@ -253,6 +256,11 @@ def logs(app: str, num: int, follow: bool, process: str | None, since: str | Non
     argv += [f"--until={until}"] if until else []
     # journalctl ends when the ssh session does: sshd's hangup, or podku's parent gone
     sys.exit(interactive([*argv, "--follow"] if follow else argv))
+
+
+def _serves_files(app: str, every: list) -> bool:
+    live = apps.load(app).live_release
+    return any(release.id == live and release.static for release in every)
 
 
 @command("ssh-keys:add")

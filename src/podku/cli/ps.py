@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from podku import apps, containers, cron, deploy, names, output, processes, reconcile
+from podku import apps, containers, cron, deploy, names, output, processes, reconcile, releases
 from podku.cli.base import app_argument
 from podku.cli.base import command as cli_command
 from podku.errors import UsageError
@@ -64,9 +64,13 @@ def _report(current: apps.App) -> None:
     live = deploy.live_release(current)
     output.field("Live release", live.id)
     output.field("Status", processes.run_state(live))
-    output.field("Idle timeout", idle.describe(live.idle_timeout))
+    output.field("Idle timeout", "- (a static site never starts a container)" if live.static
+                 else idle.describe(live.idle_timeout))
     output.field("Stopped", "true" if current.stopped else "false")
-    output.field("Socket", systemd.active_state(live.socket_unit))
+    output.field("Socket", "- (Caddy serves the files)" if live.static else systemd.active_state(live.socket_unit))
+    if live.static:
+        output.field("Process web", "Caddy's file server (a static site: no container)")
+        return
     for name, count in processes.scale_of(current, live).items():
         argv = live.processes.get(name)
         shown = output.printable(" ".join(argv))[:200] if argv else "(the image's command)"
@@ -79,7 +83,9 @@ def _report(current: apps.App) -> None:
 @app_argument
 def ps_stop(app: str) -> None:
     """Stop every process and the socket of the app until ps:start (or the next deploy)."""
-    _set_stopped(app, True)
+    if _set_stopped(app, True).static:
+        output.step(f"Stopped {app}: its static site answers 502, as a stopped app does, until ps:start")
+        return
     output.step(f"Stopped {app}")
 
 
@@ -156,13 +162,15 @@ def cron_run(app: str, entry: str) -> None:
             output.detail(logs)
 
 
-def _set_stopped(app: str, stopped: bool) -> None:
+def _set_stopped(app: str, stopped: bool) -> releases.Release:
+    """The live release, after the app was stopped or started."""
     with apps.lock(app):
         current = apps.load(app)
-        deploy.live_release(current)
+        live = deploy.live_release(current)
         current = current.updated(stopped=stopped)
         apps.save(current)
         _reconcile(current)
+    return live
 
 
 def _reconcile(app: apps.App) -> None:

@@ -25,6 +25,7 @@ RUNTIME = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}") 
 APPS = STATE / "apps"
 REPOS = DATA / "repos"
 BUILDS = CACHE / "build"
+STATIC = DATA / "static"  # static sites' trees, one directory per app (staticsite.py)
 # Stable per-app socket paths live in one short directory: a unix socket path has at
 # most 107 bytes, and app names may have 63.
 STABLE_SOCKETS = STATE / "sock"
@@ -74,6 +75,22 @@ class AppPaths:
     def stable_socket(self) -> Path:
         """The path Caddy dials: a symlink to the live release's socket."""
         return STABLE_SOCKETS / naming.stable_socket_file(self.name)
+
+    @property
+    def static(self) -> Path:
+        """A static site's trees (staticsite.py)."""
+        return STATIC / self.name
+
+    @property
+    def static_live(self) -> Path:
+        """The link Caddy's static route matches on (a static release is live)."""
+        return self.static / "live"
+
+    @property
+    def static_files(self) -> Path:
+        """The link to the tree Caddy serves files from: it outlives `static_live` until that
+        tree is retired, for requests matched just before a switch to a container."""
+        return self.static / "files"
 
     def release_record(self, release: int) -> Path:
         return self.releases / f"{release}.json"
