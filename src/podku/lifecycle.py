@@ -44,7 +44,6 @@ def destroy(name: str) -> None:
         build.remove_images(sorted({r.image for r in releases.all_of(name)}), wait=True)
         domains.app_destroyed(name)
         apps.remove_state(name)
-        domains.load_proxy()  # a no-op unless the app had names of Caddy's internal CA
     output.step(f"Destroying {app.name}... done")
 
 
