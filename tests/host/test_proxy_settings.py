@@ -121,7 +121,8 @@ def test_redirect_body_limit_hsts_and_https_only(host, app_repo):
     assert caddy_state(host) == before
 
 
-def post_without_length(host, name: str, size: int, *args: str, url: str = "http://127.0.0.1/length") -> tuple[int, str]:
+def post_without_length(host, name: str, size: int, *args: str,
+                        url: str = "http://127.0.0.1/length") -> tuple[int, str]:
     """(status, body) of a POST of `size` bytes with no Content-Length (curl -T -: chunked over
     HTTP/1.1, none over HTTP/2); /length answers how many bytes the app read."""
     result = host.in_netns(["curl", "-sS", "--max-time", "30", "-X", "POST", "-T", "-", "-H", "Expect:",
