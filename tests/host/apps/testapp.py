@@ -76,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
         if length is None:  # cut off mid-body: nothing to answer on
             self.close_connection = True
             return
-        if self.path == "/length":
+        if self.path.partition("?")[0] == "/length":
             body = str(length).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
