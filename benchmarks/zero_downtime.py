@@ -6,7 +6,10 @@ podku with install.sh, pushes an app over ssh, then for each kind of swap and ea
 keep-alive mode runs tests/host-style load (benchmarks/load.py) during the swaps and
 prints one line of figures. Run as root:
 
-    sudo python3 benchmarks/zero_downtime.py [--swaps 5] [--clients 8]
+    sudo python3 benchmarks/zero_downtime.py [--swaps 5] [--clients 8] [--tls auto]
+
+--tls auto installs with public names going to a local pebble ACME server inside the test
+host (never a public CA), as tests/host/test_domains.py does; the default is --tls internal.
 """
 
 import argparse
@@ -20,6 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "host"))
+from test_domains import start_pebble
+
 import testhost
 
 
@@ -74,6 +79,18 @@ def other_apps(repo: testhost.AppRepo, state: dict) -> None:
     repo.host.ssh("apps:destroy", other, "--force")
 
 
+def internal_names(repo: testhost.AppRepo, state: dict) -> None:
+    """Internal names (.test, .internal) added to and removed from another app: under --tls
+    auto these once went into Caddy's config; now the internal CA's policy covers them all."""
+    other = f"{repo.app}i"
+    if not state.get("internal_app"):
+        repo.host.ssh("apps:create", other)
+        state["internal_app"] = other
+    names = (f"{other}.test", f"a.b.{other}.internal")
+    repo.host.ssh("domains:add", other, *names)
+    repo.host.ssh("domains:remove", other, *names)
+
+
 def proxy_settings(repo: testhost.AppRepo, state: dict) -> None:
     """Every proxy setting switched on and off on another app, and the body limit on this one."""
     other = f"{repo.app}p"
@@ -95,10 +112,11 @@ def proxy_settings(repo: testhost.AppRepo, state: dict) -> None:
 
 
 SCENARIOS = {"redeploy": redeploy, "config:set": config_set, "ps:restart": restart,
-             "rollback": rollback, "SIGKILL": kill, "other apps": other_apps, "proxy settings": proxy_settings}
+             "rollback": rollback, "SIGKILL": kill, "other apps": other_apps, "proxy settings": proxy_settings,
+             "internal names": internal_names}
 
 
-HTTPS_SCENARIOS = ("redeploy", "other apps", "proxy settings")
+HTTPS_SCENARIOS = ("redeploy", "other apps", "proxy settings", "internal names")
 # Test hosts use Caddy's internal CA (install.sh --tls internal): its root verifies the load.
 CADDY_ROOT = "home/podku/.local/share/caddy/pki/authorities/local/root.crt"
 
@@ -125,6 +143,8 @@ def main() -> None:
                         help=f"comma-separated, of: {', '.join(SCENARIOS)} (HTTPS rows: {', '.join(HTTPS_SCENARIOS)})")
     parser.add_argument("--apps", default="fdapp,portapp",
                         help="comma-separated, of: fdapp, portapp, staticapp (no SIGKILL row: no container)")
+    parser.add_argument("--tls", choices=("internal", "auto"), default="internal",
+                        help="auto: public names from a local pebble inside the test host")
     args = parser.parse_args()
     chosen = args.scenarios.split(",")
     if not set(chosen) <= set(SCENARIOS):
@@ -135,10 +155,15 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="podku-bench-"))
     try:
         host.boot()
-        host.install()
+        if args.tls == "auto":
+            start_pebble(host)
+            host.install("--tls", "auto", "--acme-ca", "https://localhost:14000/dir",
+                         "--acme-ca-root", "/etc/pebble/ca.pem")
+        else:
+            host.install()
         cores = os.cpu_count()
         print(f"machine: {platform.node()} {platform.machine()}, {cores} cores; "
-              f"kernel {platform.release()}; test host: Debian 12 in systemd-nspawn", flush=True)
+              f"kernel {platform.release()}; test host: Debian 12 in systemd-nspawn, --tls {args.tls}", flush=True)
         for app, deploy_options in (("fdapp", {}), ("portapp", {"expose": 8000}), ("staticapp", None)):
             if app not in args.apps.split(","):
                 continue

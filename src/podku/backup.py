@@ -504,7 +504,6 @@ def restore(stream: IO[bytes], taken: Taken = APPS_ONLY) -> None:
     with state.locked(domains.lock_path(), "domains"):
         domains.relink_all()  # the apps' names become links Caddy routes by, on this host's domain
         proxyconf.rerender_all()
-    domains.load_proxy()
     output.step(f"Restored {len(app_names)} app(s): {', '.join(app_names) or 'none'}")
     failed = [name for name in app_names if not _redeploy(name)]
     if failed:

@@ -3,7 +3,8 @@
 ~/.local/state/podku/hosts/NAME -> ../sock/APP.sock. Caddy routes a request when the file
 named by its Host header exists there and dials it: adding or removing a name is a symlink
 change, never a Caddy config load (HOSTS.md: a load drops requests on keep-alive
-connections). Only the list of internal-CA names under --tls auto is in Caddy's config."""
+connections). Internal names under --tls auto too: Caddy's internal-CA policy covers every
+one there can be (proxy.caddy.internal_subjects)."""
 
 import contextlib
 import ipaddress
@@ -193,29 +194,15 @@ def relink_all() -> None:
 
 # --- Caddy's config ------------------------------------------------------------------------
 
-def internal_subjects(current: settings.Settings) -> list[str]:
-    """The names Caddy's internal CA signs under --tls auto (the others go to ACME)."""
-    if current.tls != "auto":
-        return []
-    subjects = {name for app in apps.all_names() for name in names_of(app, current)
-                if settings.is_internal(name)}
-    if settings.is_internal(current.domain):
-        subjects = {name for name in subjects if not name.endswith("." + current.domain)}
-        subjects.add("*." + current.domain)
-    return sorted(subjects)
-
-
 def load_proxy(current: settings.Settings | None = None) -> None:
-    """Caddy's config for these settings and every app's internal-CA names, loaded only
-    when it changed (proxy.caddy.apply)."""
-    current = current or settings.load()
-    proxy.apply(current, internal_subjects(current))
+    """Caddy's config for these host settings, loaded only when it changed (proxy.caddy.apply):
+    no app or name is in it."""
+    proxy.apply(current or settings.load())
 
 
 def write_proxy() -> None:
     """Only the file Caddy reads when it starts (before a restart)."""
-    current = settings.load()
-    proxy.write(current, internal_subjects(current))
+    proxy.write(settings.load())
 
 
 # --- what the commands do ------------------------------------------------------------------
@@ -228,8 +215,7 @@ def _refuse_taken(app: str, names: list[str], current: settings.Settings) -> Non
 
 
 def change(app: str, wanted: Domains) -> tuple[list[str], list[str]]:
-    """Give the app exactly the names `wanted` says; returns (added, removed). Internal
-    names under --tls auto go into Caddy's config first (the one load this may cost)."""
+    """Give the app exactly the names `wanted` says; returns (added, removed)."""
     current = settings.load()
     before = names_of(app, current)
     after = names_of(app, current, wanted)
@@ -239,7 +225,6 @@ def change(app: str, wanted: Domains) -> tuple[list[str], list[str]]:
     for name in removed:
         unlink(name)
     save(app, wanted)
-    load_proxy()  # a no-op unless the internal-CA names changed
     for name in added:
         link(name, app)
     return added, removed
@@ -277,7 +262,6 @@ def app_renamed(old: str, new: str) -> None:
             save(new, Domains(default=False, custom=wanted.custom))
             why = f"is a domain of app {holder}" if holder is not None else f"cannot be routed ({problem})"
             output.warn(f"{default} {why}: {new} has no default name")
-        load_proxy(current)  # a no-op unless the internal-CA names changed
         for name in names_of(new, current):
             link(name, new)
         for name, owner in linked().items():

@@ -45,7 +45,6 @@ def destroy(name: str) -> None:
         domains.app_destroyed(name)
         staticsite.remove_app(name)
         apps.remove_state(name)
-        domains.load_proxy()  # a no-op unless the app had names of Caddy's internal CA
     output.step(f"Destroying {app.name}... done")
 
 

@@ -35,7 +35,6 @@ BCRYPT_HASH = r"\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}"
 BCRYPT_ROUNDS = 10
 SIZE = re.compile(r"([0-9]{1,12})([kmg]?)", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-MAX_BODY = 64 * 1024 ** 3
 MAX_HSTS = 2 * 365 * 86400
 DURATION = re.compile(r"([0-9]{1,5})([smh]?)")
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -95,11 +94,13 @@ def parse_password(data: bytes) -> bytes:
 
 
 def parse_size(text: str) -> int:
-    """A body size: 50m, 512k, 1g or bytes; from 1 KiB to 64 GiB."""
+    """A body size: 50m, 512k, 1g or bytes, one of caddy.BODY_SIZES."""
     match = SIZE.fullmatch(text or "")
     size = int(match.group(1)) * SIZE_UNITS[match.group(2).lower()] if match else 0
-    if not match or not 1024 <= size <= MAX_BODY:
-        raise ProxySettingError(f"invalid size {text[:40]!r}: a number with k, m or g, like 50m (1k to 64g)")
+    if size not in caddy.BODY_SIZES:
+        steps = ", ".join(map(str, caddy.BODY_SIZE_STEPS))
+        raise ProxySettingError(f"invalid size {text[:40]!r}: one of {steps} with k or m, or of those up "
+                                f"to {caddy.MAX_BODY_GIB} with g, like 50m")
     return size
 
 
@@ -166,6 +167,12 @@ def _read_timeout(value: object) -> int:
     return value
 
 
+def _body_max(value: object) -> int:
+    if type(value) is not int or value not in caddy.BODY_SIZES:
+        raise records.Invalid(f"expected one of the sizes proxy:set offers, found {records.shown(value)}")
+    return value
+
+
 def _redirect_code(value: object) -> int:
     if type(value) is not int or value not in REDIRECT_CODES:
         raise records.Invalid(f"expected one of {', '.join(map(str, REDIRECT_CODES))}, found {records.shown(value)}")
@@ -180,7 +187,7 @@ RECORD = records.record({
     "redirects": records.Field(records.mapping(_host_name, records.record({
         "to": records.Field(_host_name, True),
         "code": records.Field(_redirect_code, True)}), MAX_REDIRECTS)),
-    "body_max": records.Field(records.optional(records.integer(1024, MAX_BODY))),
+    "body_max": records.Field(records.optional(_body_max)),
     "https_only": records.Field(records.boolean),
     "hsts": records.Field(records.optional(records.integer(0, MAX_HSTS))),
     "read_timeout": records.Field(records.optional(_read_timeout)),

@@ -255,3 +255,34 @@ def test_acme_certificates_from_pebble_survive_reruns_and_reboots(fresh_host, tm
         time.sleep(1)
     assert https_get(host, name, root) == (200, "acme r1")
     assert pebble_counts(host) == counts  # no new order: not for the rerun, not for the reboot
+
+
+def test_internal_names_under_tls_auto_load_nothing_and_fail_nothing(fresh_host, tmp_path):
+    """The internal CA's policy covers every internal name by wildcard subjects: adding one
+    (once a config load, which reset 2 of 29,811 requests on another app) changes no config."""
+    host = fresh_host
+    start_pebble(host)
+    host.install("--tls", "auto", "--acme-ca", "https://localhost:14000/dir", "--acme-ca-root", "/etc/pebble/ca.pem")
+    loaded = testhost.AppRepo(tmp_path / "loaded", host, "loaded")
+    loaded.deploy("a")
+    other = testhost.AppRepo(tmp_path / "other", host, "other")
+    other.deploy("b")
+    before = caddy_state(host)
+    internal = ["shop.test", "a.b.shop.test", "x.y.z.other.internal", "127.0.0.1"]
+    cacert = host.root / CADDY_ROOT
+    with testhost.LoadRun(host, "loaded", tmp_path) as run:
+        host.ssh("domains:add", "other", *internal)
+        for name in internal[:3]:  # each certificate from the internal CA, on demand
+            assert https_get(host, name, cacert) == (200, "b r1"), name
+        ip = host.in_netns(["curl", "-sS", "--max-time", "60", "--cacert", str(cacert), "-o", "-",
+                            "-w", "\n%{http_code}", "https://127.0.0.1/"]).stdout  # no SNI: named by the address
+        assert ip == "b r1\n200", ip
+        host.ssh("domains:remove", "other", *internal)
+        host.ssh("domains:add", "other", "shop.test")
+        time.sleep(1)
+    run.assert_no_failures()
+    print(f"internal names added and removed under load: {run.summary}")
+    assert caddy_state(host) == before
+    report = host.ssh("certs:report", "other").stdout
+    assert "shop.test: issuer" in report and "Caddy Local Authority" in report
+    assert pebble_counts(host) == (0, 0)  # not one ACME order for an internal name

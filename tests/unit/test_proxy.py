@@ -20,7 +20,7 @@ def app_route(server: dict) -> dict:
 
 
 def config_text(settings: Settings) -> str:
-    return proxy.render(settings, domains.internal_subjects(settings))
+    return proxy.render(settings)
 
 
 def render(**settings) -> dict:
@@ -65,16 +65,90 @@ def test_tls_internal_signs_every_name_with_the_internal_ca_on_demand(home):
     assert all(r.get("@id") != "podku-https-redirect" for r in servers(config)["podku"]["routes"])
 
 
+def match_wildcard(subject: str, wildcard: str) -> bool:
+    """certmagic v0.17.2's MatchWildcard (Caddy 2.6.2 picks an automation policy by it)."""
+    subject, wildcard = subject.lower(), wildcard.lower()
+    if subject == wildcard:
+        return True
+    if "*" not in wildcard:
+        return False
+    labels = subject.split(".")
+    for index, label in enumerate(labels):
+        if label == "":
+            continue
+        labels[index] = "*"
+        if ".".join(labels) == wildcard:
+            return True
+    return False
+
+
+def policy_for(policies: list[dict], name: str) -> dict:
+    """Caddy's TLS.getAutomationPolicyForName: the first policy with no subjects or a match."""
+    return next(policy for policy in policies
+                if not policy.get("subjects") or any(match_wildcard(name, s) for s in policy["subjects"]))
+
+
 def test_tls_auto_keeps_internal_names_away_from_acme(home):
-    apps.save(apps.App(name="web"))
-    domains.save("web", domains.Domains(custom=["web.test", "www.example.com"]))
     config = render(tls="auto", acme_ca="https://ca.example/dir", acme_email="me@example.com",
                     acme_ca_root="/r.pem")
     internal, public = config["apps"]["tls"]["automation"]["policies"]
-    assert internal == {"subjects": ["*.podku.localhost", "web.test"], "issuers": [{"module": "internal"}],
-                        "on_demand": True}
+    subjects = internal.pop("subjects")
+    assert internal == {"issuers": [{"module": "internal"}], "on_demand": True}
+    assert subjects[:4] == ["", "localhost", "*.localhost", "*.*.localhost"]
+    assert subjects[-1] == "*." * 47 + "local" and "*." * 48 + "test" in subjects
+    assert len(subjects) == len(set(subjects)) == 2 + 45 + 48 + 46 + 47
+    assert not any(subject.replace("*.", "").replace("*", "") in ("", "*") for subject in subjects[2:])
     assert public == {"issuers": [{"module": "acme", "ca": "https://ca.example/dir", "email": "me@example.com",
                                    "trusted_roots_pem_files": ["/r.pem"]}], "on_demand": True}
+
+
+@pytest.mark.parametrize("name", ["a.test", "a.b.test", "a.b.c.test", "web.podku.localhost", "x.y.internal",
+                                  "printer.local", "localhost", "", "a." * 48 + "test", "a." * 45 + "localhost"])
+def test_every_internal_name_gets_the_internal_ca(home, name):
+    policies = render(tls="auto")["apps"]["tls"]["automation"]["policies"]
+    assert policy_for(policies, name)["issuers"] == [{"module": "internal"}]
+
+
+@pytest.mark.parametrize("name", ["www.example.org", "a.b.example.com", "test.example.org", "a.test.example",
+                                  "localhost.example.org", "local", "a.b.c.d", "a" * 49 + "." + "b" * 50])
+def test_every_public_name_goes_to_acme(home, name):
+    policies = render(tls="auto")["apps"]["tls"]["automation"]["policies"]
+    assert policy_for(policies, name)["issuers"] == [{"module": "acme"}]
+
+
+def test_an_ip_global_domain_gets_its_app_names_signed_internally(home):
+    policies = render(tls="auto", domain="10.0.0.5")["apps"]["tls"]["automation"]["policies"]
+    assert "*.10.0.0.5" in policies[0]["subjects"]
+    assert policy_for(policies, "web.10.0.0.5")["issuers"] == [{"module": "internal"}]
+
+
+def test_internal_names_come_and_go_without_a_config_change(home):
+    before = config_text(Settings(tls="auto"))
+    apps.save(apps.App(name="web"))
+    domains.app_created("web")
+    domains.change("web", domains.Domains(custom=["web.test", "a.b.web.internal", "10.1.2.3", "www.example.com"]))
+    assert config_text(Settings(tls="auto")) == before
+    domains.change("web", domains.Domains())
+    assert config_text(Settings(tls="auto")) == before
+
+
+def body_max_routes(server: dict) -> list[dict]:
+    [route] = [route for route in server["routes"] if route.get("@id", "").startswith("podku-body-max-")]
+    [subroute] = route["handle"]
+    return subroute["routes"]
+
+
+@pytest.mark.parametrize("mode", [{"tls": "auto"}, {"tls": "internal"}, {"tls": "off"}])
+def test_every_offered_body_size_caps_bodies_without_content_length(home, mode):
+    for name, server in servers(render(**mode)).items():
+        if name == "podku-ask":
+            continue
+        content_length, *ladder = body_max_routes(server)
+        assert content_length["match"][0]["vars_regexp"]["{http.matchers.file.relative}"]["name"] == "podku_body"
+        relative = "{http.matchers.file.relative}"
+        assert ladder == [{"match": [{"vars_regexp": {relative: {"pattern": f"/body-max/{size}$"}}}],
+                           "handle": [{"handler": "request_body", "max_size": size}]} for size in proxy.BODY_SIZES]
+    assert len(proxy.BODY_SIZES) == 50 and proxy.BODY_SIZES[0] == 1024 and proxy.BODY_SIZES[-1] == 64 * 1024 ** 3
 
 
 def test_tls_auto_redirects_public_names_but_not_challenges_or_internal_names(home):
@@ -140,10 +214,8 @@ def test_a_refused_config_is_not_kept(home, http_socket, monkeypatch):
     before = paths.CADDY_CONFIG.read_text()
     caddy = http_socket(status=400, body=b"no\n")
     monkeypatch.setattr(paths, "CADDY_ADMIN_SOCKET", caddy.path)
-    apps.save(apps.App(name="web"))
-    domains.save("web", domains.Domains(custom=["web.test"]))
     with pytest.raises(PodkuError):
-        domains.load_proxy()
+        domains.load_proxy(Settings(http_port=8080))
     assert paths.CADDY_CONFIG.read_text() == before
 
 

@@ -42,9 +42,13 @@ def test_an_empty_password_is_refused(data):
 
 def test_sizes_and_ages():
     assert proxyconf.parse_size("50m") == 50 * 1024 ** 2 and proxyconf.parse_size("1K") == 1024
-    for bad in ["", "50x", "1.5m", "0", "100", "65g", "m", "-1k"]:
+    assert proxyconf.parse_size("1048576") == 1024 ** 2 and proxyconf.parse_size("64g") == 64 * 1024 ** 3
+    for bad in ["", "50x", "1.5m", "0", "100", "65g", "m", "-1k", "30m", "1025", "1000m", "128g"]:
         with pytest.raises(proxyconf.ProxySettingError, match="invalid size"):
             proxyconf.parse_size(bad)
+    listed = r"one of 1, 2, 4, 5, 8, .*, 512 with k or m, or of those up to 64 with g"
+    with pytest.raises(proxyconf.ProxySettingError, match=listed):
+        proxyconf.parse_size("30m")
     assert proxyconf.parse_max_age("31536000") == 31536000
     for bad in ["1y", "-1", "", "99999999999"]:
         with pytest.raises(proxyconf.ProxySettingError, match="invalid max-age"):
@@ -100,6 +104,9 @@ def test_a_crafted_record_is_refused(web):
         proxyconf.load("web")
     path.write_text(json.dumps({"auth": {"user": "a", "hash": "plain"}}))
     with pytest.raises(proxyconf.records.RecordInvalid, match="hash"):
+        proxyconf.load("web")
+    path.write_text(json.dumps({"body_max": 1025}))  # no route caps a chunked body at 1025 bytes
+    with pytest.raises(proxyconf.records.RecordInvalid, match="body_max"):
         proxyconf.load("web")
 
 

@@ -14,7 +14,7 @@ from test_cli import podku
 from test_templates import VALUES, directives
 
 import fakes
-from podku import apps, backup, domains, output
+from podku import apps, backup, output
 from podku.host import paths, settings, templates
 from podku.image import procfile
 from podku.proxy import caddy as proxy
@@ -77,7 +77,7 @@ def test_exec_words_with_spaces_are_quoted_for_systemd():
 
 def test_caddy_json_keeps_percent_and_stays_json(home):
     current = settings.Settings(domain="podku.localhost")
-    text = proxy.render(current, domains.internal_subjects(current))
+    text = proxy.render(current)
     assert json.loads(text) and "%%" not in text
 
 

@@ -2,8 +2,10 @@
 
 Routing is by Host header through files (routes.py), so apps and names come and go
 without a config load. What is in the config: ports, the TLS mode and ACME issuer, and
-under --tls auto the internal-CA names (so that no ACME order is ever made for them)."""
+under --tls auto the internal-CA policy, whose subjects cover every internal name there can
+be (so that no ACME order is ever made for one, and adding one loads nothing)."""
 
+import ipaddress
 import json
 
 from podku import names
@@ -28,6 +30,13 @@ ACCESS_LOG_KEEP = 3
 # from its config; the app's choice is a file (proxyconf.py), so a change is no load.
 READ_TIMEOUTS = (10, 30, 60, 120, 300, 600, 1800, 3600)
 TOO_LONG_PATTERN = rf"^(?s:.{{{names.MAX_HOST_NAME + 1}}})"
+# The body limits an app may choose (proxy:set APP client-max-body-size): Caddy's request_body
+# handler, which also caps a body without Content-Length (chunked, or HTTP/2), takes its size
+# only from the config, so each is a route of its own, like the read timeouts.
+BODY_SIZE_STEPS = (1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 250, 256, 500, 512)
+MAX_BODY_GIB = 64
+BODY_SIZES = tuple(sorted({step * 1024 ** power for step in BODY_SIZE_STEPS for power in (1, 2)}
+                          | {step * 1024 ** 3 for step in BODY_SIZE_STEPS if step <= MAX_BODY_GIB}))
 
 
 def issuer(current: settings.Settings) -> dict:
@@ -43,36 +52,63 @@ def issuer(current: settings.Settings) -> dict:
     return acme
 
 
-def render(current: settings.Settings, internal_subjects: list[str]) -> str:
-    """The whole config; `internal_subjects`: the names Caddy's internal CA signs under --tls
-    auto (so that no ACME order is ever made for them)."""
+def internal_subjects(current: settings.Settings) -> list[str]:
+    """The internal-CA policy's subjects under --tls auto: every name settings.is_internal
+    calls internal, whatever names the apps hold. Caddy 2.6 picks a policy by
+    certmagic.MatchWildcard(name, subject), which turns the name's labels into `*` one more
+    at a time from the left: `*.*.test` is a.b.test, so there is one subject per depth a
+    routed name can have (100 characters). "" is a handshake without SNI: an IP address
+    (clients send none for one), which certmagic then names by the address dialled. An IP
+    as the global domain: its apps' names, APP.IP."""
+    if current.tls != "auto":
+        return []
+    subjects = ["", "localhost"]
+    for suffix in settings.INTERNAL_SUFFIXES:
+        top = suffix.removeprefix(".")
+        subjects += ["*." * depth + top for depth in range(1, (names.MAX_HOST_NAME - len(top)) // 2 + 1)]
+    if _is_ip(current.domain):
+        subjects.append("*." + current.domain)
+    return subjects
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def render(current: settings.Settings) -> str:
+    """The whole config."""
     text = templates.render(
         "caddy.json.j2", admin_socket=str(paths.CADDY_ADMIN_SOCKET), hosts_dir=str(routes.hosts_dir()),
         http_port=current.http_port, https_port=current.https_port, https_suffix=current.https_suffix,
         http_suffix="" if current.http_port == 80 else f":{current.http_port}",
-        conf_dir=str(routes.conf_dir()), read_timeouts=READ_TIMEOUTS, auth_socket=str(routes.auth_socket()),
+        conf_dir=str(routes.conf_dir()), read_timeouts=READ_TIMEOUTS, body_sizes=BODY_SIZES,
+        auth_socket=str(routes.auth_socket()),
         access_log=str(routes.access_log()), access_log_mb=ACCESS_LOG_MB, access_log_keep=ACCESS_LOG_KEEP,
         tls=current.tls, ask_address=ASK_ADDRESS, internal_pattern=INTERNAL_PATTERN,
         host_pattern=names.HOST_NAME_PATTERN, too_long_pattern=TOO_LONG_PATTERN,
-        internal_subjects=internal_subjects, issuer=issuer(current))
+        internal_subjects=internal_subjects(current), issuer=issuer(current))
     json.loads(text)  # a template mistake must fail here, not inside Caddy
     return text
 
 
-def apply(current: settings.Settings, internal_subjects: list[str]) -> None:
+def apply(current: settings.Settings) -> None:
     """Load the config into the running Caddy, then keep it as the file Caddy reads at boot.
     An unchanged config is not loaded again: every load reloads all of Caddy. A config
     Caddy refuses is not kept."""
-    config = render(current, internal_subjects)
+    config = render(current)
     if paths.CADDY_CONFIG.exists() and paths.CADDY_CONFIG.read_text() == config:
         return
     _load(config)
     state.write_atomic(paths.CADDY_CONFIG, config)
 
 
-def write(current: settings.Settings, internal_subjects: list[str]) -> None:
+def write(current: settings.Settings) -> None:
     """Only the file Caddy reads when it starts (before a restart)."""
-    state.write_if_changed(paths.CADDY_CONFIG, render(current, internal_subjects))
+    state.write_if_changed(paths.CADDY_CONFIG, render(current))
 
 
 def _load(config: str) -> None:

@@ -12,6 +12,7 @@ LISTEN_ALSO   also serve on 0.0.0.0:LISTEN_ALSO in its own network namespace (a 
 GET /connect/HOST/PORT      whether this container opens a TCP connection there (egress tests)
 GET /fetch/HOST/PORT/PATH   GET http://HOST:PORT/PATH from this container, its body
 GET /log/TEXT  prints TEXT on stdout (a line in the app's journal)
+POST /length   answers how many body bytes it read (Content-Length or chunked)
 It serves on fd 3 when systemd passes a socket (LISTEN_FDS=1), else it binds $PORT."""
 
 import os
@@ -68,8 +69,40 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         """Reads the body (a keep-alive server must), then answers like GET."""
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            length = self.read_chunked()
+        else:
+            length = len(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        if length is None:  # cut off mid-body: nothing to answer on
+            self.close_connection = True
+            return
+        if self.path.partition("?")[0] == "/length":
+            body = str(length).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self.do_GET()
+
+    def read_chunked(self) -> int | None:
+        """The length of a chunked body, read to its end; None when it ends early."""
+        length = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                return None
+            if size == 0:
+                while (trailer := self.rfile.readline(1024)) not in (b"\r\n", b"\n"):
+                    if not trailer:
+                        return None
+                return length
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(1024) not in (b"\r\n", b"\n"):
+                return None
+            length += size
 
     def log_message(self, format: str, *args) -> None:
         pass
