@@ -94,13 +94,11 @@ def parse_password(data: bytes) -> bytes:
 
 
 def parse_size(text: str) -> int:
-    """A body size: 50m, 512k, 1g or bytes, one of caddy.BODY_SIZES."""
+    """A body size: 50m, 512k, 1g or bytes; from 1 KiB to 64 GiB."""
     match = SIZE.fullmatch(text or "")
     size = int(match.group(1)) * SIZE_UNITS[match.group(2).lower()] if match else 0
-    if size not in caddy.BODY_SIZES:
-        steps = ", ".join(map(str, caddy.BODY_SIZE_STEPS))
-        raise ProxySettingError(f"invalid size {text[:40]!r}: one of {steps} with k or m, or of those up "
-                                f"to {caddy.MAX_BODY_GIB} with g, like 50m")
+    if not caddy.MIN_BODY <= size <= caddy.MAX_BODY:
+        raise ProxySettingError(f"invalid size {text[:40]!r}: a number with k, m or g, like 50m (1k to 64g)")
     return size
 
 
@@ -167,12 +165,6 @@ def _read_timeout(value: object) -> int:
     return value
 
 
-def _body_max(value: object) -> int:
-    if type(value) is not int or value not in caddy.BODY_SIZES:
-        raise records.Invalid(f"expected one of the sizes proxy:set offers, found {records.shown(value)}")
-    return value
-
-
 def _redirect_code(value: object) -> int:
     if type(value) is not int or value not in REDIRECT_CODES:
         raise records.Invalid(f"expected one of {', '.join(map(str, REDIRECT_CODES))}, found {records.shown(value)}")
@@ -187,7 +179,7 @@ RECORD = records.record({
     "redirects": records.Field(records.mapping(_host_name, records.record({
         "to": records.Field(_host_name, True),
         "code": records.Field(_redirect_code, True)}), MAX_REDIRECTS)),
-    "body_max": records.Field(records.optional(_body_max)),
+    "body_max": records.Field(records.optional(records.integer(caddy.MIN_BODY, caddy.MAX_BODY))),
     "https_only": records.Field(records.boolean),
     "hsts": records.Field(records.optional(records.integer(0, MAX_HSTS))),
     "read_timeout": records.Field(records.optional(_read_timeout)),
@@ -294,6 +286,7 @@ def _write_files(directory: Path, wanted: ProxySettings, page: str) -> None:
         _mark(directory / "redirect" / source / str(redirect.code) / redirect.to)
     if wanted.body_max is not None:
         _mark(directory / "body-max" / str(wanted.body_max))
+        _mark(directory / "body-cap" / str(caddy.body_cap(wanted.body_max)))
     if wanted.https_only:
         _mark(directory / "https-only")
     if wanted.hsts is not None:

@@ -153,6 +153,9 @@ def test_a_body_without_content_length_over_the_limit_is_refused_too(host, app_r
     host.ssh("proxy:set", app, "client-max-body-size", "2k")
     assert post_without_length(host, name, 2048) == (200, "2048")
     assert post_without_length(host, name, 2049)[0] == 413
+    host.ssh("proxy:set", app, "client-max-body-size", "3k")  # not a cap of its own: capped at 4k
+    assert post_without_length(host, name, 4096) == (200, "4096")
+    assert post_without_length(host, name, 4097)[0] == 413
     host.ssh("proxy:unset", app, "client-max-body-size")
     assert post_without_length(host, name, 100_000) == (200, "100000")
     assert caddy_state(host) == before
@@ -202,7 +205,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(host, app_repo):
         (("redirect:set", app, f"{app}.podku.localhost", "x.test", "303"), None, "invalid redirect code"),
         (("proxy:set", app, "client-max-body-size", "50x"), None, "invalid size"),
         (("proxy:set", app, "client-max-body-size", "$(reboot)"), None, "invalid size"),
-        (("proxy:set", app, "client-max-body-size", "30m"), None, "invalid size"),  # not a size offered
+        (("proxy:set", app, "client-max-body-size", "65g"), None, "invalid size"),
         (("proxy:set", app, "hsts", "1y"), None, "invalid max-age"),
         (("proxy:set", app, "https-only", "yes"), None, "use on or off"),
         (("proxy:set", app, "read-timeout", "sixty"), None, "invalid read-timeout"),

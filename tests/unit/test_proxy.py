@@ -143,12 +143,22 @@ def test_every_offered_body_size_caps_bodies_without_content_length(home, mode):
     for name, server in servers(render(**mode)).items():
         if name == "podku-ask":
             continue
-        content_length, *ladder = body_max_routes(server)
+        content_length, caps = body_max_routes(server)
         assert content_length["match"][0]["vars_regexp"]["{http.matchers.file.relative}"]["name"] == "podku_body"
+        assert caps["match"][0]["file"]["try_files"] == ["{http.request.host}/body-cap/*"]
         relative = "{http.matchers.file.relative}"
-        assert ladder == [{"match": [{"vars_regexp": {relative: {"pattern": f"/body-max/{size}$"}}}],
-                           "handle": [{"handler": "request_body", "max_size": size}]} for size in proxy.BODY_SIZES]
+        [ladder] = caps["handle"]
+        assert ladder["routes"] == [{"match": [{"vars_regexp": {relative: {"pattern": f"/body-cap/{size}$"}}}],
+                                     "handle": [{"handler": "request_body", "max_size": size}]}
+                                    for size in proxy.BODY_SIZES]
     assert len(proxy.BODY_SIZES) == 50 and proxy.BODY_SIZES[0] == 1024 and proxy.BODY_SIZES[-1] == 64 * 1024 ** 3
+
+
+@pytest.mark.parametrize("limit, cap", [(1024, 1024), (1025, 2048), (3 * 1024, 4 * 1024),
+                                        (30 * 1024 ** 2, 32 * 1024 ** 2), (513 * 1024 ** 2, 1024 ** 3),
+                                        (64 * 1024 ** 3, 64 * 1024 ** 3)])
+def test_a_limit_caps_a_body_without_length_at_the_next_size_offered(limit, cap):
+    assert proxy.body_cap(limit) == cap
 
 
 def test_tls_auto_redirects_public_names_but_not_challenges_or_internal_names(home):

@@ -10,7 +10,7 @@ import click
 from podku import apps, domains, output, proxyconf
 from podku.cli.base import app_argument, command
 from podku.errors import UsageError
-from podku.proxy import accesslog
+from podku.proxy import accesslog, caddy
 
 PROXY_KEYS = ("client-max-body-size", "read-timeout", "https-only", "hsts")
 
@@ -181,11 +181,20 @@ def proxy_report(app: str) -> None:
     output.echo(f"=====> {app} proxy information")
     output.field("Maintenance", "on" if current.maintenance else "off")
     output.field("Http auth", f"on (user {current.auth.user})" if current.auth else "off")
-    output.field("Client max body size", proxyconf.describe_size(current.body_max) if current.body_max else "-")
+    output.field("Client max body size", _describe_body_max(current.body_max))
     output.field("Read timeout", proxyconf.describe_seconds(current.read_timeout) if current.read_timeout else "-")
     output.field("Https only", "on" if current.https_only else "off")
     output.field("Hsts max age", current.hsts if current.hsts is not None else "-")
     output.field("Redirects", len(current.redirects))
+
+
+def _describe_body_max(limit: int | None) -> str:
+    if limit is None:
+        return "-"
+    cap = caddy.body_cap(limit)
+    if cap == limit:
+        return proxyconf.describe_size(limit)
+    return f"{proxyconf.describe_size(limit)} (a body without Content-Length: cut at {proxyconf.describe_size(cap)})"
 
 
 # --- access logs ---------------------------------------------------------------------------

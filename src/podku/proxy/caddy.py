@@ -30,13 +30,20 @@ ACCESS_LOG_KEEP = 3
 # from its config; the app's choice is a file (proxyconf.py), so a change is no load.
 READ_TIMEOUTS = (10, 30, 60, 120, 300, 600, 1800, 3600)
 TOO_LONG_PATTERN = rf"^(?s:.{{{names.MAX_HOST_NAME + 1}}})"
-# The body limits an app may choose (proxy:set APP client-max-body-size): Caddy's request_body
-# handler, which also caps a body without Content-Length (chunked, or HTTP/2), takes its size
-# only from the config, so each is a route of its own, like the read timeouts.
+# The caps of a body without Content-Length (chunked, or HTTP/2): Caddy's request_body handler
+# takes its size only from the config, so each is a route of its own, like the read timeouts.
+# An app's limit (any size, checked exactly against a Content-Length) caps such a body at the
+# smallest of these at least as large: exact for every size listed.
 BODY_SIZE_STEPS = (1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 250, 256, 500, 512)
 MAX_BODY_GIB = 64
 BODY_SIZES = tuple(sorted({step * 1024 ** power for step in BODY_SIZE_STEPS for power in (1, 2)}
                           | {step * 1024 ** 3 for step in BODY_SIZE_STEPS if step <= MAX_BODY_GIB}))
+MIN_BODY, MAX_BODY = BODY_SIZES[0], BODY_SIZES[-1]
+
+
+def body_cap(limit: int) -> int:
+    """The request_body size a body without Content-Length is cut at, for a limit of `limit`."""
+    return next(size for size in BODY_SIZES if size >= limit)
 
 
 def issuer(current: settings.Settings) -> dict:
