@@ -15,8 +15,10 @@ INTERNAL_SUFFIXES = (".localhost", ".test", ".internal", ".local")
 
 def is_internal(name: str) -> bool:
     """A name no public CA will sign: reserved TLDs, localhost, IP literals."""
-    if name == "localhost" or name.endswith(INTERNAL_SUFFIXES):
-        return True
+    return name == "localhost" or name.endswith(INTERNAL_SUFFIXES) or is_ip_address(name)
+
+
+def is_ip_address(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
     except ValueError:

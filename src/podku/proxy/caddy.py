@@ -5,7 +5,6 @@ without a config load. What is in the config: ports, the TLS mode and ACME issue
 under --tls auto the internal-CA policy, whose subjects cover every internal name there can
 be (so that no ACME order is ever made for one, and adding one loads nothing)."""
 
-import ipaddress
 import json
 
 from podku import names
@@ -73,17 +72,9 @@ def internal_subjects(current: settings.Settings) -> list[str]:
     for suffix in settings.INTERNAL_SUFFIXES:
         top = suffix.removeprefix(".")
         subjects += ["*." * depth + top for depth in range(1, (names.MAX_HOST_NAME - len(top)) // 2 + 1)]
-    if _is_ip(current.domain):
+    if settings.is_ip_address(current.domain):
         subjects.append("*." + current.domain)
     return subjects
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def render(current: settings.Settings) -> str:
