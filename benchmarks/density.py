@@ -17,8 +17,10 @@ the idle checkpoints it sets the idle timeout to 0 for new apps and pushes more 
 time, each running from its first request, beside the idle ones (left idle), until the kernel's
 OOM killer fires, reclaim grows sharply (SHARP_RECLAIM_PAGES scanned in one step), a push or an
 app fails, --running-max apps run, or --budget-minutes of the whole run have passed. The VM's
-figures in README came from (about 60 min under TCG emulation on 2 shared cores):
-    sudo python3 benchmarks/density.py --vm --apps 10 --every 5 --parallel 2 --running-max 60
+figures in README came from two runs (TCG emulation on 2 shared cores; the second stopped by
+hand at 56 running apps, thrashing, after 44 min):
+    sudo python3 benchmarks/density.py --vm --apps 10 --every 5 --parallel 2    # idle apps
+    sudo python3 benchmarks/density.py --vm --apps 0 --running-step 2 --running-max 80 --budget-minutes 42
 """
 
 import argparse
