@@ -13,12 +13,18 @@ Run as root:  sudo python3 benchmarks/density.py [--apps 30] [--every 10] [--exp
               [--services]
 
 With --vm the host is the 1 GiB qemu VM of tests/vm (a real kernel, cgroup v2, no swap): after
-the idle checkpoints it sets the idle timeout to 0 (every app running) and pushes more apps,
-one at a time, until the kernel's OOM killer or reclaim (pages scanned) shows up, or
---running-max apps run:  sudo python3 benchmarks/density.py --vm [--apps 20] [--running-max 60]
+the idle checkpoints it sets the idle timeout to 0 for new apps and pushes more apps, one at a
+time, each running from its first request, beside the idle ones (left idle), until the kernel's
+OOM killer fires, reclaim grows sharply (SHARP_RECLAIM_PAGES scanned in one step), a push or an
+app fails, --running-max apps run, or --budget-minutes of the whole run have passed. The VM's
+figures in README came from two runs (TCG emulation on 2 shared cores; the second stopped by
+hand at 56 running apps, thrashing, after 44 min):
+    sudo python3 benchmarks/density.py --vm --apps 10 --every 5 --parallel 2    # idle apps
+    sudo python3 benchmarks/density.py --vm --apps 0 --running-step 2 --running-max 80 --budget-minutes 42
 """
 
 import argparse
+import concurrent.futures
 import itertools
 import signal
 import statistics
@@ -78,7 +84,7 @@ def first_requests(host: testhost.TestHost, count: int) -> list[float]:
 def host_memory(host: testhost.TestHost) -> float:
     """The host's memory use without page cache, MiB (its cgroup, from outside; in a VM, what
     its kernel cannot give back at once: MemTotal - MemAvailable)."""
-    if host.memory_cgroup is None:
+    if getattr(host, "memory_cgroup", None) is None:
         return host.used_mib()
     stats = dict(line.split() for line in (host.memory_cgroup / "memory.stat").read_text().splitlines())
     return (int(stats["total_rss"]) + int(stats.get("total_shmem", 0))) / MiB
@@ -127,35 +133,96 @@ def services_memory(host: testhost.TestHost) -> str:
     return "services at rest: " + " + ".join(parts) + " MiB PSS"
 
 
-def pressure(host) -> tuple[int, int]:
-    """(OOM kills, pages scanned by reclaim) since the VM booted."""
-    vmstat = dict(line.split() for line in host.run(["cat", "/proc/vmstat"]).stdout.splitlines())
-    scanned = sum(int(value) for key, value in vmstat.items() if key.startswith("pgscan_"))
-    return int(vmstat.get("oom_kill", 0)), scanned
+def pressure(host) -> dict[str, int]:
+    """Counters since the VM booted: OOM kills; pages scanned by kswapd (background reclaim,
+    mostly page cache) and by allocating processes themselves (direct reclaim: an allocation
+    waited for memory); refaults (pages read again soon after reclaim took them: thrashing)."""
+    vmstat = {key: int(value) for key, value in
+              (line.split() for line in host.run(["cat", "/proc/vmstat"]).stdout.splitlines())}
+    return {"oom": vmstat.get("oom_kill", 0),
+            "kswapd": sum(value for key, value in vmstat.items() if key.startswith("pgscan_kswapd")),
+            "direct": sum(value for key, value in vmstat.items() if key.startswith("pgscan_direct")),
+            "refault": sum(value for key, value in vmstat.items() if key.startswith("workingset_refault"))}
 
 
-def running_until_pressure(host, repo: testhost.AppRepo, deployed: int, most: int) -> None:
-    """Every app running (idle timeout 0), then one more app at a time until the OOM killer
-    or reclaim shows up: the largest count that ran without either."""
+# Pages scanned by direct reclaim in one step (one more app) that count as reclaim "growing
+# sharply": 64 MiB of 4 KiB pages, several times what one app adds. kswapd's background
+# scanning does not count: it trims page cache (the VM's disk reads) from the first tens of
+# apps on, with hundreds of MiB still available.
+SHARP_RECLAIM_PAGES = 16384
+
+
+def push_all(host, repo: testhost.AppRepo, numbers: list[int], parallel: int) -> None:
+    """The same repository pushed as each app of `numbers`, `parallel` pushes at a time (each
+    its own app and lock; only idle apps' memory is measured, after every push ended)."""
+    def push(number: int) -> None:
+        host.git(repo.path, "push", "--quiet", host.remote(f"app{number}"), "HEAD:main")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(parallel, 1)) as pool:
+        list(pool.map(push, numbers))
+
+
+def running_until_pressure(host, repo: testhost.AppRepo, idle_apps: int, most: int, step: int,
+                           deadline: float) -> None:
+    """New apps with idle timeout 0 (running from their first request on), pushed `step` at a
+    time (in parallel) beside the `idle_apps` idle ones (never requested again here: they stay idle),
+    until the kernel's OOM killer fires, reclaim grows sharply, an app stops answering, `most`
+    run, or the deadline passes: the largest count that ran with no OOM kill and no sharp reclaim."""
     host.podku("ps:set", "--global", "idle-timeout", "0")
-    count, fitted = deployed, 0
-    kills0, scanned0 = pressure(host)
-    print("| apps | containers running | used MiB | available MiB | OOM kills | pages scanned | all answer |",
+    wait_idle(host)  # the idle checkpoint's requests woke every app
+    start = last = pressure(host)
+    base = host.used_mib()
+    print(f"running phase: {idle_apps} idle apps stay idle; {base:.0f} MiB used before the first running app",
           flush=True)
-    while count <= most:
-        answers = [host.http_get(f"app{number}.podku.localhost")[0] for number in range(count)]
+    print("| running apps | containers running | used MiB | available MiB | MiB per running app | OOM kills "
+          "| pages scanned by kswapd, direct (this step) | refaults (this step) | all answer |", flush=True)
+    count, fitted, first_reclaim, reason = 0, 0, None, f"the cap of {most} apps"
+    while count < most:
+        if time.monotonic() > deadline:
+            reason = "the time budget"
+            break
+        numbers = list(range(idle_apps + count, idle_apps + min(count + step, most)))
+        failed = push_failures(host, repo, numbers)
+        count += len(numbers)
+        answers = [host.http_get(f"app{number}.podku.localhost")[0] for number in range(idle_apps, idle_apps + count)]
         time.sleep(5)
-        kills, scanned = pressure(host)
-        info = host.meminfo()
-        ok = all(status == 200 for status in answers)
-        print(f"| {count} | {running(host)} | {host.used_mib():.0f} | {info['MemAvailable'] / 1024:.0f} | "
-              f"{kills - kills0} | {scanned - scanned0} | {ok} |", flush=True)
-        if kills > kills0 or scanned > scanned0 or not ok:
+        now, info, used = pressure(host), host.meminfo(), host.used_mib()
+        delta = {key: now[key] - last[key] for key in now}
+        last = now
+        ok = not failed and all(status == 200 for status in answers)
+        print(f"| {count} | {running(host)} | {used:.0f} | {info['MemAvailable'] / 1024:.0f} | "
+              f"{(used - base) / count:.1f} | {now['oom'] - start['oom']} | {delta['kswapd']}, {delta['direct']} | "
+              f"{delta['refault']} | {ok} |", flush=True)
+        if (delta["kswapd"] or delta["direct"]) and first_reclaim is None:
+            first_reclaim = count
+        if now["oom"] > start["oom"] or not ok or delta["direct"] > SHARP_RECLAIM_PAGES:
+            reason = ("an OOM kill" if now["oom"] > start["oom"] else "a failed push or an app not answering"
+                      if not ok else "direct reclaim growing sharply")
             break
         fitted = count
-        host.git(repo.path, "push", "--quiet", host.remote(f"app{count}"), "HEAD:main")
-        count += 1
-    print(f"largest N running with no OOM kill and no reclaim: {fitted}")
+    print(f"stopped at {reason}; largest N running (beside {idle_apps} idle) with no OOM kill and no sharp "
+          f"reclaim: {fitted}; first pages scanned at {first_reclaim or '-'} running apps", flush=True)
+
+
+def push_failures(host, repo: testhost.AppRepo, numbers: list[int]) -> list[str]:
+    """The apps of `numbers` pushed at once (one each, in parallel); the errors of those that failed."""
+    def push(number: int) -> str:
+        pushed = host.git(repo.path, "push", "--quiet", host.remote(f"app{number}"), "HEAD:main", check=False)
+        return "" if pushed.returncode == 0 else f"push of app{number} failed: {pushed.stderr[-1500:]}"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(numbers)) as pool:
+        failed = [error for error in pool.map(push, numbers) if error]
+    for error in failed:
+        print(error, flush=True)
+    return failed
+
+
+def checkpoints(apps: int, every: int) -> list[int]:
+    """The app counts measured at: every `every`-th, and the last."""
+    return sorted({*range(every, apps + 1, every), apps} - {0})
+
+
+def after_push(host, args, number: int) -> None:
+    if args.services:
+        link_services(host, f"app{number}")
 
 
 def main() -> None:
@@ -172,7 +239,14 @@ def main() -> None:
                         help="one Postgres and one Redis service running, every app linked to both")
     parser.add_argument("--vm", action="store_true", help="the 1 GiB qemu VM of tests/vm, not a nspawn host")
     parser.add_argument("--running-max", type=int, default=60, help="--vm: most apps to run at once")
+    parser.add_argument("--running-step", type=int, default=1,
+                        help="--vm: apps pushed at once (in parallel) between two running checkpoints")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="pushes at a time between idle checkpoints (each a different app)")
+    parser.add_argument("--budget-minutes", type=float, default=75,
+                        help="--vm: no new running app after this many minutes of the whole run")
     args = parser.parse_args()
+    started = time.monotonic()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if args.vm:
         host = vmhost.VmHost("density", vmhost.VmImage())
@@ -195,18 +269,22 @@ def main() -> None:
         units = pss_by_unit(host)
         print(f"at rest, no app: Caddy {units.get('podku-caddy.service', 0) / 1024:.1f} MiB PSS, "
               f"host without page cache {host_memory(host):.0f} MiB", flush=True)
-        for number in range(args.apps):
-            host.git(repo.path, "push", "--quiet", host.remote(f"app{number}"), "HEAD:main")
-            if args.services:
-                link_services(host, f"app{number}")
-            if number == 0:
+        rest0 = host_memory(host)
+        pushed = 0
+        for count in checkpoints(args.apps, args.every):
+            numbers = list(range(pushed, count))
+            if pushed == 0:  # the first app alone: the platform's cost with one idle app
+                push_all(host, repo, numbers[:1], 1)
+                after_push(host, args, 0)
                 wait_idle(host)
                 print(platform_with_one_idle_app(host), flush=True)
                 if args.services:
                     print(services_memory(host), flush=True)
-            if (number + 1) % args.every and number + 1 != args.apps:
-                continue
-            count = number + 1
+                numbers = numbers[1:]
+            push_all(host, repo, numbers, args.parallel)
+            for number in numbers:
+                after_push(host, args, number)
+            pushed = count
             first_requests(host, count)  # every app awake, for its memory
             awake = per_app(pss_by_unit(host))
             wait_idle(host)
@@ -218,11 +296,13 @@ def main() -> None:
             rows.append((count, statistics.median(latencies), max(latencies), at_rest,
                          statistics.mean(awake.values()) / 1024 if awake else 0, idle))
             print(f"| {count} | egress {args.egress}{', linked to postgres + redis' if args.services else ''} "
-                  f"| {rows[-1][1]:.2f} | {rows[-1][2]:.2f} | {at_rest:.0f} | {rows[-1][4]:.1f} | {idle:.1f} |",
+                  f"| {rows[-1][1]:.2f} | {rows[-1][2]:.2f} | {at_rest:.0f} | {rows[-1][4]:.1f} | {idle:.1f} |"
+                  f" (host at rest {(at_rest - rest0) / count:+.2f} MiB per idle app since no app)",
                   flush=True)
         print(f"largest N with every first request after idle under 1 s: {within} of {args.apps}")
         if args.vm:
-            running_until_pressure(host, repo, args.apps, args.running_max)
+            deadline = started + args.budget_minutes * 60
+            running_until_pressure(host, repo, args.apps, args.running_max, args.running_step, deadline)
     finally:
         host.destroy()
 

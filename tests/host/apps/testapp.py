@@ -4,7 +4,7 @@ MESSAGE       the body it answers (with the release number)
 START_DELAY   seconds to wait before serving (a slow start)
 EXIT_AT_START exit at once with this code (a broken release)
 STATUS        the HTTP status it answers (500: fails its health check)
-GET /allocate/N  holds N more MiB, touched (to meet its memory limit)
+GET /allocate/N  holds N more MiB, touched (to meet its memory limit); says so on stdout first
 TRICKLE       GET /trickle then answers one byte every TRICKLE seconds, for ever (a health
               check no per-read timeout ends); without it, /trickle answers like any path
 LISTEN_ALSO   also serve on 0.0.0.0:LISTEN_ALSO in its own network namespace (a target for
@@ -40,6 +40,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.trickle(float(os.environ["TRICKLE"]))
         body = f"{os.environ.get('MESSAGE', 'hello')} r{os.environ.get('PODKU_RELEASE', '?')}".encode()
         if self.path.startswith("/allocate/"):
+            print(f"allocating {self.path.rsplit('/', 1)[1]} MiB", flush=True)  # each delivery: one journal line
             HELD.append(b"x" * (int(self.path.rsplit("/", 1)[1]) << 20))
         if self.path == "/config":
             body = os.environ.get("GREETING", "-").encode()
