@@ -131,8 +131,19 @@ class TestHost:
         self.nspawn = None
 
     def reboot(self) -> None:
+        """Power off, boot again, and wait for the deploy user's Caddy: the system counts as
+        up once user@.service has started, while the user's own units may still be starting."""
         self.shutdown(grace=60.0)
         self.boot()
+        if self.run(["id", DEPLOY_USER], check=False).returncode == 0:
+            self.wait_for_user_unit("podku-caddy.service")
+
+    def wait_for_user_unit(self, unit: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.as_deploy_user(f"systemctl --user is-active {unit}", check=False).stdout.strip() != "active":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{unit} of {DEPLOY_USER} was not active {timeout:.0f}s after the boot")
+            time.sleep(0.5)
 
     def destroy(self) -> None:
         try:
