@@ -47,7 +47,34 @@ def no_traceback(result: subprocess.CompletedProcess) -> subprocess.CompletedPro
     return result
 
 
-class TestHost:
+class HostCommands:
+    """What a test does on a host, on top of its `run` (root's command inside it): the same
+    for a nspawn test host and the VM of tests/vm."""
+
+    def run(self, argv: list[str], *, check: bool = True, input: str | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+        raise NotImplementedError
+
+    def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.run(["sh", "-c", script], **kwargs)
+
+    def podku(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`podku ARGS` on the host, as root would type it (the wrapper runs it as podku)."""
+        return no_traceback(self.run(["podku", *args], check=check))
+
+    def as_deploy_user(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(["su", "-", DEPLOY_USER, "-c",
+                         f"XDG_RUNTIME_DIR=/run/user/$(id -u) {script}"], check=check)
+
+    def wait_for_user_unit(self, unit: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.as_deploy_user(f"systemctl --user is-active {unit}", check=False).stdout.strip() != "active":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{unit} of {DEPLOY_USER} was not active {timeout:.0f}s after the boot")
+            time.sleep(0.5)
+
+
+class TestHost(HostCommands):
     __test__ = False  # a helper, not a pytest test class
 
     def __init__(self, name: str, rootfs: Path, base_tar: Path, memory_max: int | None = None):
@@ -138,13 +165,6 @@ class TestHost:
         if self.run(["id", DEPLOY_USER], check=False).returncode == 0:
             self.wait_for_user_unit("podku-caddy.service")
 
-    def wait_for_user_unit(self, unit: str, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.as_deploy_user(f"systemctl --user is-active {unit}", check=False).stdout.strip() != "active":
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{unit} of {DEPLOY_USER} was not active {timeout:.0f}s after the boot")
-            time.sleep(0.5)
-
     def destroy(self) -> None:
         try:
             self.shutdown()
@@ -187,17 +207,6 @@ class TestHost:
             raise AssertionError(f"{argv} failed ({result.returncode}) in {self.name}:\n"
                                  f"{result.stdout}\n{result.stderr}")
         return result
-
-    def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
-        return self.run(["sh", "-c", script], **kwargs)
-
-    def podku(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """`podku ARGS` on the host, as root would type it (the wrapper runs it as podku)."""
-        return no_traceback(self.run(["podku", *args], check=check))
-
-    def as_deploy_user(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run(["su", "-", DEPLOY_USER, "-c",
-                         f"XDG_RUNTIME_DIR=/run/user/$(id -u) {script}"], check=check)
 
     def in_netns(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         """A command on this machine, inside the host's network namespace (a client)."""

@@ -96,7 +96,7 @@ def _kvm_boots(image: VmImage, cpu: str) -> bool:
             qemu.wait()
 
 
-class VmHost:
+class VmHost(testhost.HostCommands):
     __test__ = False
 
     def __init__(self, name: str, image: VmImage):
@@ -200,16 +200,6 @@ class VmHost:
             raise AssertionError(f"{argv} failed ({result.returncode}) in VM {self.name}:\n"
                                  f"{result.stdout}\n{result.stderr}")
         return result
-
-    def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
-        return self.run(["sh", "-c", script], **kwargs)
-
-    def podku(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return no_traceback(self.run(["podku", *args], check=check))
-
-    def as_deploy_user(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run(["su", "-", DEPLOY_USER, "-c", f"XDG_RUNTIME_DIR=/run/user/$(id -u) {script}"],
-                        check=check)
 
     def install(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
         """podku installed the Vagrantfile's way: vagrant/provision.sh, which runs install.sh."""
