@@ -238,9 +238,9 @@ def _change_checks(app: str, change) -> None:
               help="Up to this time (the same forms).")
 def logs(app: str, num: int, follow: bool, process: str | None, since: str | None, until: str | None) -> None:
     """The app's log (all its releases), from the journal; -p proxy: Caddy's access log."""
-    apps.load(app)
+    current = apps.load(app)
     every = releases.all_of(app)
-    if process == "proxy" or (process in (None, processes.WEB) and _serves_files(app, every)):
+    if process == "proxy" or (process in (None, processes.WEB) and _live_is_static(current, every)):
         if process != "proxy":
             output.warn(f"{app} is a static site served by Caddy: its log is Caddy's access log (logs -p proxy)")
         proxy.show_access_log(app, num, follow)
@@ -258,9 +258,8 @@ def logs(app: str, num: int, follow: bool, process: str | None, since: str | Non
     sys.exit(interactive([*argv, "--follow"] if follow else argv))
 
 
-def _serves_files(app: str, every: list) -> bool:
-    live = apps.load(app).live_release
-    return any(release.id == live and release.static for release in every)
+def _live_is_static(app: apps.App, every: list[releases.Release]) -> bool:
+    return any(release.id == app.live_release and release.static for release in every)
 
 
 @command("ssh-keys:add")
