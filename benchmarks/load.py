@@ -10,10 +10,12 @@ successful response.
         --host-header app.podku.localhost --clients 8 --keepalive mix \
         --duration 120 --out /path/results.json \
         [--stop-file PATH] [--ready-file PATH] [--timeout 30] [--path /]
-        [--post-every 4 --post-bytes 512]
+        [--post-every 4 --post-bytes 512 [--post-answer 405]]
 
 With --post-every N, every Nth request of each client is a POST of --post-bytes bytes
 (an app may answer it without reading the body: the proxy must still deliver its answer).
+A POST answered with a --post-answer status counts as served too (a static site answers
+every POST 405): any other answer, or none, is a failure, as for a GET that is not 2xx.
 
 The URL supplies scheme, host and port; the request target is --path.
 Only loopback targets (127.0.0.0/8, ::1, localhost) are accepted.
@@ -92,6 +94,7 @@ class Target:
     timeout: float
     post_every: int = 0
     post_bytes: int = 512
+    post_answers: frozenset[int] = frozenset()  # POST statuses besides 2xx that count as served
     tls: ssl.SSLContext | None = None  # https://: verified against --cacert, SNI from the Host header
 
 
@@ -142,7 +145,8 @@ def tls_context(scheme: str, cacert: str | None) -> ssl.SSLContext | None:
 
 
 def build_target(url: str, host_header: str | None, timeout: float, path: str,
-                 post_every: int = 0, post_bytes: int = 512, cacert: str | None = None) -> Target:
+                 post_every: int = 0, post_bytes: int = 512, cacert: str | None = None,
+                 post_answers: Iterable[int] = ()) -> Target:
     scheme, host, port = parse_loopback_url(url)
     if not path.startswith("/"):
         raise LoadConfigError(f"--path must start with '/', got {path!r}")
@@ -150,8 +154,12 @@ def build_target(url: str, host_header: str | None, timeout: float, path: str,
         raise LoadConfigError(f"--timeout must be > 0, got {timeout}")
     if post_every < 0 or not 0 <= post_bytes <= MAX_POST_BYTES:
         raise LoadConfigError(f"--post-every must be >= 0 and --post-bytes 0..{MAX_POST_BYTES}")
+    answers = frozenset(post_answers)
+    if not all(100 <= status <= 599 for status in answers):
+        raise LoadConfigError(f"--post-answer must be an HTTP status 100..599, got {sorted(answers)}")
     return Target(host=host, port=port, path=path, host_header=host_header or None, timeout=timeout,
-                  post_every=post_every, post_bytes=post_bytes, tls=tls_context(scheme, cacert))
+                  post_every=post_every, post_bytes=post_bytes, post_answers=answers,
+                  tls=tls_context(scheme, cacert))
 
 
 def request_method(target: Target, seq: int) -> tuple[str, bytes | None]:
@@ -285,6 +293,7 @@ def timed_request(
         "error": error,
         "retried": retried,
         "method": method,
+        "answer_expected": method == "POST" and status in target.post_answers,
     }
 
 
@@ -400,6 +409,7 @@ def run(
     post_every: int = 0,
     post_bytes: int = 512,
     cacert: str | None = None,
+    post_answers: Iterable[int] = (),
 ) -> list[Record]:
     """Generate load in-process and return every request record.
 
@@ -407,7 +417,7 @@ def run(
     the configuration is invalid or the target is not loopback. Takes at most
     about duration + timeout + JOIN_GRACE_S seconds.
     """
-    target = build_target(url, host_header, timeout, path, post_every, post_bytes, cacert)
+    target = build_target(url, host_header, timeout, path, post_every, post_bytes, cacert, post_answers)
     validate_load_shape(clients, keepalive, duration)
 
     stop_clients = threading.Event()
@@ -441,9 +451,14 @@ def run(
 # --------------------------------------------------------------------------
 
 
-def is_success(record: Record) -> bool:
+def is_2xx(record: Record) -> bool:
     status = record.get("status")
     return record.get("error") is None and isinstance(status, int) and 200 <= status < 300
+
+
+def is_success(record: Record) -> bool:
+    """Served: a 2xx, or a POST's answer that --post-answer named."""
+    return is_2xx(record) or (record.get("error") is None and bool(record.get("answer_expected")))
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -496,12 +511,12 @@ def summarize(records: list[Record]) -> dict[str, Any]:
 
 
 def body_switches(records: list[Record]) -> dict[int, list[str]]:
-    """Per client, the distinct bodies of its successful responses in order,
-    consecutive duplicates collapsed. Clients with no success map to []."""
+    """Per client, the distinct bodies of its 2xx responses in order,
+    consecutive duplicates collapsed. Clients with none map to []."""
     switches: dict[int, list[str]] = {}
     for record in sorted(records, key=lambda record: (record["client"], record["seq"])):
         seen = switches.setdefault(record["client"], [])
-        if is_success(record) and (not seen or seen[-1] != record["body"]):
+        if is_2xx(record) and (not seen or seen[-1] != record["body"]):
             seen.append(record["body"])
     return switches
 
@@ -572,6 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--path", default="/", help="request path")
     parser.add_argument("--post-every", type=int, default=0, help="every Nth request is a POST (0: never)")
     parser.add_argument("--post-bytes", type=int, default=512, help="size of each POST body")
+    parser.add_argument("--post-answer", type=int, action="append", default=[],
+                        help="a POST answered with this status counts as served (repeatable; e.g. 405)")
     return parser
 
 
@@ -588,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Everything is checked before any connection or long run starts.
         build_target(args.url, args.host_header, args.timeout, args.path, args.post_every, args.post_bytes,
-                     args.cacert)
+                     args.cacert, args.post_answer)
         validate_load_shape(args.clients, args.keepalive, args.duration)
         ensure_parent_directory(args.out)
         if args.ready_file:
@@ -609,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         post_every=args.post_every,
         post_bytes=args.post_bytes,
         cacert=args.cacert,
+        post_answers=args.post_answer,
     )
     summary = summarize(records)
     write_results(args.out, records, summary)

@@ -293,11 +293,12 @@ class AppRepo:
 class LoadRun:
     """Constant concurrent load through Caddy (benchmarks/load.py, in the host's network
     namespace) while a test changes the app; the records come back when it ends. Every 4th
-    request of a client is a POST with a body, unless `post_every` says otherwise."""
+    request of a client is a POST with a body, unless `post_every` says otherwise; a POST
+    answered with a status in `post_answers` (a static site's 405) counts as served."""
 
     def __init__(self, machine: TestHost, app: str, workdir: Path, clients: int = 8,
                  keepalive: str = "mix", path: str = "/", post_every: int = 4, host_header: str | None = None,
-                 cacert: Path | None = None):
+                 cacert: Path | None = None, post_answers: tuple[int, ...] = ()):
         self.load = load
         self.out, self.stop, self.ready = workdir / "load.json", workdir / "load.stop", workdir / "load.ready"
         for leftover in (self.out, self.stop, self.ready):  # from an earlier run in workdir
@@ -307,7 +308,8 @@ class LoadRun:
                 "--host-header", host_header or f"{app}.podku.localhost",
                 "--clients", str(clients), "--keepalive", keepalive,
                 "--duration", "900", "--out", str(self.out), "--stop-file", str(self.stop),
-                "--ready-file", str(self.ready), "--path", path, "--post-every", str(post_every)]
+                "--ready-file", str(self.ready), "--path", path, "--post-every", str(post_every),
+                *[word for status in post_answers for word in ("--post-answer", str(status))]]
         self.process = subprocess.Popen(["ip", "netns", "exec", machine.netns, *argv],
                                         stdout=subprocess.PIPE, text=True)
         self.records: list[dict] = []

@@ -369,3 +369,27 @@ def test_cli_sigterm_stops_gracefully_and_writes_results(server, tmp_path):
     assert stdout.startswith("requests=")
     records = load.load_results(str(out))["records"]
     assert records and load.failures(records) == []
+
+
+@pytest.mark.parametrize("keepalive", ["on", "off"])
+def test_a_post_answer_named_counts_as_served_and_no_other(server, keepalive):
+    # The test server has no do_POST: http.server answers every POST 501, its body unread.
+    records = load.run(server.url, None, 2, keepalive, RUN_SECONDS, post_every=2)
+    posts = [r for r in records if r["method"] == "POST"]
+    assert posts and {r["status"] for r in posts} == {501}
+    assert load.failures(records) == posts
+
+    records = load.run(server.url, None, 2, keepalive, RUN_SECONDS, post_every=2, post_answers=[501])
+    assert any(r["method"] == "POST" for r in records) and load.failures(records) == []
+    assert load.summarize(records)["non2xx"] == 0
+    assert load.body_switches(records) == {0: ["v1"], 1: ["v1"]}  # a POST's answer is not a body served
+
+    records = load.run(server.url, None, 2, keepalive, RUN_SECONDS, post_every=2, post_answers=[405])
+    assert load.failures(records) == [r for r in records if r["method"] == "POST"] != []
+
+
+def test_a_post_answer_must_be_an_http_status():
+    for status in (0, 99, 600, -405):
+        with pytest.raises(ValueError):
+            load.run("http://127.0.0.1:9/", None, 1, "on", 1, post_every=2, post_answers=[status])
+    assert load.main(["--url", "http://127.0.0.1:9/", "--post-answer", "1000", "--out", "/tmp/never.json"]) == 2
